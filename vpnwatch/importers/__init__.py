@@ -1,0 +1,1 @@
+"""Importers: files users already hold (wg-quick .conf, .ovpn, bridge lines) to Target models."""

@@ -1,0 +1,128 @@
+"""The one outcome type every probe returns, and its closed failure taxonomy.
+
+Failure names are a public contract: they appear in JSON output, metric labels and reports, so a
+new member is a breaking change and an existing one is never renamed.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Failure(StrEnum):
+    """Why a probe failed; every failed probe carries exactly one."""
+
+    TIMEOUT = "timeout"  # nothing (valid) came back in time: silent drop, or a peer ignoring us
+    REFUSED = "refused"  # ICMP port unreachable on UDP, RST answering a TCP SYN
+    RESET = "reset"  # TCP reset after the connection was up (typical of DPI injection)
+    UNREACHABLE = "unreachable"  # ICMP host/network unreachable, no route
+    EOF = "eof"  # the peer closed the stream mid-handshake
+    DNS = "dns"  # the endpoint's name did not resolve
+    TLS_CERT = "tls_cert"  # the server's certificate failed verification
+    TLS = "tls"  # any other TLS failure (alert, version, cipher)
+    AUTH = "auth"  # keys or credentials do not match, or the reply failed authentication
+    PROTOCOL = "protocol"  # the peer answered with something malformed or unexpected
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one probe of one target found.
+
+    ``stages`` lists every stage reached with its time since the probe started, so a report can
+    say not only that a handshake failed but how far it got and how long each step took.
+    """
+
+    target: str
+    protocol: str
+    ok: bool
+    failure: Failure | None
+    stage: str
+    stages: tuple[tuple[str, float], ...]
+    duration: float
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.ok != (self.failure is None):
+            raise ValueError("a Result is ok exactly when it carries no failure")
+
+
+class ProbeFailed(Exception):
+    """Raised inside a probe to end it with a classified failure.
+
+    Drivers raise this from deep inside their I/O loops; :class:`Timeline` turns it into a
+    :class:`Result` at the stage the probe had reached.
+    """
+
+    def __init__(self, failure: Failure, detail: str = "") -> None:
+        super().__init__(detail or failure.value)
+        self.failure = failure
+        self.detail = detail
+
+
+@dataclass
+class Timeline:
+    """Stamps the stages of one probe on a monotonic clock and builds its Result."""
+
+    target: str
+    protocol: str
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(init=False)
+    stages: list[tuple[str, float]] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def reached(self, stage: str) -> None:
+        """Record that ``stage`` completed now."""
+        self.stages.append((stage, self.elapsed()))
+
+    def success(self, detail: str = "") -> Result:
+        stage = self.stages[-1][0] if self.stages else ""
+        return self._result(None, stage, detail)
+
+    def failed(self, failure: Failure, stage: str, detail: str = "") -> Result:
+        """A failure in ``stage``: the stage that was being attempted when it happened."""
+        return self._result(failure, stage, detail)
+
+    def _result(self, failure: Failure | None, stage: str, detail: str) -> Result:
+        return Result(
+            target=self.target,
+            protocol=self.protocol,
+            ok=failure is None,
+            failure=failure,
+            stage=stage,
+            stages=tuple(self.stages),
+            duration=self.elapsed(),
+            detail=detail,
+        )
+
+
+_ERRNO_FAILURES = {
+    errno.ECONNREFUSED: Failure.REFUSED,
+    errno.ECONNRESET: Failure.RESET,
+    errno.EPIPE: Failure.RESET,
+    errno.ECONNABORTED: Failure.RESET,
+    errno.EHOSTUNREACH: Failure.UNREACHABLE,
+    errno.ENETUNREACH: Failure.UNREACHABLE,
+    errno.EHOSTDOWN: Failure.UNREACHABLE,
+    errno.ENETDOWN: Failure.UNREACHABLE,
+    errno.EADDRNOTAVAIL: Failure.UNREACHABLE,
+    errno.ETIMEDOUT: Failure.TIMEOUT,
+}
+
+
+def failure_from_oserror(exc: OSError) -> Failure:
+    """Map what the operating system reported to the taxonomy, at the edge of every driver."""
+    if isinstance(exc, socket.gaierror):
+        return Failure.DNS
+    if isinstance(exc, TimeoutError):
+        return Failure.TIMEOUT
+    return _ERRNO_FAILURES.get(exc.errno or 0, Failure.UNREACHABLE)

@@ -1,0 +1,125 @@
+"""What every target has, whatever its protocol.
+
+Targets are validated once, when they are loaded; probes and the scheduler trust them afterwards.
+Secrets are held as :class:`pydantic.SecretBytes` or :class:`pydantic.SecretStr` so that neither
+``repr``, logging nor JSON serialisation can print them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, field_validator
+
+#: Labels vpnwatch itself sets on every series; a user's own labels may not reuse them.
+RESERVED_LABELS = frozenset(
+    {"target", "protocol", "endpoint", "transport", "failure", "stage", "role", "le", "instance", "job"}
+)
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+Role = Literal["target", "control"]
+
+
+class TargetBase(BaseModel):
+    """Fields shared by all targets. Subclasses add ``protocol`` as a literal and their own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+    labels: dict[str, str] = Field(default_factory=dict)
+    interval: Annotated[float, Field(gt=0)] | None = None
+    timeout: Annotated[float, Field(gt=0)] | None = None
+    role: Role = "target"
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_not_reserved(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if not _LABEL_NAME.match(key) or key.startswith("__"):
+                raise ValueError(f"label {key!r} is not a valid Prometheus label name")
+            if key in RESERVED_LABELS:
+                raise ValueError(f"label {key!r} is reserved by vpnwatch and cannot be set")
+        return labels
+
+    @property
+    def protocol_name(self) -> str:
+        return str(getattr(self, "protocol"))
+
+    @property
+    def transport(self) -> str:
+        """``udp`` or ``tcp``: how the probe reaches the endpoint."""
+        raise NotImplementedError
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port``, with IPv6 literals bracketed, as users write endpoints."""
+        return format_endpoint(self.host, self.port)
+
+
+def format_endpoint(host: str, port: int) -> str:
+    try:
+        if isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address):
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"
+
+
+def parse_endpoint(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """Split ``host:port``, ``[v6]:port`` or ``v4``/``name`` (with ``default_port``).
+
+    Raises ValueError with a message fit for the user.
+    """
+    text = text.strip()
+    port_text: str | None
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError(f"endpoint {text!r} has an unclosed '['")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"endpoint {text!r} has text after ']' that is not ':port'")
+        port_text = rest[1:] if rest else None
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"endpoint {text!r}: {host!r} is not an IPv6 address") from None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    elif ":" in text:
+        raise ValueError(f"endpoint {text!r}: write IPv6 addresses as [address]:port")
+    else:
+        host, port_text = text, None
+    if not host:
+        raise ValueError(f"endpoint {text!r} has no host")
+    if port_text is None:
+        if default_port is None:
+            raise ValueError(f"endpoint {text!r} has no port")
+        return host, default_port
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"endpoint {text!r}: port {port_text!r} is not a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def decode_key32(value: str | bytes | SecretBytes) -> bytes:
+    """Decode a base64 32-byte key (WireGuard and X25519 keys are written this way).
+
+    The message never repeats the value: it may be a private key.
+    """
+    if isinstance(value, SecretBytes):
+        value = value.get_secret_value()
+    if isinstance(value, bytes) and len(value) == 32:
+        return value
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not valid base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"decodes to {len(raw)} bytes, not 32")
+    return raw
