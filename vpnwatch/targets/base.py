@@ -13,7 +13,15 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretBytes, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretBytes,
+    field_validator,
+)
 
 #: Labels vpnwatch itself sets on every series; a user's own labels may not reuse them.
 RESERVED_LABELS = frozenset(
@@ -123,3 +131,25 @@ def decode_key32(value: str | bytes | SecretBytes) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"decodes to {len(raw)} bytes, not 32")
     return raw
+
+
+def _secret_key32(value: object) -> object:
+    if isinstance(value, (str, bytes, SecretBytes)):
+        return SecretBytes(decode_key32(value))
+    return value
+
+
+def _public_key32(value: object) -> object:
+    if isinstance(value, (str, bytes)):
+        return decode_key32(value)
+    return value
+
+
+#: A 32-byte public key, written in base64 in files and in JSON.
+PublicKey32 = Annotated[
+    bytes,
+    BeforeValidator(_public_key32),
+    PlainSerializer(lambda raw: base64.b64encode(raw).decode(), return_type=str),
+]
+#: A 32-byte private or preshared key, written in base64 in files and never shown.
+SecretKey32 = Annotated[SecretBytes, BeforeValidator(_secret_key32)]
