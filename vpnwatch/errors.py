@@ -1,0 +1,37 @@
+"""The one error users see for bad input, and how pydantic's errors become it.
+
+Every message names where the problem is (file, target, field) and what is wrong, on one line.
+It never repeats the offending value: the value may be a private key or a password.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+class ConfigError(Exception):
+    """Bad input from a file or the command line: printed as one line, exit status 2."""
+
+    def __init__(
+        self, message: str, *, source: str | Path | None = None, where: str | None = None
+    ) -> None:
+        self.source = str(source) if source is not None else None
+        self.where = where
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = [part for part in (self.source, self.where) if part]
+        return ": ".join([*parts, self.message])
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem pydantic found, as ``field.path: message``, without the input value."""
+    error = exc.errors(include_input=False, include_url=False)[0]
+    location = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{location}: {message}{suffix}" if location else f"{message}{suffix}"
