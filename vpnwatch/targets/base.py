@@ -25,7 +25,18 @@ from pydantic import (
 
 #: Labels vpnwatch itself sets on every series; a user's own labels may not reuse them.
 RESERVED_LABELS = frozenset(
-    {"target", "protocol", "endpoint", "transport", "failure", "stage", "role", "le", "instance", "job"}
+    {
+        "target",
+        "protocol",
+        "endpoint",
+        "transport",
+        "failure",
+        "stage",
+        "role",
+        "le",
+        "instance",
+        "job",
+    }
 )
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
@@ -33,10 +44,11 @@ Role = Literal["target", "control"]
 
 
 class TargetBase(BaseModel):
-    """Fields shared by all targets. Subclasses add ``protocol`` as a literal and their own fields."""
+    """Fields shared by all targets; subclasses narrow ``protocol`` to a literal and add theirs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    protocol: str
     name: Annotated[str, Field(min_length=1, max_length=200)]
     host: Annotated[str, Field(min_length=1, max_length=253)]
     port: Annotated[int, Field(ge=1, le=65535)]
@@ -54,10 +66,6 @@ class TargetBase(BaseModel):
             if key in RESERVED_LABELS:
                 raise ValueError(f"label {key!r} is reserved by vpnwatch and cannot be set")
         return labels
-
-    @property
-    def protocol_name(self) -> str:
-        return str(getattr(self, "protocol"))
 
     @property
     def transport(self) -> str:

@@ -1,0 +1,203 @@
+"""The monitor's configuration: global settings and targets, validated once, at load.
+
+A YAML file holds settings and targets; targets are inline (protocol and fields), ``from:`` a file
+users already hold (wg-quick ``.conf``, ``.ovpn``, bridge lines), or every file an ``include:`` glob
+matches. Plain files named on the command line join them. Secrets are referenced by path: an inline
+target's ``<field>_file`` is read into ``<field>``, so no key or password needs to live in the YAML.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from vpnwatch.errors import ConfigError, describe_validation_error
+from vpnwatch.importers import load_file
+from vpnwatch.targets import Target
+from vpnwatch.targets.base import Role, TargetBase
+
+#: Not one of the exporter ports in Prometheus's default port allocations (9100-9999 is full).
+DEFAULT_PORT = 10877
+DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
+
+_TARGET = TypeAdapter(Target)
+
+
+class Settings(BaseModel):
+    """Global settings; every one can be overridden from the command line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = DEFAULT_LISTEN
+    interval: Annotated[float, Field(gt=0)] = 60.0
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+    concurrency: Annotated[int, Field(ge=1, le=100_000)] = 256
+    jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+
+    @model_validator(mode="after")
+    def _timeout_fits_interval(self) -> Settings:
+        if self.timeout > self.interval:
+            raise ValueError("timeout must not exceed interval")
+        return self
+
+
+class FileTarget(BaseModel):
+    """Targets imported ``from:`` a file, with optional overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: Path = Field(alias="from")
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    interval: Annotated[float, Field(gt=0)] | None = None
+    timeout: Annotated[float, Field(gt=0)] | None = None
+    role: Role | None = None
+
+
+class ConfigFile(BaseModel):
+    """The YAML file's shape. Inline targets are validated separately, against their protocol."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settings: Settings = Settings()
+    include: list[str] = Field(default_factory=list)
+    targets: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A target with its effective schedule: what the scheduler runs."""
+
+    target: TargetBase
+    interval: float
+    timeout: float
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    settings: Settings
+    jobs: tuple[Job, ...]
+
+
+def load_config(
+    path: Path | None = None,
+    files: Sequence[Path] = (),
+    *,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Load and validate everything; any problem raises one ConfigError naming where it is."""
+    raw = ConfigFile() if path is None else _read_yaml(path)
+    settings = raw.settings
+    if overrides:
+        try:
+            settings = Settings.model_validate({**settings.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc), where="command line") from None
+    found: list[tuple[TargetBase, str]] = []
+    base = path.parent if path is not None else Path.cwd()
+    for index, entry in enumerate(raw.targets):
+        found.extend(_targets_of_entry(entry, base, source=f"{path}: targets[{index}]"))
+    for pattern in raw.include:
+        matched = sorted(glob.glob(str(base / Path(pattern).expanduser())))
+        if not matched:
+            raise ConfigError(f"include pattern {pattern!r} matches no file", source=path)
+        found.extend((target, match) for match in matched for target in load_file(Path(match)))
+    found.extend((target, str(file)) for file in files for target in load_file(file))
+    if not found:
+        raise ConfigError(
+            "no targets: give a config file with targets, or files to probe", source=path
+        )
+    return Config(settings, tuple(_jobs(found, settings)))
+
+
+def _read_yaml(path: Path) -> ConfigFile:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", source=path) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(str(problem), source=path, where=where) from None
+    try:
+        return ConfigFile.model_validate(data or {})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc), source=path) from None
+
+
+def _targets_of_entry(
+    entry: dict[str, Any], base: Path, *, source: str
+) -> list[tuple[TargetBase, str]]:
+    label = f"{source} ({entry['name']})" if isinstance(entry.get("name"), str) else source
+    if "from" in entry:
+        try:
+            spec = FileTarget.model_validate(entry)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc), where=label) from None
+        imported = load_file(base / spec.from_.expanduser())
+        return [(_override(target, spec, len(imported), label), label) for target in imported]
+    inline = {key: value for key, value in entry.items() if not key.endswith("_file")}
+    for key, value in entry.items():
+        if key.endswith("_file"):
+            inline[key.removesuffix("_file")] = _read_secret(
+                base / Path(str(value)).expanduser(), label, key
+            )
+    try:
+        return [(_TARGET.validate_python(inline), label)]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc), where=label) from None
+
+
+def _read_secret(path: Path, label: str, field: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{field}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}", where=label
+        ) from None
+
+
+def _override(target: TargetBase, spec: FileTarget, siblings: int, label: str) -> TargetBase:
+    """Apply a ``from:`` entry's overrides, validating the result as if written inline."""
+    update: dict[str, Any] = {"labels": {**target.labels, **spec.labels}}
+    if spec.name is not None:
+        suffix = target.name.partition("/")[2] if siblings > 1 else ""
+        update["name"] = f"{spec.name}/{suffix}" if suffix else spec.name
+    for field in ("interval", "timeout", "role"):
+        if getattr(spec, field) is not None:
+            update[field] = getattr(spec, field)
+    try:
+        return type(target).model_validate({**dict(target), **update})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc), where=label) from None
+
+
+def _jobs(found: Iterable[tuple[TargetBase, str]], settings: Settings) -> list[Job]:
+    jobs: dict[str, Job] = {}
+    for target, source in found:
+        if target.name in jobs:
+            raise ConfigError(
+                f"duplicate target name {target.name!r} (also from {jobs[target.name].source}); "
+                "give one of them a name",
+                where=source,
+            )
+        interval = target.interval or settings.interval
+        timeout = target.timeout or min(settings.timeout, interval)
+        if timeout > interval:
+            raise ConfigError(
+                f"target {target.name!r}: timeout must not exceed interval", where=source
+            )
+        jobs[target.name] = Job(target, interval, timeout, source)
+    return list(jobs.values())

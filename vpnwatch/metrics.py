@@ -1,0 +1,179 @@
+"""Every metric vpnwatch exports, derived from Results in this one place.
+
+The collector builds fresh metric families on each scrape from per-target state, so a target removed
+by a reload simply stops appearing, and label sets can differ between reloads without leftover
+series. Every series of a family carries the same label names: a target lacking one of the user
+labels another target sets gets an empty value, as Prometheus treats a missing label.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from vpnwatch import __version__
+from vpnwatch.config import Job
+from vpnwatch.result import Result
+
+#: Resolve handshakes from 1 ms (loopback, a LAN) to 10 s (a throttled path on another continent).
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+#: How many recent outcomes /api/targets computes its success ratio over.
+RECENT = 100
+
+
+@dataclass
+class TargetStats:
+    """What has been observed of one target since it was (re)configured."""
+
+    job: Job
+    probes: int = 0
+    failures: Counter[tuple[str, str]] = field(default_factory=Counter)
+    errors: int = 0
+    last: Result | None = None
+    last_success: float | None = None
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
+
+    def observe(self, result: Result, wall_time: float) -> None:
+        self.probes += 1
+        self.last = result
+        self.recent.append(result.ok)
+        if result.ok:
+            self.last_success = wall_time
+            self.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, result.duration)] += 1
+            self.duration_sum += result.duration
+        else:
+            assert result.failure is not None
+            self.failures[result.failure.value, result.stage] += 1
+
+    @property
+    def success_ratio(self) -> float | None:
+        return sum(self.recent) / len(self.recent) if self.recent else None
+
+
+class Metrics(Collector):
+    """Holds per-target state and turns it into metric families at scrape time."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, TargetStats] = {}
+        self.reload_ok = True
+        self.reload_success_time = time.time()
+
+    def configure(self, jobs: Sequence[Job]) -> None:
+        """Adopt a new job list: unchanged targets keep their counters, removed ones vanish."""
+        previous, self.targets = self.targets, {}
+        for job in jobs:
+            stats = previous.get(job.name)
+            self.targets[job.name] = (
+                stats if stats is not None and stats.job == job else TargetStats(job)
+            )
+
+    def reloaded(self, ok: bool) -> None:
+        self.reload_ok = ok
+        if ok:
+            self.reload_success_time = time.time()
+
+    def observe(self, job: Job, result: Result) -> None:
+        stats = self.targets.get(job.name)
+        if stats is not None and stats.job == job:  # else the target was reloaded away meanwhile
+            stats.observe(result, time.time())
+
+    def internal_error(self, job: Job) -> None:
+        stats = self.targets.get(job.name)
+        if stats is not None:
+            stats.errors += 1
+
+    def collect(self) -> Iterator[Metric]:
+        stats = list(self.targets.values())
+        extra = sorted({key for s in stats for key in s.job.target.labels})
+        base = ["target", "protocol", *extra]
+
+        def values(s: TargetStats) -> list[str]:
+            target = s.job.target
+            return [target.name, target.protocol, *(target.labels.get(key, "") for key in extra)]
+
+        probes = CounterMetricFamily("vpnwatch_probes", "Probes completed.", labels=base)
+        failures = CounterMetricFamily(
+            "vpnwatch_probe_failures",
+            "Failed probes by failure class and the stage that failed.",
+            labels=[*base, "failure", "stage"],
+        )
+        success = GaugeMetricFamily(
+            "vpnwatch_probe_success",
+            "Whether the last probe succeeded (1) or failed (0).",
+            labels=base,
+        )
+        durations = HistogramMetricFamily(
+            "vpnwatch_handshake_duration_seconds",
+            "Time from the first packet to a verified handshake (or the deepest stage probed).",
+            labels=base,
+        )
+        last_success = GaugeMetricFamily(
+            "vpnwatch_last_success_timestamp_seconds",
+            "Unix time of the last successful probe.",
+            labels=base,
+        )
+        info = GaugeMetricFamily(
+            "vpnwatch_target_info",
+            "Configured targets, with their endpoint and transport.",
+            labels=[*base, "endpoint", "transport", "role"],
+        )
+        errors = CounterMetricFamily(
+            "vpnwatch_probe_errors",
+            "Probes that raised inside vpnwatch: bugs, not network failures.",
+            labels=base,
+        )
+        for s in stats:
+            labels = values(s)
+            target = s.job.target
+            probes.add_metric(labels, s.probes)
+            errors.add_metric(labels, s.errors)
+            info.add_metric([*labels, target.endpoint, target.transport, target.role], 1)
+            for (failure, stage), count in sorted(s.failures.items()):
+                failures.add_metric([*labels, failure, stage], count)
+            if s.last is not None:
+                success.add_metric(labels, float(s.last.ok))
+            if s.last_success is not None:
+                last_success.add_metric(labels, s.last_success)
+            durations.add_metric(labels, _cumulative(s.bucket_counts), s.duration_sum)
+        yield from (probes, failures, success, durations, last_success, info, errors)
+        yield from self._self_metrics()
+
+    def _self_metrics(self) -> Iterable[Metric]:
+        reload_ok = GaugeMetricFamily(
+            "vpnwatch_config_last_reload_successful",
+            "Whether the last configuration reload succeeded.",
+        )
+        reload_ok.add_metric([], float(self.reload_ok))
+        reload_time = GaugeMetricFamily(
+            "vpnwatch_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load.",
+        )
+        reload_time.add_metric([], self.reload_success_time)
+        build = InfoMetricFamily("vpnwatch_build", "vpnwatch's version.")
+        build.add_metric([], {"version": __version__})
+        return (reload_ok, reload_time, build)
+
+
+def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
+    buckets: list[tuple[str, float]] = []
+    running = 0
+    for bound, count in zip([*map(str, DURATION_BUCKETS), "+Inf"], counts, strict=True):
+        running += count
+        buckets.append((bound, running))
+    return buckets
