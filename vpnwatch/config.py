@@ -15,18 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.importers import load_file
-from vpnwatch.targets import Target
+from vpnwatch.targets import TARGET_MODELS
 from vpnwatch.targets.base import Role, TargetBase
 
 #: Not one of the exporter ports in Prometheus's default port allocations (9100-9999 is full).
 DEFAULT_PORT = 10877
 DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
-
-_TARGET = TypeAdapter(Target)
 
 
 class Settings(BaseModel):
@@ -154,8 +152,12 @@ def _targets_of_entry(
             inline[key.removesuffix("_file")] = _read_secret(
                 base / Path(str(value)).expanduser(), label, key
             )
+    model = TARGET_MODELS.get(str(inline.get("protocol")))
+    if model is None:
+        known = ", ".join(sorted(TARGET_MODELS))
+        raise ConfigError(f"protocol: give one of {known}, or from: FILE", where=label)
     try:
-        return [(_TARGET.validate_python(inline), label)]
+        return [(model.model_validate(inline), label)]
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc), where=label) from None
 

@@ -14,13 +14,10 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 
 from vpnwatch.config import Job
-from vpnwatch.probes import Probe
-from vpnwatch.result import Failure, Result
+from vpnwatch.probes import Probe, run_probe
+from vpnwatch.result import Result
 
 log = logging.getLogger(__name__)
-
-#: How long past its own timeout a probe may run before the scheduler cuts it off.
-OVERRUN_GRACE = 1.0
 
 
 class Scheduler:
@@ -97,21 +94,8 @@ class Scheduler:
             next_at = max(next_at + job.interval * spread, loop.time())
 
     async def _probe_once(self, job: Job) -> Result | None:
-        probe = self._probes[job.target.protocol]
         try:
-            async with asyncio.timeout(job.timeout + OVERRUN_GRACE):
-                return await probe(job.target, job.timeout)
-        except TimeoutError:
-            return Result(
-                target=job.name,
-                protocol=job.target.protocol,
-                ok=False,
-                failure=Failure.TIMEOUT,
-                stage="",
-                stages=(),
-                duration=job.timeout + OVERRUN_GRACE,
-                detail="the probe overran its timeout and was cut off",
-            )
+            return await run_probe(self._probes[job.target.protocol], job.target, job.timeout)
         except Exception as exc:  # a bug in one probe must not stop the others
             self._on_error(job, exc)
             return None

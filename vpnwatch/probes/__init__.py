@@ -7,9 +7,32 @@ is a bug in vpnwatch, which the scheduler logs and counts as an internal error.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from vpnwatch.result import Result
+from vpnwatch.result import Failure, Result
+from vpnwatch.targets.base import TargetBase
 
 Probe = Callable[[Any, float], Awaitable[Result]]
+
+#: How long past its own timeout a probe may run before it is cut off.
+OVERRUN_GRACE = 1.0
+
+
+async def run_probe(probe: Probe, target: TargetBase, timeout: float) -> Result:
+    """Run one probe with a hard deadline; exceptions (bugs) propagate to the caller."""
+    try:
+        async with asyncio.timeout(timeout + OVERRUN_GRACE):
+            return await probe(target, timeout)
+    except TimeoutError:
+        return Result(
+            target=target.name,
+            protocol=target.protocol,
+            ok=False,
+            failure=Failure.TIMEOUT,
+            stage="",
+            stages=(),
+            duration=timeout + OVERRUN_GRACE,
+            detail="the probe overran its timeout and was cut off",
+        )

@@ -1,15 +1,13 @@
-"""Target models: one per protocol, and the union the configuration is validated against."""
+"""Target models: one per protocol, looked up by the ``protocol`` field of inline targets."""
 
 from __future__ import annotations
-
-from typing import Annotated
-
-from pydantic import Field
 
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.wireguard import WireGuardTarget
 
-#: Any target; the ``protocol`` field selects the model.
-Target = Annotated[WireGuardTarget, Field(discriminator="protocol")]
+#: Protocol name → the model its inline targets are validated against.
+TARGET_MODELS: dict[str, type[TargetBase]] = {
+    "wireguard": WireGuardTarget,
+}
 
-__all__ = ["Target", "TargetBase", "WireGuardTarget"]
+__all__ = ["TARGET_MODELS", "TargetBase", "WireGuardTarget"]

@@ -1,0 +1,83 @@
+"""The monitor's HTTP face: /metrics, /healthz, /api/targets and, when enabled, POST /-/reload.
+
+Everything but the reload endpoint is read-only. Reload is off unless asked for, as Prometheus does
+with ``--web.enable-lifecycle``: anyone who can reach the port could otherwise make the monitor
+re-read files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from vpnwatch.metrics import Metrics, TargetStats
+from vpnwatch.records import result_record
+
+#: Reloads the configuration; returns None on success, else the one-line reason it failed.
+Reload = Callable[[], Awaitable[str | None]]
+
+
+def build_app(metrics: Metrics, reload: Reload | None) -> web.Application:
+    """``reload`` is None when the lifecycle endpoint is disabled."""
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    registry.register(ProcessCollector(registry=None))
+    app = web.Application()
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/api/targets", _targets_handler(metrics))
+    app.router.add_get("/", _index)
+    if reload is not None:
+        app.router.add_post("/-/reload", _reload_handler(reload))
+    return app
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def _index(_: web.Request) -> web.Response:
+    return web.Response(
+        text="vpnwatch: see /metrics for Prometheus, /api/targets for JSON, /healthz\n"
+    )
+
+
+def _targets_handler(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(_: web.Request) -> web.Response:
+        return web.json_response([_target_json(stats) for stats in metrics.targets.values()])
+
+    return handler
+
+
+def _target_json(stats: TargetStats) -> dict[str, Any]:
+    target = stats.job.target
+    return {
+        "target": target.name,
+        "protocol": target.protocol,
+        "endpoint": target.endpoint,
+        "transport": target.transport,
+        "role": target.role,
+        "labels": target.labels,
+        "interval_seconds": stats.job.interval,
+        "timeout_seconds": stats.job.timeout,
+        "probes": stats.probes,
+        "success_ratio": stats.success_ratio,
+        "success_ratio_over": len(stats.recent),
+        "last_success_timestamp_seconds": stats.last_success,
+        "last_result": result_record(target, stats.last) if stats.last else None,
+    }
+
+
+def _reload_handler(reload: Reload) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(_: web.Request) -> web.Response:
+        if await reload():
+            return web.Response(text="reloaded\n")
+        return web.Response(
+            status=500, text="reload failed: the previous configuration stays; see the log\n"
+        )
+
+    return handler

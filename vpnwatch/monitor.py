@@ -1,0 +1,159 @@
+"""The long-running monitor: scheduler, metrics, web server and reload, wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+
+from vpnwatch.app import build_app
+from vpnwatch.config import Config, Job
+from vpnwatch.errors import ConfigError
+from vpnwatch.metrics import Metrics
+from vpnwatch.probes import Probe
+from vpnwatch.result import Result
+from vpnwatch.scheduler import Scheduler
+from vpnwatch.targets.base import parse_endpoint
+
+log = logging.getLogger("vpnwatch")
+
+
+class Monitor:
+    """Probes every job of a configuration and serves what it finds, until cancelled."""
+
+    def __init__(
+        self,
+        load: Callable[[], Config],
+        probes: Mapping[str, Probe],
+        *,
+        enable_lifecycle: bool = False,
+    ) -> None:
+        self._load = load
+        self._config = load()
+        self._enable_lifecycle = enable_lifecycle
+        self.metrics = Metrics()
+        self.metrics.configure(self._config.jobs)
+        self._failing_since: dict[str, float] = {}
+        self._errors_logged: set[str] = set()
+        self._scheduler = Scheduler(
+            probes,
+            self._on_result,
+            self._on_error,
+            concurrency=self._config.settings.concurrency,
+            jitter=self._config.settings.jitter,
+        )
+        self.address: tuple[str, int] | None = None  # where it listens, once running
+
+    async def run(self) -> None:
+        host, port = _listen_address(self._config.settings.listen)
+        reload = self.reload if self._enable_lifecycle else None
+        runner = web.AppRunner(build_app(self.metrics, reload), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host or None, port)
+            await site.start()
+            self.address = tuple(runner.addresses[0][:2])  # the real port when asked for port 0
+            log.info(
+                "probing %d targets; metrics at http://%s/metrics",
+                len(self._config.jobs),
+                _format_listen(*self.address),
+            )
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            try:
+                await self._scheduler.run(self._config.jobs)
+            finally:
+                loop.remove_signal_handler(signal.SIGHUP)
+        finally:
+            await runner.cleanup()
+
+    async def reload(self) -> str | None:
+        """Re-read the configuration; on error keep the running one and say why."""
+        try:
+            config = self._load()
+        except ConfigError as exc:
+            log.error("reload failed, keeping the previous configuration: %s", exc)
+            self.metrics.reloaded(ok=False)
+            return str(exc)
+        if config.settings.listen != self._config.settings.listen:
+            log.warning("the listen address changes only on restart")
+        self._config = config
+        self.metrics.configure(config.jobs)
+        self._scheduler.update(
+            config.jobs, concurrency=config.settings.concurrency, jitter=config.settings.jitter
+        )
+        names = {job.name for job in config.jobs}
+        self._failing_since = {k: v for k, v in self._failing_since.items() if k in names}
+        self.metrics.reloaded(ok=True)
+        log.info("configuration reloaded: %d targets", len(config.jobs))
+        return None
+
+    def _on_result(self, job: Job, result: Result) -> None:
+        stats = self.metrics.targets.get(job.name)
+        previous = stats.last if stats is not None else None
+        self.metrics.observe(job, result)
+        self._log_transition(job, previous, result)
+
+    def _log_transition(self, job: Job, previous: Result | None, result: Result) -> None:
+        """One line per change of state, never one per probe."""
+        extra = {"target": job.name, "protocol": job.target.protocol}
+        if not result.ok:
+            if previous is None or previous.ok:
+                self._failing_since[job.name] = time.monotonic()
+                was = "first probe" if previous is None else "ok → failing"
+                log.warning(
+                    "target %s %s: %s at %s%s",
+                    job.name,
+                    was,
+                    result.failure,
+                    result.stage or "start",
+                    f" ({result.detail})" if result.detail else "",
+                    extra={**extra, "failure": str(result.failure), "stage": result.stage},
+                )
+        elif previous is None:
+            log.info("target %s first probe: ok", job.name, extra=extra)
+        elif not previous.ok:
+            down = time.monotonic() - self._failing_since.pop(job.name, time.monotonic())
+            log.info(
+                "target %s failing → ok after %s",
+                job.name,
+                _human_duration(down),
+                extra={**extra, "down_seconds": round(down, 3)},
+            )
+
+    def _on_error(self, job: Job, exc: BaseException) -> None:
+        """A bug: the first one per target gets a traceback, every one is counted."""
+        self.metrics.internal_error(job)
+        if job.name not in self._errors_logged:
+            self._errors_logged.add(job.name)
+            log.error("probe of %s raised (a bug in vpnwatch)", job.name, exc_info=exc)
+        else:
+            log.debug("probe of %s raised again: %r", job.name, exc)
+
+
+def _listen_address(listen: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port``, or ``:port`` for every interface."""
+    try:
+        if listen.startswith(":"):
+            return "", parse_endpoint(f"any{listen}")[1]
+        return parse_endpoint(listen)
+    except ValueError as exc:
+        raise ConfigError(str(exc), where="listen") from None
+
+
+def _format_listen(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _human_duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{seconds:.1f} s"
