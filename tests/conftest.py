@@ -1,0 +1,27 @@
+"""Shared fixtures: key material and file writers used across test packages."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+def new_key() -> str:
+    """A random 32-byte key in base64, as WireGuard writes keys."""
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a file under tmp_path and return its path."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return _write

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import base64
+import subprocess
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from tests.conftest import new_key
+from vpnwatch.config import Job
+from vpnwatch.metrics import Metrics
+from vpnwatch.result import Failure, Result
+from vpnwatch.targets import WireGuardTarget
+
+
+def job(name: str, **labels: str) -> Job:
+    target = WireGuardTarget(
+        name=name,
+        host="198.18.0.2",
+        port=51820,
+        private_key=new_key(),
+        public_key=new_key(),
+        labels=labels,
+    )
+    return Job(target, interval=60, timeout=5, source="test")
+
+
+def ok(name: str, duration: float) -> Result:
+    return Result(name, "wireguard", True, None, "handshake", (("handshake", duration),), duration)
+
+
+def failed(name: str, failure: Failure, stage: str = "handshake") -> Result:
+    return Result(name, "wireguard", False, failure, stage, (), 1.0)
+
+
+def registry_with(metrics: Metrics) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    return registry
+
+
+def test_results_become_counters_gauges_and_a_histogram():
+    metrics = Metrics()
+    good, bad = job("good", provider="acme"), job("bad")
+    metrics.configure([good, bad])
+    for duration in (0.004, 0.02, 0.3):
+        metrics.observe(good, ok("good", duration))
+    metrics.observe(bad, failed("bad", Failure.TIMEOUT))
+    metrics.observe(bad, failed("bad", Failure.TIMEOUT))
+    registry = registry_with(metrics)
+    value = registry.get_sample_value
+    good_labels = {"target": "good", "protocol": "wireguard", "provider": "acme"}
+    bad_labels = {"target": "bad", "protocol": "wireguard", "provider": ""}
+    assert value("vpnwatch_probes_total", good_labels) == 3
+    assert value("vpnwatch_probe_success", good_labels) == 1
+    assert value("vpnwatch_probe_success", bad_labels) == 0
+    assert (
+        value(
+            "vpnwatch_probe_failures_total",
+            {**bad_labels, "failure": "timeout", "stage": "handshake"},
+        )
+        == 2
+    )
+    assert value("vpnwatch_handshake_duration_seconds_bucket", {**good_labels, "le": "0.005"}) == 1
+    assert value("vpnwatch_handshake_duration_seconds_bucket", {**good_labels, "le": "0.025"}) == 2
+    assert value("vpnwatch_handshake_duration_seconds_count", good_labels) == 3
+    assert value("vpnwatch_last_success_timestamp_seconds", good_labels) > 1.6e9
+    assert value("vpnwatch_last_success_timestamp_seconds", bad_labels) is None
+    info = {**good_labels, "endpoint": "198.18.0.2:51820", "transport": "udp", "role": "target"}
+    assert value("vpnwatch_target_info", info) == 1
+    assert value("vpnwatch_config_last_reload_successful") == 1
+
+
+def test_reconfigure_keeps_unchanged_targets_and_drops_removed_ones():
+    metrics = Metrics()
+    kept, removed = job("kept"), job("removed")
+    metrics.configure([kept, removed])
+    metrics.observe(kept, ok("kept", 0.01))
+    metrics.observe(removed, ok("removed", 0.01))
+    metrics.configure([kept, job("new")])
+    registry = registry_with(metrics)
+    assert (
+        registry.get_sample_value(
+            "vpnwatch_probes_total", {"target": "kept", "protocol": "wireguard"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "vpnwatch_probes_total", {"target": "removed", "protocol": "wireguard"}
+        )
+        is None
+    )
+    assert (
+        registry.get_sample_value(
+            "vpnwatch_probes_total", {"target": "new", "protocol": "wireguard"}
+        )
+        == 0
+    )
+    metrics.observe(removed, ok("removed", 0.01))  # a probe finishing after its target was removed
+    assert "removed" not in metrics.targets
+
+
+def test_exposition_passes_promtool_and_holds_no_secret():
+    metrics = Metrics()
+    j = job("good", region="eu")
+    metrics.configure([j, job("bad")])
+    metrics.observe(j, ok("good", 0.01))
+    metrics.observe(j, failed("good", Failure.AUTH))
+    text = generate_latest(registry_with(metrics))
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    private = j.target.private_key.get_secret_value()
+
+    assert base64.b64encode(private) not in text and private.hex().encode() not in text
