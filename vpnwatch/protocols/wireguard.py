@@ -1,0 +1,389 @@
+"""WireGuard's handshake from the initiator's side, without I/O.
+
+The handshake is Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s as section 5.4 of the WireGuard whitepaper
+specifies it. A monitor plays the initiator: it sends one handshake initiation, and counts the
+endpoint as up only when a handshake response decrypts and authenticates, which proves that the
+server holds its private key, knows ours, and (when one is set) shares our preshared key.
+
+:class:`WireGuardInitiator` turns datagrams into events and returns the datagrams to send; the
+caller owns sockets and clocks. :class:`TimestampGuard` issues the TAI64N timestamps an initiation
+carries from a wall clock the caller passes in.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
+from nacl.exceptions import CryptoError
+
+CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
+IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
+LABEL_MAC1 = b"mac1----"
+LABEL_COOKIE = b"cookie--"
+
+#: Message types: the first byte of every message, followed by three zero bytes. Read together as
+#: one little-endian 32-bit word, as the reference implementations do, so that a packet with
+#: non-zero reserved bytes is of no known type.
+MESSAGE_INITIATION = 1
+MESSAGE_RESPONSE = 2
+MESSAGE_COOKIE_REPLY = 3
+MESSAGE_TRANSPORT = 4
+
+KEY_SIZE = 32
+TAG_SIZE = 16
+MAC_SIZE = 16
+TIMESTAMP_SIZE = 12
+COOKIE_NONCE_SIZE = 24
+
+INITIATION_SIZE = 148
+RESPONSE_SIZE = 92
+COOKIE_REPLY_SIZE = 64
+TRANSPORT_HEADER_SIZE = 16
+KEEPALIVE_SIZE = TRANSPORT_HEADER_SIZE + TAG_SIZE
+
+#: A server drops an initiation from a peer that arrives within this many seconds of the last one
+#: it accepted from that peer (its flood guard), so initiations of one key to one server must be
+#: spaced further apart than this.
+INITIATION_INTERVAL = 0.020
+
+# type, sender, ephemeral, encrypted static, encrypted timestamp; then mac1, mac2
+_INITIATION = struct.Struct(f"<II{KEY_SIZE}s{KEY_SIZE + TAG_SIZE}s{TIMESTAMP_SIZE + TAG_SIZE}s")
+# type, sender, receiver, ephemeral, encrypted nothing; then mac1, mac2
+_RESPONSE = struct.Struct(f"<III{KEY_SIZE}s{TAG_SIZE}s")
+# type, receiver, nonce, encrypted cookie
+_COOKIE_REPLY = struct.Struct(f"<II{COOKIE_NONCE_SIZE}s{MAC_SIZE + TAG_SIZE}s")
+# type, receiver, counter
+_TRANSPORT_HEADER = struct.Struct("<IIQ")
+_TYPE = struct.Struct("<I")
+
+#: TAI64 label of the Unix epoch, as WireGuard writes it (2^62 + 10 seconds).
+TAI64_UNIX_EPOCH = 0x400000000000000A
+_TAI64N = struct.Struct(">QI")
+_NS_PER_SECOND = 1_000_000_000
+
+
+def blake2s_hash(*parts: bytes) -> bytes:
+    """HASH: BLAKE2s-256 of the concatenated parts."""
+    return hashlib.blake2s(b"".join(parts)).digest()
+
+
+def keyed_mac(key: bytes, data: bytes) -> bytes:
+    """MAC: keyed BLAKE2s-128; the digest size is a parameter, so not a truncated BLAKE2s-256."""
+    return hashlib.blake2s(data, key=key, digest_size=MAC_SIZE).digest()
+
+
+def _hmac(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.blake2s).digest()
+
+
+def kdf(key: bytes, material: bytes, count: int) -> tuple[bytes, ...]:
+    """KDF_n: HKDF with HMAC-BLAKE2s, returning ``count`` 32-byte outputs."""
+    secret = _hmac(key, material)
+    outputs: list[bytes] = []
+    previous = b""
+    for index in range(1, count + 1):
+        previous = _hmac(secret, previous + bytes([index]))
+        outputs.append(previous)
+    return tuple(outputs)
+
+
+def _nonce(counter: int) -> bytes:
+    return bytes(4) + counter.to_bytes(8, "little")
+
+
+def aead_seal(key: bytes, counter: int, plaintext: bytes, associated: bytes) -> bytes:
+    return ChaCha20Poly1305(key).encrypt(_nonce(counter), plaintext, associated)
+
+
+def aead_open(key: bytes, counter: int, ciphertext: bytes, associated: bytes) -> bytes:
+    """Decrypt and authenticate; raises :class:`cryptography.exceptions.InvalidTag`."""
+    return ChaCha20Poly1305(key).decrypt(_nonce(counter), ciphertext, associated)
+
+
+def public_key_of(private_key: bytes) -> bytes:
+    """The X25519 public key of a 32-byte private key."""
+    return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
+
+
+def _dh(private: X25519PrivateKey, public: bytes) -> bytes:
+    """X25519; raises ValueError for a low-order public key (all-zero shared secret)."""
+    return private.exchange(X25519PublicKey.from_public_bytes(public))
+
+
+def tai64n(unix_ns: int) -> bytes:
+    """The 12-byte TAI64N label of a wall-clock time in nanoseconds since the Unix epoch."""
+    seconds, nanoseconds = divmod(unix_ns, _NS_PER_SECOND)
+    return _TAI64N.pack(TAI64_UNIX_EPOCH + seconds, nanoseconds)
+
+
+class ClockBehindError(Exception):
+    """The wall clock has not passed the last timestamp issued; retry after ``wait_ns``."""
+
+    def __init__(self, wait_ns: int) -> None:
+        super().__init__(f"the wall clock is {wait_ns} ns behind the last timestamp issued")
+        self.wait_ns = wait_ns
+
+
+class TimestampGuard:
+    """Issues TAI64N timestamps that strictly increase and never lead the wall clock.
+
+    A server silently drops an initiation whose timestamp is not greater than the last one it saw
+    from that peer, so timestamps must never repeat or go back. One would be easy to force by
+    adding a nanosecond, but a timestamp from the future is remembered by every server it reaches
+    and silences the key (for this monitor after a restart, too) until the clock catches up; so when
+    the clock has not moved past the last timestamp this raises :class:`ClockBehindError` and the
+    caller waits. Share one guard per process: that makes the order hold across all keys.
+    """
+
+    def __init__(self, wall_clock_ns: Callable[[], int]) -> None:
+        self._wall_clock_ns = wall_clock_ns
+        self._last_ns = -1
+
+    def issue(self) -> bytes:
+        now_ns = self._wall_clock_ns()
+        if now_ns <= self._last_ns:
+            raise ClockBehindError(self._last_ns - now_ns + 1)
+        self._last_ns = now_ns
+        return tai64n(now_ns)
+
+
+class LocalProtocolError(RuntimeError):
+    """The caller used the initiator out of order (a bug in the caller, not the peer's doing)."""
+
+
+class Rejection(enum.StrEnum):
+    """Why a datagram was not accepted.
+
+    Only :attr:`AUTHENTICATION` is the server's own word: a reply to our initiation, carrying a
+    valid mac1 (so made by someone who decrypted our static key), whose transcript does not
+    authenticate, as happens with a wrong preshared key or an impostor holding another private key.
+    Everything else may be a stray or forged packet and must not end a probe.
+    """
+
+    MALFORMED = "wrong type or length"
+    UNEXPECTED = "not expected now"
+    WRONG_INDEX = "index is not ours"
+    BAD_MAC1 = "mac1 does not verify"
+    BAD_COOKIE = "cookie does not decrypt"
+    AUTHENTICATION = "reply fails authentication"
+
+
+class Event:
+    """Base of everything :meth:`WireGuardInitiator.receive` reports."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted(Event):
+    """A response decrypted and authenticated; the transport keys are derived."""
+
+    remote_index: int
+    sending_key: bytes = field(repr=False)
+    receiving_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CookieReceived(Event):
+    """The server is under load and sent a cookie: initiate again, which now carries mac2."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatagramRejected(Event):
+    """A datagram was not accepted, and why; the initiator's state did not change."""
+
+    reason: Rejection
+
+
+@dataclass(slots=True)
+class _SymmetricState:
+    """The chaining key and transcript hash that every Noise step folds material into."""
+
+    chaining_key: bytes
+    hash: bytes
+
+    def mix_hash(self, data: bytes) -> None:
+        self.hash = blake2s_hash(self.hash, data)
+
+    def mix_key(self, material: bytes) -> None:
+        (self.chaining_key,) = kdf(self.chaining_key, material, 1)
+
+    def mix_key_for_cipher(self, material: bytes) -> bytes:
+        self.chaining_key, key = kdf(self.chaining_key, material, 2)
+        return key
+
+    def encrypt_and_hash(self, key: bytes, plaintext: bytes) -> bytes:
+        ciphertext = aead_seal(key, 0, plaintext, self.hash)
+        self.mix_hash(ciphertext)
+        return ciphertext
+
+    def decrypt_and_hash(self, key: bytes, ciphertext: bytes) -> bytes:
+        plaintext = aead_open(key, 0, ciphertext, self.hash)
+        self.mix_hash(ciphertext)
+        return plaintext
+
+
+@dataclass(slots=True)
+class _PendingInitiation:
+    """What answering the last initiation needs: its ephemeral key, Noise state and mac1."""
+
+    ephemeral: X25519PrivateKey
+    noise: _SymmetricState
+    mac1: bytes
+
+
+@dataclass(slots=True)
+class _Session:
+    remote_index: int
+    sending_key: bytes
+    next_counter: int = 0
+
+
+class WireGuardInitiator:
+    """One handshake with one WireGuard peer, as its initiator.
+
+    ``initiate`` returns the initiation to send, ``receive`` takes each datagram that arrives and
+    says what it was, and after a :class:`HandshakeCompleted` ``keepalive`` returns the empty
+    transport message that lets the server confirm the session (and record the handshake).
+    A :class:`CookieReceived` is accepted once; call ``initiate`` again with a fresh timestamp.
+    """
+
+    def __init__(
+        self,
+        private_key: bytes,
+        peer_public_key: bytes,
+        preshared_key: bytes | None = None,
+        *,
+        sender_index: int | None = None,
+    ) -> None:
+        for name, key in (("private key", private_key), ("peer public key", peer_public_key)):
+            if len(key) != KEY_SIZE:
+                raise ValueError(f"the {name} must be {KEY_SIZE} bytes")
+        if preshared_key is not None and len(preshared_key) != KEY_SIZE:
+            raise ValueError(f"the preshared key must be {KEY_SIZE} bytes")
+        if sender_index is not None and not 0 <= sender_index < 2**32:
+            raise ValueError("the sender index must fit in 32 bits")
+        self.sender_index = secrets.randbits(32) if sender_index is None else sender_index
+        self._static = X25519PrivateKey.from_private_bytes(private_key)
+        self.public_key = self._static.public_key().public_bytes_raw()
+        self._peer_public_key = peer_public_key
+        self._preshared_key = preshared_key or bytes(KEY_SIZE)
+        # Computed once: it depends only on the two static keys. Raises ValueError for a
+        # low-order peer key, which no real server can hold.
+        self._static_shared = _dh(self._static, peer_public_key)
+        self._initiation_mac1_key = blake2s_hash(LABEL_MAC1, peer_public_key)
+        self._response_mac1_key = blake2s_hash(LABEL_MAC1, self.public_key)
+        self._cookie_key = blake2s_hash(LABEL_COOKIE, peer_public_key)
+        chaining_key = blake2s_hash(CONSTRUCTION)
+        self._initial = _SymmetricState(
+            chaining_key, blake2s_hash(blake2s_hash(chaining_key, IDENTIFIER), peer_public_key)
+        )
+        self._pending: _PendingInitiation | None = None
+        self._cookie: bytes | None = None
+        self._session: _Session | None = None
+
+    def initiate(self, timestamp_tai64n: bytes) -> bytes:
+        """A handshake initiation carrying ``timestamp_tai64n``, with mac2 if a cookie is held."""
+        if self._session is not None:
+            raise LocalProtocolError("the handshake is already complete")
+        if len(timestamp_tai64n) != TIMESTAMP_SIZE:
+            raise ValueError(f"a TAI64N timestamp is {TIMESTAMP_SIZE} bytes")
+        ephemeral = X25519PrivateKey.generate()
+        ephemeral_public = ephemeral.public_key().public_bytes_raw()
+        noise = replace(self._initial)
+        noise.mix_key(ephemeral_public)
+        noise.mix_hash(ephemeral_public)
+        key = noise.mix_key_for_cipher(_dh(ephemeral, self._peer_public_key))
+        encrypted_static = noise.encrypt_and_hash(key, self.public_key)
+        key = noise.mix_key_for_cipher(self._static_shared)
+        encrypted_timestamp = noise.encrypt_and_hash(key, timestamp_tai64n)
+        body = _INITIATION.pack(
+            MESSAGE_INITIATION,
+            self.sender_index,
+            ephemeral_public,
+            encrypted_static,
+            encrypted_timestamp,
+        )
+        mac1 = keyed_mac(self._initiation_mac1_key, body)
+        mac2 = bytes(MAC_SIZE) if self._cookie is None else keyed_mac(self._cookie, body + mac1)
+        self._pending = _PendingInitiation(ephemeral, noise, mac1)
+        return body + mac1 + mac2
+
+    def receive(self, datagram: bytes) -> Event:
+        """Say what ``datagram`` was; only a verified response or cookie changes any state."""
+        if len(datagram) < _TYPE.size:
+            return DatagramRejected(Rejection.MALFORMED)
+        (message_type,) = _TYPE.unpack_from(datagram)
+        if message_type == MESSAGE_RESPONSE:
+            return self._receive_response(datagram)
+        if message_type == MESSAGE_COOKIE_REPLY:
+            return self._receive_cookie_reply(datagram)
+        if message_type in (MESSAGE_INITIATION, MESSAGE_TRANSPORT):
+            return DatagramRejected(Rejection.UNEXPECTED)
+        return DatagramRejected(Rejection.MALFORMED)
+
+    def keepalive(self) -> bytes:
+        """An empty transport message under the new session's sending key."""
+        if self._session is None:
+            raise LocalProtocolError("a keepalive needs a completed handshake")
+        session = self._session
+        counter = session.next_counter
+        session.next_counter += 1
+        header = _TRANSPORT_HEADER.pack(MESSAGE_TRANSPORT, session.remote_index, counter)
+        return header + aead_seal(session.sending_key, counter, b"", b"")
+
+    def _receive_response(self, datagram: bytes) -> Event:
+        if len(datagram) != RESPONSE_SIZE:
+            return DatagramRejected(Rejection.MALFORMED)
+        if self._pending is None or self._session is not None:
+            return DatagramRejected(Rejection.UNEXPECTED)
+        _, sender, receiver, ephemeral_public, encrypted_nothing = _RESPONSE.unpack_from(datagram)
+        if receiver != self.sender_index:
+            return DatagramRejected(Rejection.WRONG_INDEX)
+        mac1_end = _RESPONSE.size + MAC_SIZE
+        expected_mac1 = keyed_mac(self._response_mac1_key, datagram[: _RESPONSE.size])
+        if not hmac.compare_digest(expected_mac1, datagram[_RESPONSE.size : mac1_end]):
+            return DatagramRejected(Rejection.BAD_MAC1)
+        pending = self._pending
+        noise = replace(pending.noise)
+        noise.mix_key(ephemeral_public)
+        noise.mix_hash(ephemeral_public)
+        try:
+            noise.mix_key(_dh(pending.ephemeral, ephemeral_public))
+            noise.mix_key(_dh(self._static, ephemeral_public))
+            noise.chaining_key, tau, key = kdf(noise.chaining_key, self._preshared_key, 3)
+            noise.mix_hash(tau)
+            noise.decrypt_and_hash(key, encrypted_nothing)
+        except (ValueError, InvalidTag):
+            return DatagramRejected(Rejection.AUTHENTICATION)
+        sending_key, receiving_key = kdf(noise.chaining_key, b"", 2)
+        self._pending = None
+        self._session = _Session(sender, sending_key)
+        return HandshakeCompleted(sender, sending_key, receiving_key)
+
+    def _receive_cookie_reply(self, datagram: bytes) -> Event:
+        if len(datagram) != COOKIE_REPLY_SIZE:
+            return DatagramRejected(Rejection.MALFORMED)
+        if self._pending is None or self._cookie is not None:
+            return DatagramRejected(Rejection.UNEXPECTED)
+        _, receiver, nonce, encrypted_cookie = _COOKIE_REPLY.unpack(datagram)
+        if receiver != self.sender_index:
+            return DatagramRejected(Rejection.WRONG_INDEX)
+        try:
+            cookie = crypto_aead_xchacha20poly1305_ietf_decrypt(
+                encrypted_cookie, self._pending.mac1, nonce, self._cookie_key
+            )
+        except CryptoError:
+            return DatagramRejected(Rejection.BAD_COOKIE)
+        self._cookie = bytes(cookie)
+        return CookieReceived()
