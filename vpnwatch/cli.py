@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
 from vpnwatch.records import result_record
 from vpnwatch.result import Result
+from vpnwatch.shard import Shard
 from vpnwatch.targets.base import TargetBase
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -61,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN})")
     run.add_argument("--interval", type=float, help="default seconds between probes of a target")
     run.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="probe only shard K of N: N monitors with the same targets split them evenly",
+    )
+    run.add_argument(
         "--web.enable-lifecycle",
         dest="enable_lifecycle",
         action="store_true",
@@ -95,7 +103,22 @@ def _load(args: argparse.Namespace) -> Config:
     if "timeout" in overrides and "interval" not in overrides and args.config is None:
         # Plain files have no interval of their own; a long --timeout must not be refused for it.
         overrides["interval"] = max(overrides["timeout"], 60.0)
-    return load_config(args.config, args.files, overrides=overrides)
+    config = load_config(args.config, args.files, overrides=overrides)
+    shard: Shard | None = getattr(args, "shard", None)
+    if shard is None:
+        return config
+    jobs = tuple(shard.select(config.jobs, lambda job: job.name))
+    logging.getLogger("vpnwatch").info(
+        "shard %d/%d: %d of %d targets", shard.index, shard.count, len(jobs), len(config.jobs)
+    )
+    return replace(config, jobs=jobs)
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _check(args: argparse.Namespace) -> int:
