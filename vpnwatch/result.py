@@ -66,10 +66,15 @@ class ProbeFailed(Exception):
 
 @dataclass
 class Timeline:
-    """Stamps the stages of one probe on a monotonic clock and builds its Result."""
+    """Stamps the stages of one probe on a monotonic clock and builds its Result.
+
+    ``plan`` lists the stages a probe goes through in order; with it, :attr:`pending` names the
+    stage being attempted, which is where a failure happened.
+    """
 
     target: str
     protocol: str
+    plan: tuple[str, ...] = ()
     clock: Callable[[], float] = time.monotonic
     started: float = field(init=False)
     stages: list[tuple[str, float]] = field(init=False, default_factory=list)
@@ -79,6 +84,14 @@ class Timeline:
 
     def elapsed(self) -> float:
         return self.clock() - self.started
+
+    @property
+    def pending(self) -> str:
+        """The first planned stage not reached yet (the last one, once all are)."""
+        done = {stage for stage, _ in self.stages}
+        return next(
+            (stage for stage in self.plan if stage not in done), self.plan[-1] if self.plan else ""
+        )
 
     def reached(self, stage: str) -> None:
         """Record that ``stage`` completed now."""
