@@ -1,0 +1,301 @@
+"""obfs4 peers for the lab: the real Debian obfs4proxy, and a Python impostor for tampering tests.
+
+:class:`Obfs4Server` runs ``obfs4proxy`` as a Tor managed server transport (configured entirely
+through ``TOR_PT_*`` variables, as tor itself would) inside a lab namespace, in front of a small
+echo backend standing in for the relay's ORPort. Its cert is read back from the state directory
+obfs4proxy writes, exactly as a bridge operator would copy it.
+
+:func:`impostor_hello` answers a client request as a server that knows the bridge's keys would,
+but can corrupt the ntor AUTH tag: the one failure real servers never produce on purpose, needed
+to prove the probe reports ``auth`` for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from vpnwatch.lab.netns import LabError, Namespace
+from vpnwatch.protocols.obfs4.elligator import (
+    REPRESENTATIVE_LENGTH,
+    generate_keypair,
+    representative_to_public_key,
+)
+from vpnwatch.protocols.obfs4.handshake import (
+    EPOCH_HOUR_SKEW,
+    MAC_LENGTH,
+    MARK_LENGTH,
+    MAX_HANDSHAKE_LENGTH,
+    epoch_hour,
+    hmac_sha256_128,
+)
+from vpnwatch.protocols.obfs4.ntor import derive, exchange, session_key_material
+from vpnwatch.protocols.obfs4.session import Obfs4Session
+
+STATE_FILE = "obfs4_state.json"
+BRIDGE_LINE_FILE = "obfs4_bridgeline.txt"
+DEFAULT_PORT = 4443
+ECHO_PORT = 9001
+_STARTUP_SECONDS = 10.0
+
+# The echo backend runs in the namespace as its own interpreter so that the lab needs no package
+# beyond Python; it prints "ready" once it listens.
+_ECHO_BACKEND = """
+import asyncio, sys
+
+async def echo(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+async def main():
+    server = await asyncio.start_server(echo, sys.argv[1], int(sys.argv[2]))
+    print("ready", flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+@dataclass(frozen=True)
+class BridgeIdentity:
+    """A bridge's long-term keys, as obfs4proxy keeps them in its state file."""
+
+    node_id: bytes
+    public_key: bytes
+    private_key: bytes = field(repr=False)
+
+    @classmethod
+    def from_state_dir(cls, state_dir: Path) -> BridgeIdentity:
+        state = json.loads((state_dir / STATE_FILE).read_text())
+        return cls(
+            node_id=bytes.fromhex(state["node-id"]),
+            public_key=bytes.fromhex(state["public-key"]),
+            private_key=bytes.fromhex(state["private-key"]),
+        )
+
+
+@dataclass(frozen=True)
+class Obfs4Bridge:
+    """A running lab bridge: where it listens, its cert as published, and its keys."""
+
+    host: str
+    port: int
+    cert: str
+    iat_mode: int
+    identity: BridgeIdentity
+
+    @property
+    def fingerprint(self) -> str:
+        """A stand-in relay fingerprint (no tor runs behind the lab bridge)."""
+        return self.identity.node_id.hex().upper()
+
+    def bridge_line(self, *, cert: str | None = None) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return (
+            f"Bridge obfs4 {host}:{self.port} {self.fingerprint} "
+            f"cert={cert or self.cert} iat-mode={self.iat_mode}"
+        )
+
+
+class Obfs4Server:
+    """obfs4proxy and its echo backend in ``namespace``; stopped on exit or with the namespace."""
+
+    def __init__(
+        self, namespace: Namespace, *, iat_mode: int = 0, port: int = DEFAULT_PORT
+    ) -> None:
+        self.namespace = namespace
+        self.iat_mode = iat_mode
+        self.port = port
+        self.state_dir = Path(tempfile.mkdtemp(prefix="vpnwatch-obfs4-"))
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Obfs4Bridge:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> Obfs4Bridge:
+        if shutil.which("obfs4proxy") is None:
+            raise LabError("obfs4proxy is not installed (Debian package obfs4proxy)")
+        echo = self._spawn([sys.executable, "-c", _ECHO_BACKEND, "127.0.0.1", str(ECHO_PORT)])
+        _read_until(echo, lambda line: line == "ready", "echo backend")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "TOR_PT_MANAGED_TRANSPORT_VER": "1",
+            "TOR_PT_STATE_LOCATION": str(self.state_dir),
+            "TOR_PT_SERVER_TRANSPORTS": "obfs4",
+            "TOR_PT_SERVER_BINDADDR": f"obfs4-{self.namespace.ip}:{self.port}",
+            "TOR_PT_SERVER_TRANSPORT_OPTIONS": f"obfs4:iat-mode={self.iat_mode}",
+            "TOR_PT_ORPORT": f"127.0.0.1:{ECHO_PORT}",
+            "TOR_PT_EXIT_ON_STDIN_CLOSE": "1",
+        }
+        proxy = self._spawn(["obfs4proxy", "-enableLogging", "-logLevel", "INFO"], env=env)
+        _read_until(proxy, lambda line: line == "SMETHODS DONE", "obfs4proxy")
+        return Obfs4Bridge(
+            host=self.namespace.ip,
+            port=self.port,
+            cert=self._published_cert(),
+            iat_mode=self.iat_mode,
+            identity=BridgeIdentity.from_state_dir(self.state_dir),
+        )
+
+    def _spawn(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        proc = self.namespace.spawn(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        self._processes.append(proc)
+        return proc
+
+    def _published_cert(self) -> str:
+        text = (self.state_dir / BRIDGE_LINE_FILE).read_text()
+        match = re.search(r"^Bridge obfs4 .* cert=(\S+) ", text, re.MULTILINE)
+        if match is None:
+            raise LabError(f"no bridge line in {self.state_dir / BRIDGE_LINE_FILE}")
+        return match.group(1)
+
+    def log(self) -> str:
+        """obfs4proxy's own log, for a failing test's report."""
+        path = self.state_dir / "obfs4proxy.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop(self) -> None:
+        for proc in reversed(self._processes):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        self._processes.clear()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what: str) -> None:
+    """Read ``proc``'s stdout until ``done`` accepts a line; LabError on an error or a delay."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + _STARTUP_SECONDS
+    pending = b""
+    seen: list[str] = []
+    while (remaining := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([proc.stdout], [], [], remaining)
+        if not ready:
+            break
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in (raw.decode(errors="replace").strip() for raw in lines):
+            seen.append(line)
+            if "ERROR" in line.split(" ", 1)[0]:
+                raise LabError(f"{what}: {line}")
+            if done(line):
+                return
+    raise LabError(f"{what} did not start within {_STARTUP_SECONDS:.0f} s; it said: {seen}")
+
+
+def impostor_hello(
+    request: bytes, identity: BridgeIdentity, *, now: float, corrupt_auth: bool
+) -> tuple[bytes, Obfs4Session] | None:
+    """A server's answer to a complete client ``request``, or None when it is not one.
+
+    With ``corrupt_auth`` the hello's mark and MAC are right (they need only the public bridge
+    line) but the AUTH tag is flipped, as from a server lacking the private key.
+    """
+    mac_key = identity.public_key + identity.node_id
+    representative = request[:REPRESENTATIVE_LENGTH]
+    mark_at = len(request) - MARK_LENGTH - MAC_LENGTH
+    if len(request) > MAX_HANDSHAKE_LENGTH or not hmac.compare_digest(
+        request[mark_at : mark_at + MARK_LENGTH], hmac_sha256_128(mac_key, representative)
+    ):
+        return None
+    covered, received = request[: mark_at + MARK_LENGTH], request[mark_at + MARK_LENGTH :]
+    hours = [str(epoch_hour(now) + skew).encode() for skew in EPOCH_HOUR_SKEW]
+    hour = next((h for h in hours if hmac_sha256_128(mac_key, covered, h) == received), None)
+    if hour is None:
+        return None
+    client_key = representative_to_public_key(representative)
+    ephemeral = generate_keypair()
+    key_seed, auth = derive(
+        exchange(ephemeral.private_key, client_key),
+        exchange(identity.private_key, client_key),
+        identity_key=identity.public_key,
+        client_key=client_key,
+        server_key=ephemeral.public_key,
+        node_id=identity.node_id,
+    )
+    if corrupt_auth:
+        auth = bytes([auth[0] ^ 1]) + auth[1:]
+    body = ephemeral.representative + auth + os.urandom(64)
+    body += hmac_sha256_128(mac_key, ephemeral.representative)
+    hello = body + hmac_sha256_128(mac_key, body, hour)
+    return hello, Obfs4Session.for_server(session_key_material(key_seed))
+
+
+@asynccontextmanager
+async def impostor_server(
+    identity: BridgeIdentity, *, host: str = "127.0.0.1", corrupt_auth: bool = True
+) -> AsyncIterator[tuple[str, int]]:
+    """A TCP server answering obfs4 requests through :func:`impostor_hello`; yields its address."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = b""
+        answered = None
+        try:
+            while answered is None and len(request) <= MAX_HANDSHAKE_LENGTH:
+                chunk = await reader.read(4096)
+                if not chunk:
+                    return
+                request += chunk
+                answered = impostor_hello(
+                    request, identity, now=time.time(), corrupt_auth=corrupt_auth
+                )
+            if answered is not None:
+                writer.write(answered[0])
+                await writer.drain()
+                # Hold the connection open until the client leaves, as a real server would.
+                while await reader.read(4096):
+                    pass
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, host, 0)
+    try:
+        address = server.sockets[0].getsockname()
+        yield address[0], address[1]
+    finally:
+        server.close()
+        await server.wait_closed()
