@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from vpnwatch.result import Failure, ProbeFailed, Result, Timeline, failure_from_oserror
 
@@ -57,3 +58,48 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
+
+
+class UdpChannel(asyncio.DatagramProtocol):
+    """A connected UDP socket as an async queue of datagrams.
+
+    Connected, so that the kernel reports ICMP errors for it: port unreachable arrives as
+    ECONNREFUSED (``refused``), host or network unreachable as ``unreachable``.
+    """
+
+    def __init__(self) -> None:
+        self._datagrams: asyncio.Queue[bytes | OSError] = asyncio.Queue(maxsize=256)
+        self._transport: asyncio.DatagramTransport | None = None
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> UdpChannel:
+        family, address = await resolve(host, port, socket.SOCK_DGRAM)
+        loop = asyncio.get_running_loop()
+        _, channel = await loop.create_datagram_endpoint(cls, remote_addr=address, family=family)
+        return channel
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        if not self._datagrams.full():  # a flood is dropped, not buffered without bound
+            self._datagrams.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, OSError) and not self._datagrams.full():
+            self._datagrams.put_nowait(exc)
+
+    def send(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.sendto(data)
+
+    async def receive(self) -> bytes:
+        """The next datagram; an ICMP error reported meanwhile is raised as its OSError."""
+        item = await self._datagrams.get()
+        if isinstance(item, OSError):
+            raise item
+        return item
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()

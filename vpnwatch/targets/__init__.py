@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from vpnwatch.targets.base import TargetBase
+from vpnwatch.targets.control import DnsTarget, TcpTarget, TlsTarget
 from vpnwatch.targets.wireguard import WireGuardTarget
 
 #: Protocol name → the model its inline targets are validated against.
 TARGET_MODELS: dict[str, type[TargetBase]] = {
     "wireguard": WireGuardTarget,
+    "tcp": TcpTarget,
+    "tls": TlsTarget,
+    "dns": DnsTarget,
 }
 
-__all__ = ["TARGET_MODELS", "TargetBase", "WireGuardTarget"]
+__all__ = [
+    "TARGET_MODELS",
+    "DnsTarget",
+    "TargetBase",
+    "TcpTarget",
+    "TlsTarget",
+    "WireGuardTarget",
+]

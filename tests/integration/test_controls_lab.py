@@ -1,0 +1,59 @@
+"""Control probes against real servers in a lab namespace: openssl s_server and dnsmasq."""
+
+from __future__ import annotations
+
+import pytest
+
+from vpnwatch.lab.controls import LAB_NAME, start_controls
+from vpnwatch.lab.netns import Namespace
+from vpnwatch.lab.pki import CertificateAuthority
+from vpnwatch.probes.control import probe_dns, probe_tcp, probe_tls
+from vpnwatch.targets import DnsTarget, TcpTarget, TlsTarget
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("controls")
+    with Namespace() as ns:
+        yield ns, start_controls(ns, directory), directory
+
+
+async def test_tcp_connects_and_a_closed_port_is_refused(lab):
+    ns, controls, _ = lab
+    ok = await probe_tcp(TcpTarget(name="tcp", host=ns.ip, port=controls.tls_port), 2)
+    assert (ok.ok, ok.stage) == (True, "connect")
+    closed = await probe_tcp(TcpTarget(name="tcp", host=ns.ip, port=9), 2)
+    assert (closed.ok, closed.failure, closed.stage) == (False, "refused", "connect")
+
+
+async def test_tls_verifies_the_certificate(lab, tmp_path):
+    ns, controls, _ = lab
+    target = TlsTarget(
+        name="tls",
+        host=ns.ip,
+        port=controls.tls_port,
+        server_name=controls.server_name,
+        ca_file=controls.ca_file,
+    )
+    result = await probe_tls(target, 3)
+    assert result.ok, result
+    assert [stage for stage, _ in result.stages] == ["connect", "tls"]
+
+    other_ca = CertificateAuthority.create(tmp_path).cert_path
+    wrong_ca = await probe_tls(target.model_copy(update={"ca_file": other_ca}), 3)
+    assert (wrong_ca.failure, wrong_ca.stage) == ("tls_cert", "tls")
+    wrong_name = await probe_tls(
+        target.model_copy(update={"server_name": "other.vpnwatch.test"}), 3
+    )
+    assert (wrong_name.failure, wrong_name.stage) == ("tls_cert", "tls")
+
+
+async def test_dns_answers_and_silence_times_out(lab):
+    ns, controls, _ = lab
+    result = await probe_dns(
+        DnsTarget(name="dns", host=ns.ip, port=controls.dns_port, query=LAB_NAME), 3
+    )
+    assert result.ok, result
+    assert result.detail.startswith("NOERROR, 1 records")
+    closed = await probe_dns(DnsTarget(name="dns", host=ns.ip, port=5353, query=LAB_NAME), 2)
+    assert (closed.failure, closed.stage) == ("refused", "answer")
