@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from vpnwatch import __version__
 from vpnwatch.config import Job
 from vpnwatch.result import Result
+from vpnwatch.verdict import Verdict, judge
 
 #: Resolve handshakes from 1 ms (loopback, a LAN) to 10 s (a throttled path on another continent).
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -133,6 +134,12 @@ class Metrics(Collector):
             "Configured targets, with their endpoint and transport.",
             labels=[*base, "endpoint", "transport", "role"],
         )
+        verdicts = GaugeMetricFamily(
+            "vpnwatch_verdict",
+            "The target's state judged against its site's controls: ok, failing or offline.",
+            labels=[*base, "verdict"],
+        )
+        controls = _controls_by_site(stats)
         errors = CounterMetricFamily(
             "vpnwatch_probe_errors",
             "Probes that raised inside vpnwatch: bugs, not network failures.",
@@ -148,10 +155,14 @@ class Metrics(Collector):
                 failures.add_metric([*labels, failure, stage], count)
             if s.last is not None:
                 success.add_metric(labels, float(s.last.ok))
+                if target.role == "target":
+                    verdict = judge(s.last.ok, controls.get(target.labels.get("site", ""), ()))
+                    for state in Verdict:
+                        verdicts.add_metric([*labels, state.value], float(state is verdict))
             if s.last_success is not None:
                 last_success.add_metric(labels, s.last_success)
             durations.add_metric(labels, _cumulative(s.bucket_counts), s.duration_sum)
-        yield from (probes, failures, success, durations, last_success, info, errors)
+        yield from (probes, failures, success, durations, last_success, info, verdicts, errors)
         yield from self._self_metrics()
 
     def _self_metrics(self) -> Iterable[Metric]:
@@ -168,6 +179,15 @@ class Metrics(Collector):
         build = InfoMetricFamily("vpnwatch_build", "vpnwatch's version.")
         build.add_metric([], {"version": __version__})
         return (reload_ok, reload_time, build)
+
+
+def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:
+    """Site → the last outcome of each of its control targets that has been probed."""
+    sites: dict[str, list[bool]] = {}
+    for s in stats:
+        if s.job.target.role == "control" and s.last is not None:
+            sites.setdefault(s.job.target.labels.get("site", ""), []).append(s.last.ok)
+    return sites
 
 
 def _cumulative(counts: list[int]) -> list[tuple[str, float]]:

@@ -9,7 +9,7 @@ from tests.conftest import new_key
 from vpnwatch.config import Job
 from vpnwatch.metrics import Metrics
 from vpnwatch.result import Failure, Result
-from vpnwatch.targets import WireGuardTarget
+from vpnwatch.targets import TcpTarget, WireGuardTarget
 
 
 def job(name: str, **labels: str) -> Job:
@@ -114,3 +114,45 @@ def test_exposition_passes_promtool_and_holds_no_secret():
     private = j.target.private_key.get_secret_value()
 
     assert base64.b64encode(private) not in text and private.hex().encode() not in text
+
+
+def control(name: str, site: str) -> Job:
+    return Job(
+        TcpTarget(name=name, host="198.18.0.2", port=443, labels={"site": site}), 60, 5, "test"
+    )
+
+
+def test_verdict_is_offline_only_when_every_control_of_the_site_fails():
+    metrics = Metrics()
+    wg_a, wg_b = job("wg-a", site="a"), job("wg-b", site="b")
+    ctl_a1, ctl_a2, ctl_b = control("ctl-a1", "a"), control("ctl-a2", "a"), control("ctl-b", "b")
+    metrics.configure([wg_a, wg_b, ctl_a1, ctl_a2, ctl_b])
+    metrics.observe(wg_a, failed("wg-a", Failure.TIMEOUT))
+    metrics.observe(wg_b, failed("wg-b", Failure.TIMEOUT))
+    metrics.observe(ctl_a1, failed("ctl-a1", Failure.TIMEOUT))
+    metrics.observe(ctl_a2, ok("ctl-a2", 0.01))
+    metrics.observe(ctl_b, failed("ctl-b", Failure.UNREACHABLE))
+    value = registry_with(metrics).get_sample_value
+
+    def verdict(name: str, site: str) -> str:
+        states = {
+            v: value(
+                "vpnwatch_verdict",
+                {"target": name, "protocol": "wireguard", "site": site, "verdict": v},
+            )
+            for v in ("ok", "failing", "offline")
+        }
+        assert sorted(states.values()) == [0, 0, 1]
+        return next(v for v, x in states.items() if x == 1)
+
+    assert verdict("wg-a", "a") == "failing"  # one control still works: the endpoint is affected
+    assert verdict("wg-b", "b") == "offline"  # every control failed: our own network is down
+    assert (
+        value(
+            "vpnwatch_verdict",
+            {"target": "ctl-b", "protocol": "tcp", "site": "b", "verdict": "offline"},
+        )
+        is None
+    )
+    metrics.observe(wg_b, ok("wg-b", 0.01))
+    assert verdict("wg-b", "b") == "ok"
