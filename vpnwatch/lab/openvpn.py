@@ -1,0 +1,390 @@
+"""Real OpenVPN 2.6 servers in a lab namespace, their PKI, client configs, and the real client.
+
+The PKI is generated with ``cryptography`` (a CA, a server certificate with the serverAuth usage,
+a client certificate) and the static and tls-crypt-v2 keys with ``openvpn --genkey``, so every run
+starts from fresh keys. :func:`run_real_client` runs the Debian ``openvpn`` client on the same
+``.ovpn`` files the probe reads, without touching this host's interfaces or routes, so that tests
+can demand that both agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from vpnwatch.lab.netns import LabError, Namespace, run
+from vpnwatch.protocols.openvpn.wrappers import WrapKind
+
+#: Server tunnels take their pools from 198.19.0.0/16 (the benchmarking range, like the lab).
+POOL_PREFIX = "198.19"
+SERVER_NAME = "vpnwatch-lab-server"
+CLIENT_NAME = "vpnwatch-lab-client"
+_STARTUP = 20.0
+_READY = "Initialization Sequence Completed"
+#: Lines after which the real client can no longer succeed, so waiting longer is pointless.
+_CLIENT_FATAL = (
+    "AUTH_FAILED",
+    "VERIFY ERROR",
+    "VERIFY X509NAME ERROR",
+    "VERIFY KU ERROR",
+    "VERIFY EKU ERROR",
+    "Connection reset",
+    "Connection refused",
+    "ECONNREFUSED",
+    "TLS_ERROR",
+    "Exiting due to fatal error",
+)
+
+
+# -- PKI ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pki:
+    """PEM text of a CA, a server certificate and key, and a client certificate and key."""
+
+    ca: str
+    server_cert: str
+    server_key: str
+    client_cert: str
+    client_key: str
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _certificate(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    usage: x509.ObjectIdentifier | None,
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer or name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=usage is None, path_length=None), critical=True)
+    )
+    if usage is None:
+        key_usage = dict(key_cert_sign=True, crl_sign=True, digital_signature=False)
+    else:
+        key_usage = dict(key_cert_sign=False, crl_sign=False, digital_signature=True)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    builder = builder.add_extension(
+        x509.KeyUsage(
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=usage is not None,
+            encipher_only=False,
+            decipher_only=False,
+            **key_usage,
+        ),
+        critical=True,
+    )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def generate_pki(ca_name: str = "vpnwatch lab CA") -> Pki:
+    """A fresh CA with one server (serverAuth) and one client (clientAuth) certificate."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate(ca_name, ca_key, None, ca_key, None)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    server = _certificate(
+        SERVER_NAME, server_key, ca.subject, ca_key, ExtendedKeyUsageOID.SERVER_AUTH
+    )
+    client = _certificate(
+        CLIENT_NAME, client_key, ca.subject, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    pem = serialization.Encoding.PEM
+    return Pki(
+        ca=ca.public_bytes(pem).decode(),
+        server_cert=server.public_bytes(pem).decode(),
+        server_key=_pem_key(server_key),
+        client_cert=client.public_bytes(pem).decode(),
+        client_key=_pem_key(client_key),
+    )
+
+
+def genkey(kind: str, path: Path, *extra: str) -> str:
+    """``openvpn --genkey KIND PATH``; returns the file's text."""
+    run(["openvpn", "--genkey", kind, str(path), *extra])
+    return path.read_text()
+
+
+# -- servers -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerVariant:
+    """One server configuration the lab can run."""
+
+    name: str
+    proto: str = "udp"
+    wrap: WrapKind = "none"
+    #: Username and password the server's verify script accepts instead of a client certificate
+    #: (OpenVPN requires one of the two); None: the server requires a client certificate.
+    credentials: tuple[str, str] | None = None
+
+    @property
+    def requires_client_cert(self) -> bool:
+        return self.credentials is None
+
+
+VARIANTS = (
+    ServerVariant("udp-plain"),
+    ServerVariant("udp-tls-auth", wrap="tls-auth"),
+    ServerVariant("tcp-tls-crypt", proto="tcp", wrap="tls-crypt"),
+    ServerVariant("udp-tls-crypt-v2", wrap="tls-crypt-v2"),
+    ServerVariant("udp-password", credentials=("probe", "lab-password-1")),
+    ServerVariant("tcp-plain", proto="tcp"),
+)
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    variant: ServerVariant
+    host: str
+    port: int
+    #: The client's wrapping key file text (static key or tls-crypt-v2 client key), if any.
+    client_wrap_key: str | None
+    log: Path
+
+
+class OpenVPNLab:
+    """Runs :data:`VARIANTS` (or any others) inside ``namespace``, with files under ``workdir``."""
+
+    def __init__(self, namespace: Namespace, workdir: Path, pki: Pki | None = None) -> None:
+        self.namespace = namespace
+        self.workdir = workdir
+        self.pki = pki or generate_pki()
+        self.servers: dict[str, RunningServer] = {}
+        for name, text in (
+            ("ca.crt", self.pki.ca),
+            ("server.crt", self.pki.server_cert),
+            ("server.key", self.pki.server_key),
+        ):
+            (workdir / name).write_text(text)
+        (workdir / "server.key").chmod(0o600)
+        self._static_key = genkey("secret", workdir / "static.key")
+        genkey("tls-crypt-v2-server", workdir / "v2-server.key")
+
+    def start(self, variants: Sequence[ServerVariant] = VARIANTS, first_port: int = 1194) -> None:
+        """Start each variant on its own port and wait until every one is ready."""
+        pending = []
+        for index, variant in enumerate(variants):
+            port = first_port + index
+            config, wrap_key = self._server_config(variant, port, index)
+            path = self.workdir / f"{variant.name}.conf"
+            path.write_text(config)
+            log = self.workdir / f"{variant.name}.log"
+            self.namespace.spawn(
+                ["openvpn", "--config", str(path), "--log", str(log)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            server = RunningServer(variant, self.namespace.ip, port, wrap_key, log)
+            self.servers[variant.name] = server
+            pending.append(server)
+        deadline = time.monotonic() + _STARTUP
+        for server in pending:
+            while _READY not in _read(server.log):
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"openvpn {server.variant.name} did not start: {_read(server.log)[-2000:]}"
+                    )
+                time.sleep(0.1)
+
+    def _server_config(
+        self, variant: ServerVariant, port: int, index: int
+    ) -> tuple[str, str | None]:
+        directory = self.workdir
+        lines = [
+            f"server {POOL_PREFIX}.{index}.0 255.255.255.0",
+            "topology subnet",
+            "dev tun",
+            f"proto {'tcp4-server' if variant.proto == 'tcp' else 'udp4'}",
+            f"local {self.namespace.ip}",
+            f"port {port}",
+            f"ca {directory / 'ca.crt'}",
+            f"cert {directory / 'server.crt'}",
+            f"key {directory / 'server.key'}",
+            "dh none",
+            "keepalive 10 60",
+            "duplicate-cn",
+            "verb 3",
+        ]
+        if not variant.requires_client_cert:
+            lines.append("verify-client-cert none")
+        wrap_key: str | None = None
+        if variant.wrap == "tls-auth":
+            lines.append(f"tls-auth {directory / 'static.key'} 0")
+            wrap_key = self._static_key
+        elif variant.wrap == "tls-crypt":
+            lines.append(f"tls-crypt {directory / 'static.key'}")
+            wrap_key = self._static_key
+        elif variant.wrap == "tls-crypt-v2":
+            lines.append(f"tls-crypt-v2 {directory / 'v2-server.key'}")
+            client_key = directory / f"{variant.name}-v2-client.key"
+            wrap_key = genkey(
+                "tls-crypt-v2-client",
+                client_key,
+                "--tls-crypt-v2",
+                str(directory / "v2-server.key"),
+            )
+        if variant.credentials is not None:
+            script = directory / f"{variant.name}-verify.sh"
+            username, password = variant.credentials
+            script.write_text(
+                "#!/bin/sh\n"
+                f'[ "$(sed -n 1p "$1")" = "{username}" ] &&\n'
+                f'[ "$(sed -n 2p "$1")" = "{password}" ]\n'
+            )
+            script.chmod(0o700)
+            lines += ["script-security 2", f"auth-user-pass-verify {script} via-file"]
+            lines.append(f"tmp-dir {directory}")
+        return "".join(f"{line}\n" for line in lines), wrap_key
+
+    def inject_tcp_reset(self, port: int) -> None:
+        """Answer every payload-carrying TCP segment to ``port`` with a reset, as a censor would."""
+        self.namespace.exec(
+            ["nft", "-f", "-"],
+            input_=(
+                "table inet vpnwatch_censor {\n"
+                "  chain input {\n"
+                "    type filter hook input priority 0;\n"
+                f"    tcp dport {port} ct state established ip length > 64 reject with tcp reset\n"
+                "  }\n"
+                "}\n"
+            ),
+        )
+
+    def clear_censor(self) -> None:
+        self.namespace.exec(["nft", "delete", "table", "inet", "vpnwatch_censor"], check=False)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+# -- client configs ------------------------------------------------------------------------------
+
+
+def _inline(tag: str, text: str) -> str:
+    return f"<{tag}>\n{text.strip()}\n</{tag}>\n"
+
+
+def write_ovpn(
+    path: Path,
+    *,
+    host: str,
+    port: int,
+    proto: str,
+    ca: str,
+    cert: str | None = None,
+    key: str | None = None,
+    wrap: WrapKind = "none",
+    wrap_key: str | None = None,
+    auth_user_pass: Path | None = None,
+    extra: Sequence[str] = (),
+) -> Path:
+    """Write a client ``.ovpn`` as providers ship them: inline keys, ``client``, ``dev tun``."""
+    text = "client\ndev tun\nnobind\npersist-key\n"
+    text += f"proto {proto}\nremote {host} {port}\n"
+    text += "remote-cert-tls server\n"
+    text += "".join(f"{line}\n" for line in extra)
+    if auth_user_pass is not None:
+        text += f"auth-user-pass {auth_user_pass}\n"
+    text += _inline("ca", ca)
+    if cert is not None and key is not None:
+        text += _inline("cert", cert) + _inline("key", key)
+    if wrap != "none" and wrap_key is not None:
+        if wrap == "tls-auth":
+            text += "key-direction 1\n"
+        text += _inline(wrap, wrap_key)
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+# -- the real client -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientOutcome:
+    """What the real ``openvpn`` client reached: ``ok`` once it logged initialization complete."""
+
+    ok: bool
+    log: str
+
+
+async def run_real_client(config: Path, timeout: float) -> ClientOutcome:
+    """Run Debian's ``openvpn`` on ``config`` without a tunnel device, for at most ``timeout``.
+
+    ``--dev null`` with ``--ifconfig-noexec``/``--route-noexec`` keeps it off this host's
+    interfaces and routes; it stops as soon as it succeeded or logged a fatal error.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        "openvpn",
+        "--config", str(config),
+        "--dev", "null",
+        "--ifconfig-noexec",
+        "--route-noexec",
+        "--script-security", "1",
+        "--connect-retry-max", "1",
+        "--verb", "3",
+        cwd=config.parent,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    ok = False
+    try:
+        async with asyncio.timeout(timeout):
+            while raw := await proc.stdout.readline():
+                line = raw.decode(errors="replace")
+                lines.append(line)
+                if _READY in line:
+                    ok = True
+                    break
+                if any(marker in line for marker in _CLIENT_FATAL):
+                    break
+    except TimeoutError:
+        pass
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    return ClientOutcome(ok, "".join(lines))

@@ -1,0 +1,181 @@
+"""TLS over the control channel: an ``ssl.SSLObject`` on memory BIOs, and OpenVPN's peer checks.
+
+The TLS records travel as the payloads of reliable P_CONTROL_V1 messages, so TLS here never sees
+a socket: ciphertext goes in with :meth:`TlsChannel.receive` and comes out of
+:meth:`TlsChannel.data_to_send`. Certificate checks follow the OpenVPN client: the chain must lead
+to the config's ``<ca>`` (host names are not checked, OpenVPN does not), then ``remote-cert-tls
+server`` and ``verify-x509-name`` are applied to the leaf certificate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+X509NameType = Literal["subject", "name", "name-prefix"]
+
+#: OpenVPN prints these attributes by their OpenSSL short names, which RFC 4514 spells otherwise.
+_OPENSSL_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
+
+
+class TlsError(Exception):
+    """The TLS handshake or session failed for a reason other than the server's certificate."""
+
+
+class CertificateError(TlsError):
+    """The server's certificate failed verification: chain, ``remote-cert-tls`` or name."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRequirements:
+    """What the server's certificate must satisfy beyond chaining to the CA."""
+
+    x509_name: str | None = None
+    x509_name_type: X509NameType = "subject"
+    remote_cert_tls_server: bool = False
+
+
+@contextlib.contextmanager
+def _pem_file(pem: str) -> Iterator[str]:
+    """A path to ``pem`` that lives only as long as the block: ssl loads keys from paths only.
+
+    On Linux the PEM lives in an anonymous memory file and never touches a disk.
+    """
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("vpnwatch-pem", 0)
+        try:
+            os.write(fd, pem.encode())
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory() as directory:  # pragma: no cover - non-Linux fallback
+        path = os.path.join(directory, "pem")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+            handle.write(pem)
+        yield path
+
+
+def build_context(
+    ca_pem: str, cert_pem: str | None = None, key_pem: str | None = None
+) -> ssl.SSLContext:
+    """A TLS context for an OpenVPN client: trusts only ``ca_pem``, optionally presents a cert."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # OpenVPN checks names itself (verify-x509-name), see below
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(cadata=ca_pem)
+    if cert_pem is not None and key_pem is not None:
+        with _pem_file(cert_pem) as cert_path, _pem_file(key_pem) as key_path:
+            context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+def openvpn_subject(name: x509.Name) -> str:
+    """A subject as OpenVPN prints it and ``verify-x509-name ... subject`` compares it."""
+    parts = []
+    for attribute in name:
+        label = _OPENSSL_NAMES.get(attribute.oid, attribute.rfc4514_attribute_name)
+        parts.append(f"{label}={attribute.value!s}")
+    return ", ".join(parts)
+
+
+def check_peer_certificate(der: bytes, requirements: PeerRequirements) -> None:
+    """Apply ``remote-cert-tls server`` and ``verify-x509-name``; raise CertificateError."""
+    cert = x509.load_der_x509_certificate(der)
+    if requirements.remote_cert_tls_server:
+        try:
+            usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            raise CertificateError(
+                "server certificate has no extended key usage (remote-cert-tls server)"
+            ) from None
+        if ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+            raise CertificateError(
+                "server certificate lacks serverAuth usage (remote-cert-tls server)"
+            )
+    if requirements.x509_name is None:
+        return
+    common_names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    wanted = requirements.x509_name
+    if requirements.x509_name_type == "subject":
+        matched = openvpn_subject(cert.subject) == wanted
+    elif requirements.x509_name_type == "name":
+        matched = wanted in common_names
+    else:
+        matched = any(name.startswith(wanted) for name in common_names)
+    if not matched:
+        raise CertificateError(
+            f"server certificate does not match verify-x509-name ({requirements.x509_name_type})"
+        )
+
+
+class TlsChannel:
+    """The client side of a TLS session whose records travel through memory."""
+
+    def __init__(self, context: ssl.SSLContext, requirements: PeerRequirements) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=False)
+        self._requirements = requirements
+        self.established = False
+
+    def receive(self, records: bytes) -> None:
+        """TLS bytes from the server, in order."""
+        self._incoming.write(records)
+
+    def data_to_send(self) -> bytes:
+        """TLS bytes for the server."""
+        return self._outgoing.read()
+
+    def advance(self) -> bool:
+        """Drive the handshake as far as the received bytes allow; True once it has completed."""
+        if self.established:
+            return True
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        except ssl.SSLCertVerificationError as exc:
+            raise CertificateError(f"server certificate: {exc.verify_message}") from None
+        except ssl.SSLError as exc:
+            raise TlsError(f"TLS handshake failed: {exc.reason or exc.strerror}") from None
+        der = self._ssl.getpeercert(binary_form=True)
+        if der is None:
+            raise CertificateError("server sent no certificate")
+        check_peer_certificate(der, self._requirements)
+        self.established = True
+        return True
+
+    @property
+    def version(self) -> str:
+        return self._ssl.version() or ""
+
+    def write(self, plaintext: bytes) -> None:
+        """Encrypt application data for the server (after the handshake)."""
+        self._ssl.write(plaintext)
+
+    def read(self) -> bytes:
+        """Decrypted application data received so far; raises TlsError on an alert or close."""
+        chunks = []
+        while True:
+            try:
+                chunk = self._ssl.read(16384)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                raise TlsError("server closed the TLS session") from None
+            except ssl.SSLError as exc:
+                raise TlsError(f"TLS session failed: {exc.reason or exc.strerror}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)

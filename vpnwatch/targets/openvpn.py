@@ -1,0 +1,166 @@
+"""An OpenVPN server to probe, with what a client config (.ovpn) says about reaching it.
+
+Everything is checked at load: certificates and keys must parse, a wrapping mode must come with a
+key of the right shape, and ``auth_user_pass`` is read then, so a probe never meets a bad file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from pydantic import Field, SecretBytes, SecretStr, field_validator, model_validator
+
+from vpnwatch.protocols.openvpn.tls import X509NameType
+from vpnwatch.protocols.openvpn.wrappers import (
+    DIGESTS,
+    STATIC_KEY_SIZE,
+    KeyFileError,
+    WrapKind,
+    check_tls_crypt_v2_client_key,
+    parse_static_key,
+    parse_tls_crypt_v2_client_key,
+)
+from vpnwatch.targets.base import TargetBase
+
+DEFAULT_PORT = 1194
+_STATIC_KEY_MARK = "OpenVPN Static key V1"
+_V2_CLIENT_KEY_MARK = "OpenVPN tls-crypt-v2 client key"
+
+
+def read_auth_user_pass(path: Path) -> tuple[str, str]:
+    """Username and password from an OpenVPN ``auth-user-pass`` file (two lines).
+
+    Raises ValueError naming the file and the problem, never its content.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ValueError(f"cannot read {path}: {reason}") from None
+    if len(lines) < 2 or not lines[0].strip() or not lines[1]:
+        raise ValueError(f"{path} must hold a username line and a password line")
+    return lines[0].strip(), lines[1]
+
+
+class OpenVPNTarget(TargetBase):
+    """One OpenVPN remote (host, port and transport) and the credentials to handshake with it."""
+
+    protocol: Literal["openvpn"] = "openvpn"
+    proto: Literal["udp", "tcp"] = "udp"
+    #: PEM certificates the server's chain must lead to (the config's ``<ca>``).
+    ca: str = Field(min_length=1, repr=False)
+    #: Client certificate and key (PEM), for servers that require one.
+    cert: str | None = Field(default=None, repr=False)
+    key: SecretStr | None = None
+    tls_wrap: WrapKind = "none"
+    #: The tls-auth/tls-crypt static key (256 bytes) or the tls-crypt-v2 client key; PEM text
+    #: (the key file's content) is accepted and decoded.
+    tls_key: SecretBytes | None = None
+    #: tls-auth's key-direction; None means the key is used in both directions.
+    key_direction: Literal[0, 1] | None = None
+    #: Digest of tls-auth HMACs (``auth``).
+    auth: str = "SHA1"
+    verify_x509_name: str | None = None
+    verify_x509_type: X509NameType = "subject"
+    remote_cert_tls: Literal["server"] | None = None
+    #: Ciphers offered for the data channel (reported to the server; not used by the probe).
+    data_ciphers: str = "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305"
+    #: A two-line username/password file; read at load into ``username`` and ``password``.
+    auth_user_pass: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @property
+    def transport(self) -> str:
+        return self.proto
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_files_and_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        path = data.get("auth_user_pass")
+        if path is not None and data.get("username") is None:
+            data["username"], data["password"] = read_auth_user_pass(Path(path))
+        key = data.get("tls_key")
+        if isinstance(key, SecretStr):
+            key = key.get_secret_value()
+        if isinstance(key, str):
+            data["tls_key"] = _decode_key_text(key)
+        return data
+
+    @field_validator("ca")
+    @classmethod
+    def _ca_parses(cls, ca: str) -> str:
+        try:
+            x509.load_pem_x509_certificates(ca.encode())
+        except ValueError:
+            raise ValueError("is not a PEM certificate") from None
+        return ca
+
+    @field_validator("cert")
+    @classmethod
+    def _cert_parses(cls, cert: str | None) -> str | None:
+        if cert is not None:
+            try:
+                x509.load_pem_x509_certificate(cert.encode())
+            except ValueError:
+                raise ValueError("is not a PEM certificate") from None
+        return cert
+
+    @field_validator("key")
+    @classmethod
+    def _key_parses(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None:
+            try:
+                load_pem_private_key(key.get_secret_value().encode(), password=None)
+            except TypeError:
+                raise ValueError("is encrypted: vpnwatch needs an unencrypted key") from None
+            except ValueError:
+                raise ValueError("is not a PEM private key") from None
+        return key
+
+    @field_validator("auth")
+    @classmethod
+    def _known_digest(cls, digest: str) -> str:
+        normal = digest.upper().replace("-", "")
+        if normal not in DIGESTS:
+            raise ValueError(f"digest must be one of {', '.join(DIGESTS)}")
+        return normal
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OpenVPNTarget:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together: give both or neither")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together: give both or neither")
+        if self.tls_wrap == "none":
+            if self.tls_key is not None:
+                raise ValueError("tls_key is set but tls_wrap is 'none'")
+            return self
+        if self.tls_key is None:
+            raise ValueError(f"tls_wrap {self.tls_wrap!r} needs tls_key")
+        raw = self.tls_key.get_secret_value()
+        if self.tls_wrap == "tls-crypt-v2":
+            try:
+                check_tls_crypt_v2_client_key(raw)
+            except KeyFileError as exc:
+                raise ValueError(f"tls_key: {exc}") from None
+        elif len(raw) != STATIC_KEY_SIZE:
+            raise ValueError(f"tls_key for {self.tls_wrap} must be an OpenVPN static key")
+        return self
+
+
+def _decode_key_text(text: str) -> bytes:
+    try:
+        if _V2_CLIENT_KEY_MARK in text:
+            return parse_tls_crypt_v2_client_key(text)
+        if _STATIC_KEY_MARK in text:
+            return parse_static_key(text)
+    except KeyFileError as exc:
+        raise ValueError(f"tls_key {exc}") from None
+    raise ValueError("tls_key is neither an OpenVPN static key nor a tls-crypt-v2 client key")
