@@ -1,0 +1,457 @@
+"""Writes dashboards/vpnwatch.json, the Grafana dashboard of the vpnwatch stack.
+
+The dashboard is code so that its PromQL is written once: every panel filters by the same
+template variables through one selector, and the success ratio is built by one function. The
+JSON is committed (Grafana provisions it from the repo) and tests/stack checks that it is what
+this script writes, that its structure is sound, and that every query runs on a real Prometheus.
+
+Run ``python dashboards/generate.py`` after changing this file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+Json = dict[str, Any]
+
+#: The data source provisioned by deploy/grafana/provisioning/datasources/prometheus.yml.
+DATASOURCE: Json = {"type": "prometheus", "uid": "vpnwatch-prometheus"}
+OUTPUT = Path(__file__).with_name("vpnwatch.json")
+
+#: Template variables in the order they narrow each other: vantage first, target last. Each is
+#: (name, label shown in Grafana). provider, region and site are the labels users commonly set.
+VARIABLES = (
+    ("vantage", "Vantage"),
+    ("protocol", "Protocol"),
+    ("provider", "Provider"),
+    ("region", "Region"),
+    ("site", "Site"),
+    ("target", "Target"),
+)
+#: Matches a probe series against every variable. "All" is ".*", which also matches a series
+#: without that label, so targets that set no provider are not hidden by the provider filter.
+SELECTOR = ", ".join(f'{name}=~"${name}"' for name, _ in VARIABLES)
+#: The monitor's own series carry no target labels, only where it runs.
+MONITOR_SELECTOR = 'job="vpnwatch", vantage=~"$vantage"'
+
+
+def success_ratio(by: str, window: str) -> str:
+    """Share of probes that succeeded, from the counters (not from sampling the last result).
+
+    A group with no failure series at all has a ratio of 1, hence ``or probes * 0``.
+    """
+    probes = f"sum by ({by}) (rate(vpnwatch_probes_total{{{SELECTOR}}}[{window}]))"
+    failures = f"sum by ({by}) (rate(vpnwatch_probe_failures_total{{{SELECTOR}}}[{window}]))"
+    return f"1 - ({failures} or {probes} * 0) / {probes}"
+
+
+def handshake_quantile(quantile: float, by: str) -> str:
+    return (
+        f"histogram_quantile({quantile}, sum by ({by}, le) "
+        f"(rate(vpnwatch_handshake_duration_seconds_bucket{{{SELECTOR}}}[$__rate_interval])))"
+    )
+
+
+def query(expr: str, legend: str = "", *, instant: bool = False, ref: str = "A") -> Json:
+    return {
+        "datasource": DATASOURCE,
+        "refId": ref,
+        "expr": expr,
+        "legendFormat": legend or "__auto",
+        "instant": instant,
+        "range": not instant,
+    }
+
+
+def panel(
+    kind: str,
+    title: str,
+    description: str,
+    targets: list[Json],
+    grid: tuple[int, int, int, int],
+    *,
+    unit: str = "short",
+    field: Json | None = None,
+    options: Json | None = None,
+) -> Json:
+    """A panel at grid (x, y, width, height); ids are assigned when the dashboard is built."""
+    x, y, w, h = grid
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "targets": targets,
+        "fieldConfig": {"defaults": {"unit": unit, **(field or {})}, "overrides": []},
+        "options": options or {},
+    }
+
+
+def row(title: str, y: int) -> Json:
+    return {
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "panels": [],
+        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
+    }
+
+
+def thresholds(*steps: tuple[float | None, str]) -> Json:
+    return {
+        "thresholds": {
+            "mode": "absolute",
+            "steps": [{"value": value, "color": color} for value, color in steps],
+        }
+    }
+
+
+def value_names(names: dict[int, tuple[str, str]]) -> Json:
+    """Grafana value mappings: number -> (text, colour)."""
+    return {
+        "mappings": [
+            {
+                "type": "value",
+                "options": {
+                    str(value): {"text": text, "color": color, "index": index}
+                    for index, (value, (text, color)) in enumerate(names.items())
+                },
+            }
+        ]
+    }
+
+
+RATIO_FIELD: Json = {"min": 0, "max": 1, "decimals": 2} | thresholds(
+    (None, "red"), (0.9, "orange"), (0.99, "green")
+)
+LEGEND_TABLE: Json = {
+    "legend": {"displayMode": "table", "placement": "right", "calcs": ["mean", "min"]},
+    "tooltip": {"mode": "multi", "sort": "desc"},
+}
+STATE_NAMES = {0: ("ok", "green"), 1: ("failing", "red"), 2: ("offline", "purple")}
+
+
+def overview_panels() -> list[Json]:
+    return [
+        row("Now", 0),
+        panel(
+            "stat",
+            "Targets by verdict",
+            "ok: the last probe succeeded. failing: it failed while the control probes of the "
+            "same vantage succeed (the endpoint or protocol is affected). offline: the controls "
+            "fail too (the vantage's own network is down).",
+            [
+                query(
+                    f"sum by (verdict) (vpnwatch_verdict{{{SELECTOR}}})",
+                    "{{verdict}}",
+                    instant=True,
+                )
+            ],
+            (0, 1, 8, 4),
+            options={"colorMode": "value", "graphMode": "none", "textMode": "value_and_name"},
+        ),
+        panel(
+            "stat",
+            "Availability over the time range",
+            "Share of all probes of the selected targets that succeeded, over the whole range.",
+            [query(success_ratio("", "$__range"), "availability", instant=True)],
+            (8, 1, 8, 4),
+            unit="percentunit",
+            field=RATIO_FIELD,
+        ),
+        panel(
+            "stat",
+            "Probes per second",
+            "Probes completed per second across the selected targets.",
+            [
+                query(
+                    f"sum(rate(vpnwatch_probes_total{{{SELECTOR}}}[$__rate_interval]))",
+                    "probes/s",
+                )
+            ],
+            (16, 1, 8, 4),
+            unit="reqps",
+        ),
+        panel(
+            "timeseries",
+            "Availability per protocol",
+            "Share of probes that succeeded, per protocol. A protocol dropping on every vantage "
+            "at once is an outage at the providers; on one vantage only, look for blocking there.",
+            [query(success_ratio("protocol", "$__rate_interval"), "{{protocol}}")],
+            (0, 5, 12, 8),
+            unit="percentunit",
+            field=RATIO_FIELD,
+        ),
+        panel(
+            "timeseries",
+            "Handshake latency p50 / p95 per protocol",
+            "Time to a cryptographically verified handshake, successful probes only.",
+            [
+                query(handshake_quantile(0.5, "protocol"), "{{protocol}} p50", ref="A"),
+                query(handshake_quantile(0.95, "protocol"), "{{protocol}} p95", ref="B"),
+            ],
+            (12, 5, 12, 8),
+            unit="s",
+        ),
+        panel(
+            "state-timeline",
+            "Target state",
+            "Each target's verdict over time, per vantage.",
+            [
+                query(
+                    f'max by (vantage, target, protocol) (vpnwatch_verdict{{verdict="failing", '
+                    f"{SELECTOR}}}) + 2 * max by (vantage, target, protocol) "
+                    f'(vpnwatch_verdict{{verdict="offline", {SELECTOR}}})',
+                    "{{vantage}} {{target}}",
+                )
+            ],
+            (0, 13, 24, 10),
+            field={"color": {"mode": "thresholds"}}
+            | value_names(STATE_NAMES)
+            | thresholds((None, "green"), (1, "red"), (2, "purple")),
+            options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8},
+        ),
+        panel(
+            "timeseries",
+            "Failures by class",
+            "Failed probes per second by failure class. timeout: silent drop; refused/reset: a "
+            "firewall or DPI answering; auth: keys no longer match; dns, tls_cert, tls, eof, "
+            "unreachable, protocol: as named.",
+            [
+                query(
+                    f"sum by (failure) (rate(vpnwatch_probe_failures_total{{{SELECTOR}}}"
+                    f"[$__rate_interval]))",
+                    "{{failure}}",
+                )
+            ],
+            (0, 23, 12, 8),
+            unit="reqps",
+            field={"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
+        ),
+        panel(
+            "timeseries",
+            "Failures by stage",
+            "Where handshakes are cut: the stage each failed probe reached, per protocol.",
+            [
+                query(
+                    f"sum by (protocol, stage) (rate(vpnwatch_probe_failures_total{{{SELECTOR}}}"
+                    f"[$__rate_interval]))",
+                    "{{protocol}} {{stage}}",
+                )
+            ],
+            (12, 23, 12, 8),
+            unit="reqps",
+            field={"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
+        ),
+        panel(
+            "bargauge",
+            "Time since last success",
+            "How long ago each target last completed a verified handshake.",
+            [
+                query(
+                    f"time() - max by (vantage, target, protocol) "
+                    f"(vpnwatch_last_success_timestamp_seconds{{{SELECTOR}}})",
+                    "{{vantage}} {{target}}",
+                    instant=True,
+                )
+            ],
+            (0, 31, 12, 8),
+            unit="s",
+            field=thresholds((None, "green"), (300, "orange"), (900, "red")),
+            options={"displayMode": "basic", "orientation": "horizontal"},
+        ),
+        panel(
+            "timeseries",
+            "Probes per second by protocol",
+            "Probes completed per second. A flat line at zero with targets configured means the "
+            "scheduler is stuck.",
+            [
+                query(
+                    f"sum by (protocol) (rate(vpnwatch_probes_total{{{SELECTOR}}}"
+                    f"[$__rate_interval]))",
+                    "{{protocol}}",
+                )
+            ],
+            (12, 31, 12, 8),
+            unit="reqps",
+        ),
+    ]
+
+
+def vantage_panels() -> list[Json]:
+    return [
+        row("Vantages side by side", 39),
+        panel(
+            "bargauge",
+            "Availability by vantage and protocol",
+            "The same protocols seen from each vantage over the time range: a protocol that is "
+            "fine elsewhere but down from one vantage is blocked or broken on that network.",
+            [
+                query(
+                    success_ratio("vantage, protocol", "$__range"),
+                    "{{vantage}} {{protocol}}",
+                    instant=True,
+                )
+            ],
+            (0, 40, 12, 9),
+            unit="percentunit",
+            field=RATIO_FIELD,
+            options={"displayMode": "gradient", "orientation": "horizontal"},
+        ),
+        panel(
+            "timeseries",
+            "Handshake p95 by vantage and protocol",
+            "Latency to the same endpoints from each vantage; a jump on one vantage only is that "
+            "network throttling or rerouting.",
+            [query(handshake_quantile(0.95, "vantage, protocol"), "{{vantage}} {{protocol}}")],
+            (12, 40, 12, 9),
+            unit="s",
+            options=LEGEND_TABLE,
+        ),
+    ]
+
+
+def monitor_panels() -> list[Json]:
+    return [
+        row("The monitor itself", 49),
+        panel(
+            "stat",
+            "Scrapes up",
+            "Whether Prometheus reaches each vpnwatch (one per vantage or shard).",
+            [query(f"up{{{MONITOR_SELECTOR}}}", "{{vantage}} {{instance}}", instant=True)],
+            (0, 50, 6, 5),
+            field=value_names({0: ("down", "red"), 1: ("up", "green")}),
+        ),
+        panel(
+            "stat",
+            "Last config reload",
+            "0 means the last reload failed and the previous configuration is still running.",
+            [
+                query(
+                    f"vpnwatch_config_last_reload_successful{{{MONITOR_SELECTOR}}}",
+                    "{{vantage}} {{instance}}",
+                    instant=True,
+                )
+            ],
+            (6, 50, 6, 5),
+            field=value_names({0: ("failed", "red"), 1: ("ok", "green")}),
+        ),
+        panel(
+            "timeseries",
+            "Internal errors per second",
+            "Probes that raised inside vpnwatch: bugs, not network failures. Should be zero.",
+            [
+                query(
+                    f"sum by (vantage, instance) (rate(vpnwatch_probe_errors_total"
+                    f"{{{MONITOR_SELECTOR}}}[$__rate_interval]))",
+                    "{{vantage}} {{instance}}",
+                )
+            ],
+            (12, 50, 12, 5),
+            unit="reqps",
+        ),
+        panel(
+            "timeseries",
+            "Resident memory",
+            "Memory of each vpnwatch process.",
+            [
+                query(
+                    f"process_resident_memory_bytes{{{MONITOR_SELECTOR}}}",
+                    "{{vantage}} {{instance}}",
+                )
+            ],
+            (0, 55, 8, 6),
+            unit="bytes",
+        ),
+        panel(
+            "timeseries",
+            "CPU",
+            "CPU time per second of each vpnwatch process (1 = one core).",
+            [
+                query(
+                    f"rate(process_cpu_seconds_total{{{MONITOR_SELECTOR}}}[$__rate_interval])",
+                    "{{vantage}} {{instance}}",
+                )
+            ],
+            (8, 55, 8, 6),
+            unit="percentunit",
+        ),
+        panel(
+            "table",
+            "Versions",
+            "The vpnwatch version running at each vantage.",
+            [
+                query(
+                    f"vpnwatch_build_info{{{MONITOR_SELECTOR}}}",
+                    "{{vantage}} {{version}}",
+                    instant=True,
+                )
+            ],
+            (16, 55, 8, 6),
+            options={"showHeader": True},
+        ),
+    ]
+
+
+def variable(name: str, label: str, narrowed_by: list[str]) -> Json:
+    """A multi-value query variable listing the label's values among the configured targets."""
+    matchers = ", ".join(f'{other}=~"${other}"' for other in narrowed_by)
+    definition = f"label_values(vpnwatch_target_info{{{matchers}}}, {name})"
+    return {
+        "type": "query",
+        "name": name,
+        "label": label,
+        "datasource": DATASOURCE,
+        "definition": definition,
+        "query": {"query": definition, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "refresh": 2,
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+        "hide": 0,
+        "regex": "",
+        "options": [],
+    }
+
+
+def build() -> Json:
+    panels = [*overview_panels(), *vantage_panels(), *monitor_panels()]
+    for number, item in enumerate(panels, start=1):
+        item["id"] = number
+    names = [name for name, _ in VARIABLES]
+    return {
+        "uid": "vpnwatch",
+        "title": "vpnwatch",
+        "description": "VPN and circumvention endpoints probed with real handshakes, per vantage.",
+        "tags": ["vpnwatch", "vpn", "censorship"],
+        "editable": False,
+        "graphTooltip": 1,
+        "refresh": "1m",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-6h", "to": "now"},
+        "timepicker": {},
+        "timezone": "",
+        "annotations": {"list": []},
+        "links": [],
+        "templating": {
+            "list": [
+                variable(name, label, names[:index])
+                for index, (name, label) in enumerate(VARIABLES)
+            ]
+        },
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    OUTPUT.write_text(render(), encoding="utf-8")

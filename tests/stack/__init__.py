@@ -1,0 +1,1 @@
+"""Tests of the deployable stack: compose, Prometheus config and rules, Grafana dashboard."""

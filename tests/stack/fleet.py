@@ -1,0 +1,246 @@
+"""A small simulated fleet, written as an OpenMetrics backfill for a real Prometheus.
+
+It has the shape of what vpnwatch and Prometheus store together: every metric of the exporter's
+contract with its labels, plus the `up`, `job`, `instance` and `vantage` that the scrape adds. The
+story in the data is the one the dashboard and alerts are built to tell:
+
+- ``fra-home``: everything works, but the OpenVPN target fails one probe in four (reset at tls);
+- ``tehran-isp``: WireGuard is blocked (every handshake times out), the other protocols work;
+- ``kabul-mobile``: the vantage goes offline for the middle fifth of the history, controls too.
+
+The histogram buckets are the exporter's own, so quantiles look like the real thing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from vpnwatch.metrics import DURATION_BUCKETS
+
+JOB = "vpnwatch"
+INSTANCE = "vpnwatch:10877"
+VERSION = "0.1.0"
+PROBE_INTERVAL = 60.0
+SCRAPE_INTERVAL = 30.0
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SimTarget:
+    name: str
+    protocol: str
+    endpoint: str
+    transport: str
+    role: str
+    labels: dict[str, str]
+    latency: float  # seconds, before the per-vantage factor
+
+    def key_labels(self) -> dict[str, str]:
+        return {"target": self.name, "protocol": self.protocol, **self.labels}
+
+
+TARGETS = (
+    SimTarget("wg-fra", "wireguard", "198.18.0.2:51820", "udp", "target",
+              {"provider": "acme", "region": "eu", "site": "fra"}, 0.030),
+    SimTarget("wg-ams", "wireguard", "198.18.0.3:51820", "udp", "target",
+              {"provider": "acme", "region": "eu", "site": "ams"}, 0.045),
+    SimTarget("ovpn-fra", "openvpn", "198.18.0.2:1194", "udp", "target",
+              {"provider": "acme", "region": "eu", "site": "fra"}, 0.400),
+    SimTarget("obfs4-nyc", "obfs4", "198.18.0.4:443", "tcp", "target",
+              {"provider": "bridgeco", "region": "us", "site": "nyc"}, 0.250),
+    SimTarget("ctl-tcp-fra", "tcp", "198.18.0.2:443", "tcp", "control",
+              {"site": "fra"}, 0.020),
+)  # fmt: skip
+VANTAGES = {"fra-home": 1.0, "tehran-isp": 3.0, "kabul-mobile": 2.0}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    failure: str = ""
+    stage: str = ""
+    duration: float = 0.0
+
+
+def outcome(vantage: str, target: SimTarget, index: int, offline: bool) -> Outcome:
+    """What probe number ``index`` of ``target`` from ``vantage`` found."""
+    if offline:
+        return Outcome(ok=False, failure="unreachable", stage="handshake")
+    if vantage == "tehran-isp" and target.protocol == "wireguard":
+        return Outcome(ok=False, failure="timeout", stage="handshake")
+    if vantage == "fra-home" and target.protocol == "openvpn" and index % 4 == 3:
+        return Outcome(ok=False, failure="reset", stage="tls")
+    wobble = 1.0 + 0.6 * ((index * 7) % 5) / 5
+    return Outcome(ok=True, duration=target.latency * VANTAGES[vantage] * wobble)
+
+
+@dataclass
+class TargetState:
+    """The exporter's counters for one target, advanced probe by probe."""
+
+    probes: int = 0
+    failures: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
+    last: Outcome | None = None
+    last_success: float | None = None
+
+    def observe(self, result: Outcome, when: float) -> None:
+        self.probes += 1
+        self.last = result
+        if result.ok:
+            self.last_success = when
+            self.buckets[bisect.bisect_left(DURATION_BUCKETS, result.duration)] += 1
+            self.duration_sum += result.duration
+        else:
+            self.failures[(result.failure, result.stage)] += 1
+
+
+class Families:
+    """Samples grouped the way OpenMetrics wants them: by family, then by series, in time order."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, str] = {}
+        self.series: dict[str, dict[tuple[str, Labels], list[tuple[float, float]]]] = {}
+
+    def add(
+        self, family: str, kind: str, sample: str, labels: dict[str, str], when: float, value: float
+    ) -> None:
+        self.types.setdefault(family, kind)
+        key = (sample, tuple(sorted((k, v) for k, v in labels.items() if v)))
+        self.series.setdefault(family, {}).setdefault(key, []).append((when, value))
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for family, kind in self.types.items():
+            lines.append(f"# TYPE {family} {kind}")
+            for (sample, labels), points in self.series[family].items():
+                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                for when, value in points:
+                    lines.append(f"{sample}{{{label_text}}} {_number(value)} {when:.3f}")
+        lines.append("# EOF")
+        return "\n".join(lines) + "\n"
+
+
+def openmetrics_history(start: float, end: float) -> str:
+    """The fleet's series from ``start`` to ``end`` (Unix seconds), one scrape per 30 s."""
+    families = Families()
+    scrapes = [start + i * SCRAPE_INTERVAL for i in range(int((end - start) // SCRAPE_INTERVAL))]
+    outage = (start + 0.4 * (end - start), start + 0.6 * (end - start))
+    for vantage in VANTAGES:
+        scope = {"job": JOB, "instance": INSTANCE, "vantage": vantage}
+        states = {t.name: TargetState() for t in TARGETS}
+        for when in scrapes:
+            offline = vantage == "kabul-mobile" and outage[0] <= when < outage[1]
+            for number, target in enumerate(TARGETS):
+                state = states[target.name]
+                # Probes are spread over the interval by a fixed per-target offset.
+                first = start + number * PROBE_INTERVAL / len(TARGETS)
+                due = 0 if when < first else math.floor((when - first) / PROBE_INTERVAL) + 1
+                while state.probes < due:
+                    stamp = first + state.probes * PROBE_INTERVAL
+                    state.observe(outcome(vantage, target, state.probes, offline), stamp)
+                _target_samples(
+                    families, {**scope, **target.key_labels()}, target, state, when, offline
+                )
+            _monitor_samples(families, scope, when, start)
+    return families.render()
+
+
+def _target_samples(
+    families: Families,
+    labels: dict[str, str],
+    target: SimTarget,
+    state: TargetState,
+    when: float,
+    offline: bool,
+) -> None:
+    info = {
+        **labels,
+        "endpoint": target.endpoint,
+        "transport": target.transport,
+        "role": target.role,
+    }
+    families.add("vpnwatch_target_info", "gauge", "vpnwatch_target_info", info, when, 1)
+    families.add("vpnwatch_probes", "counter", "vpnwatch_probes_total", labels, when, state.probes)
+    families.add("vpnwatch_probe_errors", "counter", "vpnwatch_probe_errors_total", labels, when, 0)
+    for (failure, stage), count in state.failures.items():
+        failed = {**labels, "failure": failure, "stage": stage}
+        families.add(
+            "vpnwatch_probe_failures",
+            "counter",
+            "vpnwatch_probe_failures_total",
+            failed,
+            when,
+            count,
+        )
+    if state.last is None:
+        return
+    families.add(
+        "vpnwatch_probe_success",
+        "gauge",
+        "vpnwatch_probe_success",
+        labels,
+        when,
+        float(state.last.ok),
+    )
+    verdict = "ok" if state.last.ok else "offline" if offline else "failing"
+    for name in ("ok", "failing", "offline"):
+        families.add(
+            "vpnwatch_verdict",
+            "gauge",
+            "vpnwatch_verdict",
+            {**labels, "verdict": name},
+            when,
+            float(name == verdict),
+        )
+    histogram = "vpnwatch_handshake_duration_seconds"
+    running = 0
+    for bound, count in zip([*map(str, DURATION_BUCKETS), "+Inf"], state.buckets, strict=True):
+        running += count
+        families.add(
+            histogram, "histogram", f"{histogram}_bucket", {**labels, "le": bound}, when, running
+        )
+    families.add(histogram, "histogram", f"{histogram}_sum", labels, when, state.duration_sum)
+    families.add(histogram, "histogram", f"{histogram}_count", labels, when, running)
+    if state.last_success is not None:
+        families.add(
+            "vpnwatch_last_success_timestamp_seconds",
+            "gauge",
+            "vpnwatch_last_success_timestamp_seconds",
+            labels,
+            when,
+            state.last_success,
+        )
+
+
+def _monitor_samples(families: Families, scope: dict[str, str], when: float, start: float) -> None:
+    uptime = when - start
+    gauges: Iterable[tuple[str, float]] = (
+        ("up", 1),
+        ("vpnwatch_config_last_reload_successful", 1),
+        ("vpnwatch_config_last_reload_success_timestamp_seconds", start),
+        ("process_resident_memory_bytes", 48e6 + 1e4 * (uptime % 600)),
+        ("process_start_time_seconds", start),
+    )
+    for name, value in gauges:
+        families.add(name, "gauge", name, scope, when, value)
+    families.add(
+        "process_cpu_seconds", "counter", "process_cpu_seconds_total", scope, when, 0.004 * uptime
+    )
+    families.add(
+        "vpnwatch_build", "info", "vpnwatch_build_info", {**scope, "version": VERSION}, when, 1
+    )
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
