@@ -1,0 +1,118 @@
+"""Bridge lines as users copy them → obfs4 targets, and one clear line for every mistake."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vpnwatch.errors import ConfigError
+from vpnwatch.importers.bridgeline import load_bridge_lines
+from vpnwatch.targets.obfs4 import Obfs4Target, decode_cert, encode_cert
+
+NODE_ID = bytes.fromhex("7e7b1c2f8b4c2e1a9d3f0a6b5c4d3e2f1a0b9c8d")
+PUBLIC_KEY = bytes(range(32))
+CERT = encode_cert(NODE_ID, PUBLIC_KEY)
+FINGERPRINT = "4352E58420E68F5E40BF7C74FADDCCD9D1349413"
+
+Write = Callable[[str, str], Path]
+
+
+def test_cert_is_unpadded_base64_of_node_id_and_key() -> None:
+    assert len(CERT) == 70 and not CERT.endswith("=")
+    assert decode_cert(CERT) == (NODE_ID, PUBLIC_KEY)
+    assert decode_cert(CERT + "==") == (NODE_ID, PUBLIC_KEY)
+
+
+def test_torrc_bridge_line(write: Write) -> None:
+    path = write("home.txt", f"Bridge obfs4 192.0.2.3:443 {FINGERPRINT} cert={CERT} iat-mode=1\n")
+    [target] = load_bridge_lines(path)
+    assert target == Obfs4Target(
+        name="home",
+        host="192.0.2.3",
+        port=443,
+        node_id=NODE_ID,
+        public_key=PUBLIC_KEY,
+        iat_mode=1,
+        fingerprint=FINGERPRINT,
+    )
+    assert target.transport == "tcp"
+    assert target.cert == CERT
+
+
+def test_several_lines_with_comments_ipv6_and_no_fingerprint(write: Write) -> None:
+    path = write(
+        "bridges.txt",
+        "# from bridges.torproject.org\n\n"
+        f"obfs4 192.0.2.3:443 {FINGERPRINT.lower()} cert={CERT} iat-mode=0\n"
+        "   \n"
+        f"  Bridge obfs4 [2001:db8::7]:8443 cert={CERT} iat-mode=2  \n",
+    )
+    first, second = load_bridge_lines(path)
+    assert first.name == "bridges/192.0.2.3:443"
+    assert first.fingerprint == FINGERPRINT
+    assert (second.name, second.host, second.port) == (
+        "bridges/[2001:db8::7]:8443",
+        "2001:db8::7",
+        8443,
+    )
+    assert (second.fingerprint, second.iat_mode) == (None, 2)
+
+
+def test_old_node_id_and_public_key_arguments(write: Write) -> None:
+    line = f"obfs4 192.0.2.3:443 node-id={NODE_ID.hex()} public-key={PUBLIC_KEY.hex()} iat-mode=0"
+    [target] = load_bridge_lines(write("old.txt", line))
+    assert (target.node_id, target.public_key) == (NODE_ID, PUBLIC_KEY)
+
+
+def test_yaml_style_cert_field() -> None:
+    target = Obfs4Target.model_validate(
+        {"name": "b", "host": "192.0.2.3", "port": 443, "cert": CERT, "data": "echo"}
+    )
+    assert (target.node_id, target.public_key, target.data) == (NODE_ID, PUBLIC_KEY, "echo")
+    assert Obfs4Target.model_validate_json(target.model_dump_json()) == target
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (f"obfs4 192.0.2.3:443 cert={CERT[:-4]} iat-mode=0", "cert decodes to 49 bytes, not 52"),
+        ("obfs4 192.0.2.3:443 cert=%%%notbase64%%% iat-mode=0", "cert is not valid base64"),
+        ("obfs4 192.0.2.3:443 iat-mode=0", "missing cert="),
+        (f"obfs4 192.0.2.3:443 cert={CERT}", "missing iat-mode="),
+        (f"obfs4 192.0.2.3:443 cert={CERT} iat-mode=7", "iat-mode= must be 0, 1 or 2"),
+        (f"obfs4 192.0.2.3 cert={CERT} iat-mode=0", "has no port"),
+        (f"obfs4 2001:db8::7:443 cert={CERT} iat-mode=0", "write IPv6 addresses as [address]:port"),
+        (f"snowflake 192.0.2.3:443 cert={CERT} iat-mode=0", "expected an obfs4 bridge line"),
+        (f"obfs4 192.0.2.3:443 ABCD cert={CERT} iat-mode=0", "fingerprint: a fingerprint is 40"),
+        (f"obfs4 192.0.2.3:443 cert={CERT} cert={CERT} iat-mode=0", "cert= appears twice"),
+        (f"obfs4 192.0.2.3:443 {FINGERPRINT} cert={CERT} junk", "expected key=value"),
+        ("Bridge", "expected an obfs4 bridge line, found nothing"),
+    ],
+)
+def test_malformed_lines_name_the_line(write: Write, line: str, message: str) -> None:
+    path = write("bad.txt", f"# comment\n{line}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_bridge_lines(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: line 2: ")
+    assert message in text
+    assert CERT not in text and "\n" not in text
+
+
+def test_duplicate_endpoint(write: Write) -> None:
+    line = f"obfs4 192.0.2.3:443 cert={CERT} iat-mode=0\n"
+    with pytest.raises(ConfigError, match=r"line 2: 192\.0\.2\.3:443 is already listed on line 1"):
+        load_bridge_lines(write("dup.txt", line * 2))
+
+
+def test_empty_and_missing_files(write: Write, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no bridge lines found"):
+        load_bridge_lines(write("empty.txt", "# nothing here\n\n"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_bridge_lines(tmp_path / "absent.txt")
+    (tmp_path / "binary.txt").write_bytes(os.urandom(16) + b"\xff\xfe")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_bridge_lines(tmp_path / "binary.txt")
