@@ -146,16 +146,16 @@ def _targets_of_entry(
             raise ConfigError(describe_validation_error(exc), where=label) from None
         imported = load_file(base / spec.from_.expanduser())
         return [(_override(target, spec, len(imported), label), label) for target in imported]
-    inline = {key: value for key, value in entry.items() if not key.endswith("_file")}
-    for key, value in entry.items():
-        if key.endswith("_file"):
-            inline[key.removesuffix("_file")] = _read_secret(
-                base / Path(str(value)).expanduser(), label, key
-            )
-    model = TARGET_MODELS.get(str(inline.get("protocol")))
+    model = TARGET_MODELS.get(str(entry.get("protocol")))
     if model is None:
         known = ", ".join(sorted(TARGET_MODELS))
         raise ConfigError(f"protocol: give one of {known}, or from: FILE", where=label)
+    inline = dict(entry)
+    for key, value in entry.items():
+        field = key.removesuffix("_file")
+        if field != key and field in model.model_fields:
+            del inline[key]
+            inline[field] = _read_secret(base / Path(str(value)).expanduser(), label, key)
     try:
         return [(model.model_validate(inline), label)]
     except ValidationError as exc:

@@ -30,7 +30,7 @@ async def probe_tcp(target: TcpTarget, timeout: float) -> Result:
 
 async def probe_tls(target: TlsTarget, timeout: float) -> Result:
     timeline = Timeline(target.name, target.protocol, plan=("connect", "tls"))
-    context = ssl.create_default_context(cafile=target.ca_file)
+    context = ssl.create_default_context(cadata=target.ca)
     server_name = target.server_name or target.host
 
     async def body() -> str:

@@ -6,7 +6,6 @@ it our own network? A site whose controls fail is ``offline``, not evidence of b
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -34,8 +33,9 @@ class TlsTarget(TargetBase):
     role: Role = "control"
     port: Port = 443
     server_name: str | None = None
-    #: PEM bundle to verify against; the system's trust store when unset.
-    ca_file: Path | None = None
+    #: PEM certificates to verify against (``ca_file:`` in a config reads them from a file);
+    #: the system's trust store when unset.
+    ca: str | None = None
 
     @property
     def transport(self) -> str:
