@@ -14,7 +14,9 @@ def test_shards_partition_the_fleet_evenly():
     assert set(shares) == {1, 2, 3, 4}
     assert all(abs(count - 1500) < 150 for count in shares.values()), shares
     selected = [Shard(k, 4).select(NAMES, str) for k in range(1, 5)]
-    assert sorted(name for share in selected for name in share) == sorted(NAMES)  # no overlap, nothing dropped
+    assert sorted(name for share in selected for name in share) == sorted(
+        NAMES
+    )  # no overlap, nothing dropped
 
 
 def test_adding_a_monitor_moves_only_its_share():
