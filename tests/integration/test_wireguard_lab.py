@@ -1,0 +1,250 @@
+"""The WireGuard probe against the real wireguard-go, in a lab namespace this module creates."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import pytest
+
+from vpnwatch.lab.netns import Namespace
+from vpnwatch.lab.wireguard import KeyPair, WireGuardServer, generate_preshared_key
+from vpnwatch.probes.wireguard import probe_wireguard
+from vpnwatch.result import Failure, Result
+from vpnwatch.targets.base import parse_endpoint
+from vpnwatch.targets.wireguard import WireGuardTarget
+
+pytestmark = pytest.mark.lab
+
+OK_TIMEOUT = 5.0
+FAIL_TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[WireGuardServer]:
+    with Namespace() as namespace, WireGuardServer(namespace) as server:
+        yield server
+
+
+def new_client(server: WireGuardServer, preshared_key: bytes | None = None) -> KeyPair:
+    client = KeyPair.generate()
+    server.add_peer(client.public, preshared_key)
+    return client
+
+
+def target(
+    server: WireGuardServer, client: KeyPair, *, ipv6: bool = False, **fields: Any
+) -> WireGuardTarget:
+    host, port = parse_endpoint(server.endpoint(ipv6=ipv6))
+    values: dict[str, Any] = {
+        "name": "lab",
+        "host": host,
+        "port": port,
+        "private_key": client.private_b64,
+        "public_key": server.keys.public_b64,
+    }
+    values.update(fields)
+    return WireGuardTarget.model_validate(values)
+
+
+def assert_ok(result: Result) -> None:
+    assert result.ok, result
+    assert result.failure is None
+    assert result.stage == "handshake"
+    assert [stage for stage, _ in result.stages] == ["resolve", "handshake"]
+    assert result.duration > 0
+
+
+def wait_for_handshake(server: WireGuardServer, client: KeyPair) -> int:
+    """The server's record of the client's handshake, given up to 5 s to appear (0 if not)."""
+    for _ in range(100):
+        if recorded := server.latest_handshake(client.public):
+            return recorded
+        time.sleep(0.05)
+    return 0
+
+
+async def test_good_config_completes_and_the_server_records_it(server: WireGuardServer) -> None:
+    client = new_client(server)
+    result = await probe_wireguard(target(server, client), OK_TIMEOUT)
+    assert_ok(result)
+    assert server.endpoint() in result.detail
+    assert wait_for_handshake(server, client) > 0
+
+
+async def test_without_keepalive_the_server_never_confirms(server: WireGuardServer) -> None:
+    client = new_client(server)
+    assert_ok(await probe_wireguard(target(server, client, keepalive=False), OK_TIMEOUT))
+    assert server.latest_handshake(client.public) == 0
+    assert_ok(await probe_wireguard(target(server, client), OK_TIMEOUT))
+    assert wait_for_handshake(server, client) > 0
+
+
+@pytest.mark.slow
+async def test_a_hundred_probes_in_a_row_on_one_key(server: WireGuardServer) -> None:
+    probe = target(server, new_client(server))
+    results = [await probe_wireguard(probe, OK_TIMEOUT) for _ in range(100)]
+    assert [r for r in results if not r.ok] == []
+
+
+async def test_concurrent_probes_of_one_key_all_succeed(server: WireGuardServer) -> None:
+    probe = target(server, new_client(server))
+    results = await asyncio.gather(*(probe_wireguard(probe, OK_TIMEOUT) for _ in range(10)))
+    assert [r for r in results if not r.ok] == []
+
+
+async def test_client_key_unknown_to_the_server_times_out(server: WireGuardServer) -> None:
+    result = await probe_wireguard(target(server, KeyPair.generate()), FAIL_TIMEOUT)
+    assert (result.failure, result.stage) == (Failure.TIMEOUT, "handshake")
+    assert not result.ok
+
+
+async def test_wrong_server_public_key_times_out(server: WireGuardServer) -> None:
+    wrong = KeyPair.generate().public_b64
+    result = await probe_wireguard(
+        target(server, new_client(server), public_key=wrong), FAIL_TIMEOUT
+    )
+    assert (result.failure, result.stage) == (Failure.TIMEOUT, "handshake")
+
+
+async def test_closed_port_is_refused(server: WireGuardServer) -> None:
+    probe = target(server, new_client(server), port=server.port + 1)
+    result = await probe_wireguard(probe, FAIL_TIMEOUT)
+    assert (result.failure, result.stage) == (Failure.REFUSED, "handshake")
+
+
+async def test_name_that_does_not_resolve_is_dns(server: WireGuardServer) -> None:
+    probe = target(server, new_client(server), host="vpn.vpnwatch-test.invalid")
+    result = await probe_wireguard(probe, FAIL_TIMEOUT)
+    assert (result.failure, result.stage) == (Failure.DNS, "resolve")
+    assert "vpn.vpnwatch-test.invalid" in result.detail
+
+
+async def test_preshared_key_peer_completes(server: WireGuardServer) -> None:
+    psk = generate_preshared_key()
+    client = new_client(server, psk)
+    assert_ok(await probe_wireguard(target(server, client, preshared_key=psk), OK_TIMEOUT))
+    assert wait_for_handshake(server, client) > 0
+
+
+@pytest.mark.parametrize("client_psk", [generate_preshared_key(), None], ids=["wrong", "missing"])
+async def test_preshared_key_mismatch_is_auth(
+    server: WireGuardServer, client_psk: bytes | None
+) -> None:
+    client = new_client(server, generate_preshared_key())
+    result = await probe_wireguard(target(server, client, preshared_key=client_psk), OK_TIMEOUT)
+    assert (result.failure, result.stage) == (Failure.AUTH, "handshake")
+    assert server.latest_handshake(client.public) == 0
+
+
+async def test_ipv6_endpoint_completes(server: WireGuardServer) -> None:
+    client = new_client(server)
+    probe = target(server, client, ipv6=True)
+    assert probe.endpoint.startswith("[2001:2:")
+    assert_ok(await probe_wireguard(probe, OK_TIMEOUT))
+
+
+def test_client_config_names_the_server_and_hides_nothing_it_should_not(
+    server: WireGuardServer,
+) -> None:
+    psk = generate_preshared_key()
+    client = new_client(server, psk)
+    text = server.client_config(client, ipv6=True)
+    assert f"PrivateKey = {client.private_b64}" in text  # the file a user holds has it
+    assert f"PublicKey = {server.keys.public_b64}" in text
+    assert f"Endpoint = {server.endpoint(ipv6=True)}" in text
+    assert "PresharedKey = " in text
+    assert client.private_b64 not in repr(client)
+
+
+# --- a stopped server, and what else may answer on the way ------------------------------------------
+
+
+async def test_stopped_server_is_refused_and_restarts_with_the_same_keys() -> None:
+    with Namespace() as namespace, WireGuardServer(namespace) as server:
+        client = new_client(server)
+        probe = target(server, client)
+        assert_ok(await probe_wireguard(probe, OK_TIMEOUT))
+        server.stop()
+        assert (await probe_wireguard(probe, FAIL_TIMEOUT)).failure is Failure.REFUSED
+        server.start()
+        assert_ok(await probe_wireguard(probe, OK_TIMEOUT))
+        assert wait_for_handshake(server, client) > 0
+
+
+STRAY_DATAGRAMS = [
+    b"\xff" * 92,  # garbage of a response's length
+    b"\x02\x00\x00\x00" + bytes(40),  # a response too short
+    b"\x02\x00\x00\x00" + bytes(88),  # a response to index 0 (not ours, which is random)
+]
+
+
+class _Relay(asyncio.DatagramProtocol):
+    """A loopback UDP endpoint that answers every datagram with stray ones first, then maybe
+    relays it to the real server and the server's answer back."""
+
+    def __init__(self, upstream: tuple[str, int] | None) -> None:
+        self.upstream = upstream
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        for stray in STRAY_DATAGRAMS:
+            self.transport.sendto(stray, addr)
+        if self.upstream is not None:
+            asyncio.get_running_loop().create_task(self._relay(data, addr))
+
+    async def _relay(self, data: bytes, client: tuple[str, int]) -> None:
+        assert self.transport is not None and self.upstream is not None
+        loop = asyncio.get_running_loop()
+        answers: asyncio.Queue[bytes] = asyncio.Queue()
+        upstream, _ = await loop.create_datagram_endpoint(
+            lambda: _Collector(answers), remote_addr=self.upstream
+        )
+        try:
+            upstream.sendto(data)
+            answer = await asyncio.wait_for(answers.get(), OK_TIMEOUT)
+            self.transport.sendto(answer, client)
+        finally:
+            upstream.close()
+
+
+class _Collector(asyncio.DatagramProtocol):
+    def __init__(self, answers: asyncio.Queue[bytes]) -> None:
+        self.answers = answers
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.answers.put_nowait(data)
+
+
+@asynccontextmanager
+async def relay(upstream: tuple[str, int] | None) -> AsyncIterator[int]:
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: _Relay(upstream), local_addr=("127.0.0.1", 0)
+    )
+    try:
+        yield transport.get_extra_info("sockname")[1]
+    finally:
+        transport.close()
+
+
+async def test_stray_datagrams_are_ignored_while_waiting(server: WireGuardServer) -> None:
+    client = new_client(server)
+    host, port = parse_endpoint(server.endpoint())
+    async with relay((host, port)) as relay_port:
+        probe = target(server, client, host="127.0.0.1", port=relay_port)
+        assert_ok(await probe_wireguard(probe, OK_TIMEOUT))
+
+
+async def test_only_garbage_in_reply_is_protocol(server: WireGuardServer) -> None:
+    async with relay(None) as relay_port:
+        probe = target(server, new_client(server), host="127.0.0.1", port=relay_port)
+        result = await probe_wireguard(probe, FAIL_TIMEOUT)
+    assert (result.failure, result.stage) == (Failure.PROTOCOL, "handshake")
+    assert "ignored 3 datagrams" in result.detail
