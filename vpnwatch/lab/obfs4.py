@@ -49,11 +49,10 @@ from vpnwatch.protocols.obfs4.session import Obfs4Session
 STATE_FILE = "obfs4_state.json"
 BRIDGE_LINE_FILE = "obfs4_bridgeline.txt"
 DEFAULT_PORT = 4443
-ECHO_PORT = 9001
 _STARTUP_SECONDS = 10.0
 
 # The echo backend runs in the namespace as its own interpreter so that the lab needs no package
-# beyond Python; it prints "ready" once it listens.
+# beyond Python; it prints "ready PORT" once it listens.
 _ECHO_BACKEND = """
 import asyncio, sys
 
@@ -68,8 +67,8 @@ async def echo(reader, writer):
         writer.close()
 
 async def main():
-    server = await asyncio.start_server(echo, sys.argv[1], int(sys.argv[2]))
-    print("ready", flush=True)
+    server = await asyncio.start_server(echo, sys.argv[1], 0)
+    print("ready", server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()
 
 asyncio.run(main())
@@ -144,8 +143,8 @@ class Obfs4Server:
     def start(self) -> Obfs4Bridge:
         if shutil.which("obfs4proxy") is None:
             raise LabError("obfs4proxy is not installed (Debian package obfs4proxy)")
-        echo = self._spawn([sys.executable, "-c", _ECHO_BACKEND, "127.0.0.1", str(ECHO_PORT)])
-        _read_until(echo, lambda line: line == "ready", "echo backend")
+        echo = self._spawn([sys.executable, "-c", _ECHO_BACKEND, "127.0.0.1"])
+        echo_port = _read_until(echo, lambda line: line.startswith("ready "), "echo backend")[6:]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "TOR_PT_MANAGED_TRANSPORT_VER": "1",
@@ -153,7 +152,7 @@ class Obfs4Server:
             "TOR_PT_SERVER_TRANSPORTS": "obfs4",
             "TOR_PT_SERVER_BINDADDR": f"obfs4-{self.namespace.ip}:{self.port}",
             "TOR_PT_SERVER_TRANSPORT_OPTIONS": f"obfs4:iat-mode={self.iat_mode}",
-            "TOR_PT_ORPORT": f"127.0.0.1:{ECHO_PORT}",
+            "TOR_PT_ORPORT": f"127.0.0.1:{echo_port}",
             "TOR_PT_EXIT_ON_STDIN_CLOSE": "1",
         }
         proxy = self._spawn(["obfs4proxy", "-enableLogging", "-logLevel", "INFO"], env=env)
@@ -201,8 +200,11 @@ class Obfs4Server:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
-def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what: str) -> None:
-    """Read ``proc``'s stdout until ``done`` accepts a line; LabError on an error or a delay."""
+def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what: str) -> str:
+    """Read ``proc``'s stdout until ``done`` accepts a line, and return that line.
+
+    Raises LabError when the process reports an error, exits, or takes too long.
+    """
     assert proc.stdout is not None
     deadline = time.monotonic() + _STARTUP_SECONDS
     pending = b""
@@ -221,7 +223,7 @@ def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what
             if "ERROR" in line.split(" ", 1)[0]:
                 raise LabError(f"{what}: {line}")
             if done(line):
-                return
+                return line
     raise LabError(f"{what} did not start within {_STARTUP_SECONDS:.0f} s; it said: {seen}")
 
 
