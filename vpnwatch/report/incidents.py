@@ -1,0 +1,297 @@
+"""Incidents: maximal periods in which a success ratio stays below a threshold.
+
+The rules, in the order they apply (all durations are rounded to whole steps):
+
+1. An interval is *bad* when probes ran in it and fewer than ``threshold`` of them succeeded.
+   An interval without probes is not bad: the report cannot tell what happened then.
+2. Flap merging: bad runs separated by at most ``merge_gap`` of intervals that are not bad become
+   one incident, so a protocol that works for a few minutes between failures is one incident,
+   not a dozen.
+3. Blips: an incident (after merging) shorter than ``min_duration`` is dropped.
+
+The rules run at three scopes: each target; each protocol at each site (the sum of that
+protocol's targets' probes, so one broken server among healthy ones does not make a protocol
+incident unless it carries most of the probes); and each site's control probes, whose incidents
+mean the site's own network was down. A target or protocol incident is ``offline`` when the
+site's controls were bad during at least half of its intervals that have control data,
+``failing`` when they were fine, and ``unknown`` when the site has no controls.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from vpnwatch.report.dataset import Dataset, ProbeSeries, SeriesKey, add_into
+from vpnwatch.report.query import Grid, nan_array
+
+Scope = Literal["site", "protocol", "target"]
+Verdict = Literal["failing", "offline", "unknown"]
+Span = tuple[int, int]  # half-open range of interval indexes
+
+#: The pseudo-protocol of a site's control probes rolled up together.
+CONTROLS = "controls"
+#: "latency before" averages over this long before an incident starts.
+BEFORE_WINDOW = 3600.0
+_SCOPE_ORDER = {"site": 0, "protocol": 1, "target": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    threshold: float = 0.5
+    merge_gap: float = 600.0
+    min_duration: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError("the threshold is a success ratio in (0, 1]")
+
+    def merge_intervals(self, step: float) -> int:
+        return math.floor(self.merge_gap / step + 1e-9)
+
+    def min_intervals(self, step: float) -> int:
+        return max(1, math.ceil(self.min_duration / step - 1e-9))
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    scope: Scope
+    site: str
+    protocol: str
+    #: the targets whose own ratio was below the threshold at some time during the incident
+    targets: tuple[str, ...]
+    start: float
+    end: float
+    probes: int
+    failures: int
+    #: (failure class, count), most frequent first
+    failure_classes: tuple[tuple[str, int], ...]
+    #: (stage that failed, count), most frequent first
+    stages: tuple[tuple[str, int], ...]
+    #: mean handshake seconds of successful probes in the hour before, and during
+    latency_before: float | None
+    latency_during: float | None
+    verdict: Verdict
+    #: the site's control probes' success ratio during the incident
+    control_success: float | None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def success_ratio(self) -> float:
+        return 1.0 - self.failures / self.probes if self.probes else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    grid: Grid
+    rules: Rules
+    incidents: tuple[Incident, ...]
+    #: per (site, protocol) totals, protocol ``controls`` for a site's controls: for charts
+    rollups: dict[tuple[str, str], ProbeSeries]
+
+    @property
+    def sites(self) -> list[str]:
+        return sorted({site for site, _ in self.rollups})
+
+    def protocols_at(self, site: str | None = None) -> list[str]:
+        """Probed protocols (controls excluded) at ``site``, or anywhere; WireGuard first."""
+        found = {p for s, p in self.rollups if p != CONTROLS and site in (None, s)}
+        return sorted(found, key=protocol_sort_key)
+
+
+def protocol_sort_key(protocol: str) -> tuple[int, str]:
+    known = ("wireguard", "openvpn", "obfs4")
+    return (known.index(protocol), "") if protocol in known else (len(known), protocol)
+
+
+def success_ratios(probes: Sequence[float], failures: Sequence[float]) -> array[float]:
+    """Per-interval success ratio; NaN where no probe ran."""
+    ratios = nan_array(len(probes))
+    for index, (count, failed) in enumerate(zip(probes, failures, strict=True)):
+        if count > 0:  # False for NaN too
+            ratios[index] = max(0.0, 1.0 - failed / count)
+    return ratios
+
+
+def bad_runs(ratios: Sequence[float], threshold: float) -> list[Span]:
+    """Maximal runs of intervals whose ratio is below ``threshold`` (NaN is never below)."""
+    runs: list[Span] = []
+    start: int | None = None
+    for index, ratio in enumerate(ratios):
+        if ratio < threshold:
+            if start is None:
+                start = index
+        elif start is not None:
+            runs.append((start, index))
+            start = None
+    if start is not None:
+        runs.append((start, len(ratios)))
+    return runs
+
+
+def merge_runs(runs: Iterable[Span], max_gap: int) -> list[Span]:
+    """Join runs separated by at most ``max_gap`` intervals: flap merging."""
+    merged: list[Span] = []
+    for start, end in runs:
+        if merged and start - merged[-1][1] <= max_gap:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def incident_spans(series: ProbeSeries, rules: Rules, step: float) -> list[Span]:
+    """Rules 1 to 3 of the module docstring applied to one series."""
+    runs = bad_runs(success_ratios(series.probes, series.failures), rules.threshold)
+    shortest = rules.min_intervals(step)
+    return [
+        span
+        for span in merge_runs(runs, rules.merge_intervals(step))
+        if span[1] - span[0] >= shortest
+    ]
+
+
+def roll_up(key: SeriesKey, members: Sequence[ProbeSeries], *, control: bool) -> ProbeSeries:
+    """The sum of several targets' counts, as if they were one target."""
+    length = len(members[0].probes)
+    total = ProbeSeries(
+        key=key,
+        control=control,
+        probes=nan_array(length),
+        failures=nan_array(length),
+        latency_sum=nan_array(length),
+        latency_count=nan_array(length),
+    )
+    for member in members:
+        for name in ("probes", "failures", "latency_sum", "latency_count"):
+            add_into(getattr(total, name), getattr(member, name))
+        for kind, counts in member.failure_kinds.items():
+            add_into(total.failure_kinds.setdefault(kind, nan_array(length)), counts)
+    return total
+
+
+def analyse(dataset: Dataset, rules: Rules) -> Analysis:
+    """Every incident at every scope, sorted by start time, then scope, site and protocol."""
+    step = dataset.grid.step
+    groups: dict[tuple[str, str], list[ProbeSeries]] = {}
+    for series in dataset.series:
+        protocol = CONTROLS if series.control else series.key.protocol
+        groups.setdefault((series.key.site, protocol), []).append(series)
+    rollups = {
+        (site, protocol): roll_up(
+            SeriesKey(site, protocol, "*"), members, control=protocol == CONTROLS
+        )
+        for (site, protocol), members in groups.items()
+    }
+
+    incidents: list[Incident] = []
+    for (site, protocol), members in groups.items():
+        controls = rollups.get((site, CONTROLS))
+        scope: Scope = "site" if protocol == CONTROLS else "protocol"
+        checked = [(scope, rollups[site, protocol], members)]
+        if scope == "protocol":
+            checked += [("target", member, [member]) for member in members]
+        for level, series, involved in checked:
+            incidents += [
+                describe(
+                    series,
+                    span,
+                    grid=dataset.grid,
+                    rules=rules,
+                    scope=level,
+                    members=involved,
+                    controls=controls,
+                )
+                for span in incident_spans(series, rules, step)
+            ]
+    incidents.sort(key=lambda i: (i.start, _SCOPE_ORDER[i.scope], i.site, i.protocol, i.targets))
+    return Analysis(dataset.grid, rules, tuple(incidents), rollups)
+
+
+def describe(
+    series: ProbeSeries,
+    span: Span,
+    *,
+    grid: Grid,
+    rules: Rules,
+    scope: Scope,
+    members: Sequence[ProbeSeries],
+    controls: ProbeSeries | None,
+) -> Incident:
+    """One incident's evidence: counts, failure classes, latency and the controls' state."""
+    first, stop = span
+    window = slice(first, stop)
+    before = slice(max(0, first - math.ceil(BEFORE_WINDOW / grid.step)), first)
+    classes: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
+    for (failure, stage), counts in series.failure_kinds.items():
+        failed = round(_total(counts[window]))
+        if failed:
+            classes[failure] += failed
+            stages[stage] += failed
+    if scope == "site":
+        verdict: Verdict = "offline"
+        control_success = _ratio(series, window)
+    else:
+        verdict, control_success = _classify(controls, window, rules.threshold)
+    return Incident(
+        scope=scope,
+        site=series.key.site,
+        protocol=series.key.protocol,
+        targets=tuple(sorted(m.key.target for m in members if _has_bad(m, window, rules))),
+        start=grid.time(first),
+        end=grid.time(stop),
+        probes=round(_total(series.probes[window])),
+        failures=round(_total(series.failures[window])),
+        failure_classes=_most_common(classes),
+        stages=_most_common(stages),
+        latency_before=_mean_latency(series, before),
+        latency_during=_mean_latency(series, window),
+        verdict=verdict,
+        control_success=control_success,
+    )
+
+
+def _classify(
+    controls: ProbeSeries | None, window: slice, threshold: float
+) -> tuple[Verdict, float | None]:
+    if controls is None:
+        return "unknown", None
+    ratios = success_ratios(controls.probes[window], controls.failures[window])
+    known = [ratio for ratio in ratios if not math.isnan(ratio)]
+    if not known:
+        return "unknown", None
+    bad = sum(1 for ratio in known if ratio < threshold)
+    verdict: Verdict = "offline" if 2 * bad >= len(known) else "failing"
+    return verdict, _ratio(controls, window)
+
+
+def _has_bad(series: ProbeSeries, window: slice, rules: Rules) -> bool:
+    ratios = success_ratios(series.probes[window], series.failures[window])
+    return any(ratio < rules.threshold for ratio in ratios)
+
+
+def _ratio(series: ProbeSeries, window: slice) -> float | None:
+    probes = _total(series.probes[window])
+    return 1.0 - _total(series.failures[window]) / probes if probes else None
+
+
+def _mean_latency(series: ProbeSeries, window: slice) -> float | None:
+    count = _total(series.latency_count[window])
+    return _total(series.latency_sum[window]) / count if count else None
+
+
+def _total(values: Iterable[float]) -> float:
+    """Sum ignoring NaN (no data)."""
+    return sum(value for value in values if not math.isnan(value))
+
+
+def _most_common(counter: Counter[str]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counter.items(), key=lambda item: (-item[1], item[0])))
