@@ -115,12 +115,17 @@ class Families:
         key = (sample, tuple(sorted((k, v) for k, v in labels.items() if v)))
         self.series.setdefault(family, {}).setdefault(key, []).append((when, value))
 
-    def render(self) -> str:
+    def render(self, *, latest_only: bool = False) -> str:
+        """Every sample with its timestamp (a backfill), or each series' latest value without
+        one (what an exporter serves at a scrape)."""
         lines: list[str] = []
         for family, kind in self.types.items():
             lines.append(f"# TYPE {family} {kind}")
             for (sample, labels), points in self.series[family].items():
                 label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                if latest_only:
+                    lines.append(f"{sample}{{{label_text}}} {_number(points[-1][1])}")
+                    continue
                 for when, value in points:
                     lines.append(f"{sample}{{{label_text}}} {_number(value)} {when:.3f}")
         lines.append("# EOF")
@@ -128,28 +133,45 @@ class Families:
 
 
 def openmetrics_history(start: float, end: float) -> str:
-    """The fleet's series from ``start`` to ``end`` (Unix seconds), one scrape per 30 s."""
+    """The fleet's series from ``start`` to ``end`` (Unix seconds), one scrape per 30 s, with
+    the labels and the ``up`` series that scraping adds."""
     families = Families()
-    scrapes = [start + i * SCRAPE_INTERVAL for i in range(int((end - start) // SCRAPE_INTERVAL))]
-    outage = (start + 0.4 * (end - start), start + 0.6 * (end - start))
     for vantage in VANTAGES:
         scope = {"job": JOB, "instance": INSTANCE, "vantage": vantage}
-        states = {t.name: TargetState() for t in TARGETS}
-        for when in scrapes:
-            offline = vantage == "kabul-mobile" and outage[0] <= when < outage[1]
-            for number, target in enumerate(TARGETS):
-                state = states[target.name]
-                # Probes are spread over the interval by a fixed per-target offset.
-                first = start + number * PROBE_INTERVAL / len(TARGETS)
-                due = 0 if when < first else math.floor((when - first) / PROBE_INTERVAL) + 1
-                while state.probes < due:
-                    stamp = first + state.probes * PROBE_INTERVAL
-                    state.observe(outcome(vantage, target, state.probes, offline), stamp)
-                _target_samples(
-                    families, {**scope, **target.key_labels()}, target, state, when, offline
-                )
-            _monitor_samples(families, scope, when, start)
+        _simulate(families, vantage, scope, start, end)
     return families.render()
+
+
+def exposition(vantage: str, now: float) -> str:
+    """What vpnwatch at ``vantage`` serves on /metrics at ``now`` after an hour of probing."""
+    families = Families()
+    _simulate(families, vantage, {}, now - 3600, now)
+    return families.render(latest_only=True)
+
+
+def _simulate(
+    families: Families, vantage: str, scope: dict[str, str], start: float, end: float
+) -> None:
+    """Probe the fleet from ``vantage`` and record a scrape every 30 s; an empty ``scope``
+    means unscraped: no job, instance or vantage labels, and no ``up``."""
+    scrapes = [start + i * SCRAPE_INTERVAL for i in range(int((end - start) // SCRAPE_INTERVAL))]
+    outage = (start + 0.4 * (end - start), start + 0.6 * (end - start))
+    states = {t.name: TargetState() for t in TARGETS}
+    for when in scrapes:
+        offline = vantage == "kabul-mobile" and outage[0] <= when < outage[1]
+        for number, target in enumerate(TARGETS):
+            state = states[target.name]
+            # Probes are spread over the interval by a fixed per-target offset.
+            first = start + number * PROBE_INTERVAL / len(TARGETS)
+            due = 0 if when < first else math.floor((when - first) / PROBE_INTERVAL) + 1
+            while state.probes < due:
+                stamp = first + state.probes * PROBE_INTERVAL
+                state.observe(outcome(vantage, target, state.probes, offline), stamp)
+            labels = {**scope, **target.key_labels()}
+            _target_samples(families, labels, target, state, when, offline)
+        if scope:
+            families.add("up", "gauge", "up", scope, when, 1)
+        _monitor_samples(families, scope, when, start)
 
 
 def _target_samples(
@@ -222,7 +244,6 @@ def _target_samples(
 def _monitor_samples(families: Families, scope: dict[str, str], when: float, start: float) -> None:
     uptime = when - start
     gauges: Iterable[tuple[str, float]] = (
-        ("up", 1),
         ("vpnwatch_config_last_reload_successful", 1),
         ("vpnwatch_config_last_reload_success_timestamp_seconds", start),
         ("process_resident_memory_bytes", 48e6 + 1e4 * (uptime % 600)),
