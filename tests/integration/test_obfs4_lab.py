@@ -139,6 +139,18 @@ async def test_impostor_with_intact_auth_passes(
     assert result.ok, result
 
 
+async def test_backend_that_does_not_echo_times_out_at_data(
+    bridges: dict[int, Obfs4Bridge], write: Callable[[str, str], Path]
+) -> None:
+    """The impostor's AUTH is intact but it swallows data: the data stage is what fails."""
+    identity = bridges[0].identity
+    async with impostor_server(identity, corrupt_auth=False) as (host, port):
+        target = lab_target(bridges[0], write, host=host, port=port, data="echo")
+        result = await probe_obfs4(target, FAIL_TIMEOUT)
+    assert (result.failure, result.stage) == (Failure.TIMEOUT, "data")
+    assert stage_names(result) == ["connect", "handshake"]
+
+
 @asynccontextmanager
 async def hostile_server(reply: bytes) -> AsyncIterator[int]:
     """A loopback server that answers any connection with ``reply`` and then hangs up."""

@@ -13,6 +13,7 @@ from vpnwatch.protocols.obfs4.elligator import (
     LOW_ORDER_POINTS,
     A,
     P,
+    _edwards_add,
     add_low_order_point,
     curve_to_representative,
     generate_keypair,
@@ -88,6 +89,7 @@ def test_keys_are_dirty_and_high_bits_random() -> None:
 def test_low_order_points_form_the_order_8_subgroup() -> None:
     assert len(set(LOW_ORDER_POINTS)) == 8
     assert LOW_ORDER_POINTS[0] == (0, 1)
+    assert _edwards_add(LOW_ORDER_POINTS[7], LOW_ORDER_POINTS[1]) == (0, 1)
     d = -121665 * pow(121666, P - 2, P) % P
     for x, y in LOW_ORDER_POINTS:
         assert (-x * x + y * y - 1 - d * x * x * y * y) % P == 0
