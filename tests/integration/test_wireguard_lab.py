@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import pytest
+from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer, generate_preshared_key
@@ -183,11 +186,20 @@ STRAY_DATAGRAMS = [
 
 
 class _Relay(asyncio.DatagramProtocol):
-    """A loopback UDP endpoint that answers every datagram with stray ones first, then maybe
-    relays it to the real server and the server's answer back."""
+    """A loopback UDP endpoint between the probe and the real server (or none).
 
-    def __init__(self, upstream: tuple[str, int] | None) -> None:
+    It answers every datagram with ``strays`` first; with ``cookie_key`` it answers the first
+    initiation with a cookie reply, as a server under load does; the rest it relays to the server,
+    and the server's answer back. ``received`` keeps what the probe sent.
+    """
+
+    def __init__(
+        self, upstream: tuple[str, int] | None, strays: list[bytes], cookie_key: bytes | None
+    ) -> None:
         self.upstream = upstream
+        self.strays = strays
+        self.cookie_key = cookie_key
+        self.received: list[bytes] = []
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -195,10 +207,20 @@ class _Relay(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None
-        for stray in STRAY_DATAGRAMS:
+        self.received.append(data)
+        for stray in self.strays:
             self.transport.sendto(stray, addr)
-        if self.upstream is not None:
+        if self.cookie_key is not None and len(self.received) == 1:
+            self.transport.sendto(self._cookie_reply(data, self.cookie_key), addr)
+        elif self.upstream is not None:
             asyncio.get_running_loop().create_task(self._relay(data, addr))
+
+    @staticmethod
+    def _cookie_reply(initiation: bytes, key: bytes) -> bytes:
+        nonce = os.urandom(24)
+        mac1 = initiation[116:132]
+        sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(os.urandom(16), mac1, nonce, key)
+        return b"\x03\x00\x00\x00" + initiation[4:8] + nonce + sealed
 
     async def _relay(self, data: bytes, client: tuple[str, int]) -> None:
         assert self.transport is not None and self.upstream is not None
@@ -224,27 +246,70 @@ class _Collector(asyncio.DatagramProtocol):
 
 
 @asynccontextmanager
-async def relay(upstream: tuple[str, int] | None) -> AsyncIterator[int]:
-    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: _Relay(upstream), local_addr=("127.0.0.1", 0)
+async def relay(
+    server: WireGuardServer | None,
+    *,
+    strays: list[bytes] = STRAY_DATAGRAMS,
+    cookie: bool = False,
+) -> AsyncIterator[tuple[int, _Relay]]:
+    """A relay on 127.0.0.1 in front of ``server``; yields its port and itself."""
+    upstream = parse_endpoint(server.endpoint()) if server else None
+    cookie_key = (
+        hashlib.blake2s(b"cookie--" + server.public_key).digest() if cookie and server else None
+    )
+    transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: _Relay(upstream, strays, cookie_key), local_addr=("127.0.0.1", 0)
     )
     try:
-        yield transport.get_extra_info("sockname")[1]
+        yield transport.get_extra_info("sockname")[1], protocol
     finally:
         transport.close()
 
 
 async def test_stray_datagrams_are_ignored_while_waiting(server: WireGuardServer) -> None:
-    client = new_client(server)
-    host, port = parse_endpoint(server.endpoint())
-    async with relay((host, port)) as relay_port:
-        probe = target(server, client, host="127.0.0.1", port=relay_port)
+    async with relay(server) as (port, _):
+        probe = target(server, new_client(server), host="127.0.0.1", port=port)
         assert_ok(await probe_wireguard(probe, OK_TIMEOUT))
 
 
 async def test_only_garbage_in_reply_is_protocol(server: WireGuardServer) -> None:
-    async with relay(None) as relay_port:
-        probe = target(server, new_client(server), host="127.0.0.1", port=relay_port)
+    async with relay(None) as (port, _):
+        probe = target(server, new_client(server), host="127.0.0.1", port=port)
         result = await probe_wireguard(probe, FAIL_TIMEOUT)
     assert (result.failure, result.stage) == (Failure.PROTOCOL, "handshake")
     assert "ignored 3 datagrams" in result.detail
+
+
+async def test_cookie_reply_is_answered_by_one_retry_with_mac2(server: WireGuardServer) -> None:
+    client = new_client(server)
+    async with relay(server, strays=[], cookie=True) as (port, seen):
+        probe = target(server, client, host="127.0.0.1", port=port)
+        result = await probe_wireguard(probe, OK_TIMEOUT)
+    assert_ok(result)
+    assert "after a cookie reply" in result.detail
+    first, retry = seen.received[:2]
+    assert (first[:4], retry[:4]) == (b"\x01\x00\x00\x00", b"\x01\x00\x00\x00")
+    assert first[132:] == bytes(16)  # no cookie yet: mac2 is zero
+    assert retry[132:] != bytes(16)  # the retry carries mac2; the real server accepts it
+    assert retry[8:40] != first[8:40]  # with a fresh ephemeral key (and timestamp)
+
+
+@pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("icmp", ["host-unreachable", "no-route"])
+async def test_icmp_unreachable_is_unreachable(icmp: str, ipv6: bool) -> None:
+    with Namespace() as namespace:
+        for rule in (
+            "add table inet lab",
+            "add chain inet lab input { type filter hook input priority 0; }",
+            f"add rule inet lab input udp dport 51820 reject with icmpx type {icmp}",
+        ):
+            namespace.exec(["nft", rule])
+        probe = WireGuardTarget(
+            name="lab",
+            host=namespace.ip6 if ipv6 else namespace.ip,
+            port=51820,
+            private_key=KeyPair.generate().private_b64,
+            public_key=KeyPair.generate().public_b64,
+        )
+        result = await probe_wireguard(probe, FAIL_TIMEOUT)
+    assert (result.failure, result.stage) == (Failure.UNREACHABLE, "handshake")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 import time
 import weakref
 from collections import Counter
@@ -121,6 +122,7 @@ class _Handshake:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
+            _report_every_icmp_error(sock, family)
             sock.connect(address)  # connected: the kernel reports ICMP errors for this peer
             transport, inbox = await loop.create_datagram_endpoint(_Inbox, sock=sock)
         except BaseException:
@@ -178,6 +180,20 @@ class _Handshake:
         if self.ignored[Rejection.MALFORMED]:
             return Failure.PROTOCOL, detail
         return Failure.TIMEOUT, detail
+
+
+#: Linux's IP_RECVERR and IPV6_RECVERR (named in the socket module only from Python 3.12).
+_RECVERR = {
+    socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVERR", 25)),
+}
+
+
+def _report_every_icmp_error(sock: socket.socket, family: socket.AddressFamily) -> None:
+    """Have Linux report ICMP host and network unreachable to the socket, not only port
+    unreachable: it counts them as soft errors and keeps them from a UDP socket unless asked."""
+    if sys.platform == "linux" and family in _RECVERR:
+        sock.setsockopt(*_RECVERR[family], 1)
 
 
 async def _fresh_timestamp() -> bytes:
