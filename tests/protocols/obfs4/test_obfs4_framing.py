@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from siphash24 import siphash24
 
 from vpnwatch.protocols.obfs4 import DataReceived, MalformedFrame, Obfs4Session
+from vpnwatch.protocols.obfs4.events import NEED_DATA
 from vpnwatch.protocols.obfs4.framing import (
     MAX_PACKET_PAYLOAD_LENGTH,
     FrameDecoder,
@@ -19,7 +20,6 @@ from vpnwatch.protocols.obfs4.framing import (
     LengthMask,
     PacketType,
 )
-from vpnwatch.protocols.obfs4.session import NEED_DATA
 
 KEYS = bytes(range(72))
 BOX_KEY, PREFIX, SIP_KEY, SIP_IV = KEYS[:32], KEYS[32:48], KEYS[48:64], KEYS[64:72]

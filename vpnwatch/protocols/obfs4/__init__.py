@@ -11,8 +11,9 @@ from vpnwatch.protocols.obfs4.errors import (
     Obfs4Error,
     ServerAuthFailed,
 )
-from vpnwatch.protocols.obfs4.handshake import ClientHandshake, HandshakeCompleted
-from vpnwatch.protocols.obfs4.session import NEED_DATA, DataReceived, NeedData, Obfs4Session
+from vpnwatch.protocols.obfs4.events import NEED_DATA, DataReceived, HandshakeCompleted, NeedData
+from vpnwatch.protocols.obfs4.handshake import ClientHandshake
+from vpnwatch.protocols.obfs4.session import Obfs4Session
 
 __all__ = [
     "NEED_DATA",

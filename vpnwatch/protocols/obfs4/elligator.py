@@ -6,8 +6,9 @@ ones real clients send, so that a censor that blocks obfs4 blocks the probe exac
 a user:
 
 * the public key is "dirty": the clean X25519 key plus a random point of the curve's order-8
-  subgroup. Clean keys all lie in the prime-order subgroup, which a censor can test for through
-  the map; X25519 clamps every scalar to a multiple of 8, so the peer's shared secret is the same;
+  subgroup. Clean keys all lie in the prime-order subgroup, which a censor can test by decoding
+  the representative and multiplying by the group order; X25519 clamps every scalar to a
+  multiple of 8, so the peer's shared secret is unchanged;
 * each key has two preimages under the map; one is chosen at random;
 * the map's output has 254 bits, and the top two bits are filled at random.
 

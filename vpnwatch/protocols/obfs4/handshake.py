@@ -17,7 +17,6 @@ import hmac
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from vpnwatch.protocols.obfs4.elligator import (
     REPRESENTATIVE_LENGTH,
@@ -26,6 +25,7 @@ from vpnwatch.protocols.obfs4.elligator import (
     representative_to_public_key,
 )
 from vpnwatch.protocols.obfs4.errors import MalformedHandshake, ServerAuthFailed
+from vpnwatch.protocols.obfs4.events import NEED_DATA, HandshakeCompleted, NeedData
 from vpnwatch.protocols.obfs4.ntor import (
     AUTH_LENGTH,
     NODE_ID_LENGTH,
@@ -33,7 +33,6 @@ from vpnwatch.protocols.obfs4.ntor import (
     client_derive,
     session_key_material,
 )
-from vpnwatch.protocols.obfs4.session import NEED_DATA, NeedData
 
 PUBLIC_KEY_LENGTH = 32
 MARK_LENGTH = 16
@@ -59,14 +58,6 @@ def hmac_sha256_128(key: bytes, *parts: bytes) -> bytes:
     for part in parts:
         mac.update(part)
     return mac.digest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class HandshakeCompleted:
-    """The server proved it holds the bridge's key; ``trailing`` is the first frames' bytes."""
-
-    key_material: bytes = field(repr=False)
-    trailing: bytes = field(repr=False)
 
 
 class ClientHandshake:

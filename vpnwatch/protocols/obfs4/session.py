@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
-
+from vpnwatch.protocols.obfs4.events import NEED_DATA, DataReceived, NeedData
 from vpnwatch.protocols.obfs4.framing import (
     DIRECTION_KEY_LENGTH,
     FrameDecoder,
@@ -12,21 +10,6 @@ from vpnwatch.protocols.obfs4.framing import (
     PacketType,
 )
 from vpnwatch.protocols.obfs4.ntor import SESSION_KEY_MATERIAL_LENGTH
-
-
-class NeedData:
-    """Sentinel: nothing can happen until more bytes arrive from the peer."""
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA: Final = NeedData()
-
-
-@dataclass(frozen=True, slots=True)
-class DataReceived:
-    data: bytes
 
 
 class Obfs4Session:
