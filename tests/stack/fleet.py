@@ -136,36 +136,43 @@ def openmetrics_history(start: float, end: float) -> str:
     """The fleet's series from ``start`` to ``end`` (Unix seconds), one scrape per 30 s, with
     the labels and the ``up`` series that scraping adds."""
     families = Families()
+    scrapes = [start + i * SCRAPE_INTERVAL for i in range(int((end - start) // SCRAPE_INTERVAL))]
     for vantage in VANTAGES:
         scope = {"job": JOB, "instance": INSTANCE, "vantage": vantage}
-        _simulate(families, vantage, scope, start, end)
+        _simulate(families, vantage, scope, start, scrapes, PROBE_INTERVAL)
     return families.render()
 
 
-def exposition(vantage: str, now: float) -> str:
-    """What vpnwatch at ``vantage`` serves on /metrics at ``now`` after an hour of probing."""
+def exposition(
+    vantage: str, start: float, now: float, probe_interval: float = PROBE_INTERVAL
+) -> str:
+    """What vpnwatch at ``vantage``, probing since ``start``, serves on /metrics at ``now``."""
     families = Families()
-    _simulate(families, vantage, {}, now - 3600, now)
+    _simulate(families, vantage, {}, start, [now], probe_interval)
     return families.render(latest_only=True)
 
 
 def _simulate(
-    families: Families, vantage: str, scope: dict[str, str], start: float, end: float
+    families: Families,
+    vantage: str,
+    scope: dict[str, str],
+    start: float,
+    scrapes: list[float],
+    probe_interval: float,
 ) -> None:
-    """Probe the fleet from ``vantage`` and record a scrape every 30 s; an empty ``scope``
+    """Probe the fleet from ``vantage`` and record what each scrape sees. An empty ``scope``
     means unscraped: no job, instance or vantage labels, and no ``up``."""
-    scrapes = [start + i * SCRAPE_INTERVAL for i in range(int((end - start) // SCRAPE_INTERVAL))]
-    outage = (start + 0.4 * (end - start), start + 0.6 * (end - start))
+    outage = (start + 0.4 * (scrapes[-1] - start), start + 0.6 * (scrapes[-1] - start))
     states = {t.name: TargetState() for t in TARGETS}
     for when in scrapes:
         offline = vantage == "kabul-mobile" and outage[0] <= when < outage[1]
         for number, target in enumerate(TARGETS):
             state = states[target.name]
             # Probes are spread over the interval by a fixed per-target offset.
-            first = start + number * PROBE_INTERVAL / len(TARGETS)
-            due = 0 if when < first else math.floor((when - first) / PROBE_INTERVAL) + 1
+            first = start + number * probe_interval / len(TARGETS)
+            due = 0 if when < first else math.floor((when - first) / probe_interval) + 1
             while state.probes < due:
-                stamp = first + state.probes * PROBE_INTERVAL
+                stamp = first + state.probes * probe_interval
                 state.observe(outcome(vantage, target, state.probes, offline), stamp)
             labels = {**scope, **target.key_labels()}
             _target_samples(families, labels, target, state, when, offline)

@@ -9,15 +9,17 @@ framework inside.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -332,3 +334,33 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
         return value or ""
 
     return _INTERPOLATION.sub(replace, text)
+
+
+# --- a stand-in exporter -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serving_metrics(render: Callable[[], str]) -> Iterator[str]:
+    """Serve ``render()`` as OpenMetrics on a loopback port; yields ``host:port`` to scrape."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = render().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/openmetrics-text; version=1.0.0")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Scrapes are not worth a log line each."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

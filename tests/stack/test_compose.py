@@ -12,7 +12,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -97,7 +97,8 @@ def test_vpnwatch_gets_config_and_secrets_read_only(compose: tuple[Path, dict[st
 def host_path(compose: Path, service: dict[str, Any], inside: str) -> Path:
     """Where a path inside the container comes from on the host, through its bind mounts."""
     wanted = PurePosixPath(inside)
-    for volume in service.get("volumes", []):
+    volumes: list[str] = service.get("volumes", [])
+    for volume in volumes:
         source, target = volume.split(":")[:2]
         if source.startswith((".", "/")) and wanted.is_relative_to(target):
             return (compose.parent / source / wanted.relative_to(target)).resolve()
