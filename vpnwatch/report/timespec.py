@@ -63,9 +63,9 @@ def parse_time(text: str, *, now: float, zone: tzinfo) -> float:
 
 def format_duration(seconds: float) -> str:
     """``3 h 12 min``: whole minutes, largest units first, for sentences and tables."""
-    minutes = round(seconds / 60)
-    if minutes == 0:
+    if seconds < 60:
         return f"{round(seconds)} s"
+    minutes = round(seconds / 60)
     days, minutes = divmod(minutes, 1440)
     hours, minutes = divmod(minutes, 60)
     parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min"]
