@@ -74,10 +74,11 @@ def _target_json(stats: TargetStats) -> dict[str, Any]:
 
 def _reload_handler(reload: Reload) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(_: web.Request) -> web.Response:
-        if await reload():
+        error = await reload()
+        if error is None:
             return web.Response(text="reloaded\n")
         return web.Response(
-            status=500, text="reload failed: the previous configuration stays; see the log\n"
+            status=500, text=f"reload failed, the configuration in use stays: {error}\n"
         )
 
     return handler

@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from vpnwatch import __version__
 from vpnwatch.config import DEFAULT_LISTEN, Config, load_config
 from vpnwatch.errors import ConfigError
+from vpnwatch.lab.demo import demo_lab
 from vpnwatch.logs import setup_logging
 from vpnwatch.monitor import Monitor
 from vpnwatch.probes import run_probe
@@ -75,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
         help="allow POST /-/reload (off by default, as in Prometheus)",
     )
     run.set_defaults(func=_run)
+
+    demo = commands.add_parser(
+        "demo", help="start the lab's real VPN servers in a namespace and monitor them (root)"
+    )
+    demo.add_argument("--listen", default="127.0.0.1:10877", help="HOST:PORT to serve on")
+    demo.add_argument("--interval", type=float, default=10.0, help="seconds between probes")
+    demo.add_argument("--once", action="store_true", help="probe every lab target once and exit")
+    demo.add_argument("--json", action="store_true", help="with --once: JSON lines")
+    demo.set_defaults(func=_demo, files=[], timeout=None, shard=None, enable_lifecycle=True)
 
     config = commands.add_parser("config", help="work with configuration files")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
@@ -182,6 +193,24 @@ async def _until_signalled(monitor: Monitor) -> None:
         await monitor.run()
     except asyncio.CancelledError:
         logging.getLogger("vpnwatch").info("stopped")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    with (
+        tempfile.TemporaryDirectory(prefix="vpnwatch-demo-") as directory,
+        demo_lab(Path(directory), interval=args.interval) as config,
+    ):
+        args.config = config
+        if args.once:
+            return _check(args)
+        print(
+            f"vpnwatch demo: the lab's config is {config}\n"
+            f"  metrics:  curl http://{args.listen}/metrics\n"
+            f"  targets:  curl http://{args.listen}/api/targets\n"
+            "  Ctrl-C stops the monitor and removes the lab.",
+            flush=True,
+        )
+        return _run(args)
 
 
 def _config_check(args: argparse.Namespace) -> int:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.importers import load_file
@@ -38,11 +45,25 @@ class Settings(BaseModel):
     concurrency: Annotated[int, Field(ge=1, le=100_000)] = 256
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
 
+    @field_validator("listen")
+    @classmethod
+    def _listen_parses(cls, listen: str) -> str:
+        parse_listen(listen)
+        return listen
+
     @model_validator(mode="after")
     def _timeout_fits_interval(self) -> Settings:
         if self.timeout > self.interval:
             raise ValueError("timeout must not exceed interval")
         return self
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or ``:port`` (every interface); port 0 picks a free one."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"listen address {listen!r} is not HOST:PORT")
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 class FileTarget(BaseModel):

@@ -11,13 +11,12 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 
 from vpnwatch.app import build_app
-from vpnwatch.config import Config, Job
+from vpnwatch.config import Config, Job, parse_listen
 from vpnwatch.errors import ConfigError
 from vpnwatch.metrics import Metrics
 from vpnwatch.probes import Probe
 from vpnwatch.result import Result
 from vpnwatch.scheduler import Scheduler
-from vpnwatch.targets.base import parse_endpoint
 
 log = logging.getLogger("vpnwatch")
 
@@ -49,7 +48,7 @@ class Monitor:
         self.address: tuple[str, int] | None = None  # where it listens, once running
 
     async def run(self) -> None:
-        host, port = _listen_address(self._config.settings.listen)
+        host, port = parse_listen(self._config.settings.listen)
         reload = self.reload if self._enable_lifecycle else None
         runner = web.AppRunner(build_app(self.metrics, reload), access_log=None)
         await runner.setup()
@@ -133,16 +132,6 @@ class Monitor:
             log.error("probe of %s raised (a bug in vpnwatch)", job.name, exc_info=exc)
         else:
             log.debug("probe of %s raised again: %r", job.name, exc)
-
-
-def _listen_address(listen: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port``, or ``:port`` for every interface."""
-    try:
-        if listen.startswith(":"):
-            return "", parse_endpoint(f"any{listen}")[1]
-        return parse_endpoint(listen)
-    except ValueError as exc:
-        raise ConfigError(str(exc), where="listen") from None
 
 
 def _format_listen(host: str, port: int) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vpnwatch.errors import ConfigError
+from vpnwatch.importers.bridgeline import load_bridge_lines
 from vpnwatch.importers.wgquick import load_wgquick
 from vpnwatch.targets.base import TargetBase
 
@@ -17,6 +18,8 @@ Importer = Callable[[Path], Sequence[TargetBase]]
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
     ".conf": load_wgquick,
+    ".bridges": load_bridge_lines,
+    ".txt": load_bridge_lines,  # as Tor Browser users and obfs4proxy save bridge lines
 }
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from vpnwatch.probes import Probe
 from vpnwatch.probes.control import probe_dns, probe_tcp, probe_tls
+from vpnwatch.probes.obfs4 import probe_obfs4
+from vpnwatch.probes.wireguard import probe_wireguard
 
 PROBES: dict[str, Probe] = {
+    "wireguard": probe_wireguard,
+    "obfs4": probe_obfs4,
     "tcp": probe_tcp,
     "tls": probe_tls,
     "dns": probe_dns,

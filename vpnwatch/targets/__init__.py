@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.control import DnsTarget, TcpTarget, TlsTarget
+from vpnwatch.targets.obfs4 import Obfs4Target
 from vpnwatch.targets.wireguard import WireGuardTarget
 
 #: Protocol name → the model its inline targets are validated against.
 TARGET_MODELS: dict[str, type[TargetBase]] = {
     "wireguard": WireGuardTarget,
+    "obfs4": Obfs4Target,
     "tcp": TcpTarget,
     "tls": TlsTarget,
     "dns": DnsTarget,
@@ -17,6 +19,7 @@ TARGET_MODELS: dict[str, type[TargetBase]] = {
 __all__ = [
     "TARGET_MODELS",
     "DnsTarget",
+    "Obfs4Target",
     "TargetBase",
     "TcpTarget",
     "TlsTarget",

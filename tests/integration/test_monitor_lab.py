@@ -1,0 +1,237 @@
+"""The monitor end to end against the lab's wireguard-go: metrics, state changes, reload, scale."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from vpnwatch.config import load_config
+from vpnwatch.lab.netns import Namespace
+from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
+from vpnwatch.monitor import Monitor
+from vpnwatch.probes.registry import PROBES
+
+pytestmark = pytest.mark.lab
+
+INTERVAL = 0.5
+
+
+@pytest.fixture
+def lab() -> Iterator[WireGuardServer]:
+    with Namespace() as namespace, WireGuardServer(namespace) as server:
+        yield server
+
+
+def write_config(
+    directory: Path, server: WireGuardServer, names: list[str], **settings: object
+) -> Path:
+    """A config with one good target per name, plus ``broken``: a port nothing listens on.
+
+    The key files are written once per directory, so that rewriting the config for a reload leaves
+    the targets it keeps unchanged.
+    """
+    if not (directory / "good.conf").exists():
+        client = KeyPair.generate()
+        server.add_peer(client.public)
+        good = server.client_config(client)
+        (directory / "good.conf").write_text(good)
+        (directory / "broken.conf").write_text(good.replace(f":{server.port}", ":9"))
+    targets = [{"from": "good.conf", "name": name, "labels": {"provider": "lab"}} for name in names]
+    config = {
+        "settings": {"interval": INTERVAL, "timeout": 0.4, "listen": "127.0.0.1:0", **settings},
+        "targets": [*targets, {"from": "broken.conf", "name": "broken"}],
+    }
+    path = directory / "vpnwatch.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(metrics: dict, name: str, **labels: str) -> float | None:
+    return metrics.get((name, frozenset(labels.items())))
+
+
+class Running:
+    """A Monitor running in this event loop, with a client for its HTTP endpoints."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.monitor = Monitor(lambda: load_config(config), PROBES, enable_lifecycle=True)
+
+    async def __aenter__(self) -> Running:
+        self.task = asyncio.create_task(self.monitor.run())
+        self.session = aiohttp.ClientSession()
+        for _ in range(100):
+            if self.monitor.address:
+                break
+            await asyncio.sleep(0.02)
+        host, port = self.monitor.address
+        self.base = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    async def get(self, path: str) -> str:
+        async with self.session.get(self.base + path) as response:
+            assert response.status == 200, await response.text()
+            return await response.text()
+
+    async def metrics(self) -> dict:
+        return samples(await self.get("/metrics"))
+
+
+async def test_metrics_show_good_and_broken_targets(lab, tmp_path):
+    async with Running(write_config(tmp_path, lab, ["good"])) as running:
+        await asyncio.sleep(INTERVAL * 4)
+        first = await running.metrics()
+        await asyncio.sleep(INTERVAL * 3)
+        text = await running.get("/metrics")
+        api = await running.session.get(running.base + "/api/targets")
+        targets = {t["target"]: t for t in await api.json()}
+    later = samples(text)
+    good = {"target": "good", "protocol": "wireguard", "provider": "lab"}
+    broken = {"target": "broken", "protocol": "wireguard", "provider": ""}
+    assert value(later, "vpnwatch_probe_success", **good) == 1
+    assert (
+        value(later, "vpnwatch_probes_total", **good)
+        > value(first, "vpnwatch_probes_total", **good)
+        > 0
+    )
+    assert value(later, "vpnwatch_probe_success", **broken) == 0
+    failures = {**broken, "failure": "refused", "stage": "handshake"}
+    assert value(later, "vpnwatch_probe_failures_total", **failures) > value(
+        first, "vpnwatch_probe_failures_total", **failures
+    )
+    assert value(later, "vpnwatch_handshake_duration_seconds_count", **good) >= 3
+    assert value(later, "vpnwatch_handshake_duration_seconds_bucket", **good, le="+Inf") >= 3
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert targets["good"]["success_ratio"] == 1.0
+    assert targets["broken"]["last_result"]["failure"] == "refused"
+    assert targets["good"]["last_success_timestamp_seconds"] > time.time() - 60
+
+
+async def test_stopping_and_restarting_the_server_logs_two_transitions(lab, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="vpnwatch")
+    async with Running(write_config(tmp_path, lab, ["good"])) as running:
+        await asyncio.sleep(INTERVAL * 3)
+        caplog.clear()
+        lab.stop()
+        await asyncio.sleep(INTERVAL * 4)
+        stopped = await running.metrics()
+        lab.start()
+        await asyncio.sleep(INTERVAL * 4)
+        restarted = await running.metrics()
+    good = {"target": "good", "protocol": "wireguard", "provider": "lab"}
+    assert value(stopped, "vpnwatch_probe_success", **good) == 0
+    assert value(restarted, "vpnwatch_probe_success", **good) == 1
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("target good ")]
+    assert len(lines) == 2, lines
+    assert "ok → failing" in lines[0] and "failing → ok after" in lines[1]
+
+
+async def test_reload_adds_and_removes_targets_and_survives_a_broken_config(lab, tmp_path):
+    config = write_config(tmp_path, lab, ["kept", "removed"])
+    async with Running(config) as running:
+        await asyncio.sleep(INTERVAL * 3)
+        before = await running.metrics()
+        write_config(tmp_path, lab, ["kept", "added"])
+        response = await running.session.post(running.base + "/-/reload")
+        assert response.status == 200, await response.text()
+        await asyncio.sleep(INTERVAL * 3)
+        after = await running.metrics()
+        config.write_text("settings: {intervall: 1}\n")
+        response = await running.session.post(running.base + "/-/reload")
+        assert response.status == 500
+        assert "intervall" in await response.text()
+        await asyncio.sleep(INTERVAL * 2)
+        broken = await running.metrics()
+    kept = {"target": "kept", "protocol": "wireguard", "provider": "lab"}
+    assert value(after, "vpnwatch_probes_total", **kept) > value(
+        before, "vpnwatch_probes_total", **kept
+    )
+    assert (
+        value(
+            after, "vpnwatch_probes_total", target="removed", protocol="wireguard", provider="lab"
+        )
+        is None
+    )
+    assert (
+        value(after, "vpnwatch_probes_total", target="added", protocol="wireguard", provider="lab")
+        >= 1
+    )
+    assert value(broken, "vpnwatch_config_last_reload_successful") == 0
+    assert value(broken, "vpnwatch_probes_total", **kept) > value(
+        after, "vpnwatch_probes_total", **kept
+    )
+
+
+def test_sigterm_stops_the_process_promptly_and_sighup_reloads(lab, tmp_path):
+    config = write_config(tmp_path, lab, ["good"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vpnwatch.cli", "run", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        os.kill(process.pid, signal.SIGHUP)
+        time.sleep(1)
+        os.kill(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=5)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "configuration reloaded: 2 targets" in stderr
+    assert "stopped" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+async def test_a_thousand_targets_are_each_probed_on_schedule(lab, tmp_path):
+    """1,000 targets on closed ports of the lab host at a 5 s interval, for 60 s: counts only."""
+    client = KeyPair.generate()
+    base = lab.client_config(client)
+    targets = []
+    for i in range(1000):
+        path = tmp_path / f"t{i}.conf"
+        path.write_text(base.replace(f":{lab.port}", f":{20000 + i}"))
+        targets.append({"from": path.name})
+    config = tmp_path / "vpnwatch.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"settings": {"interval": 5, "timeout": 2, "listen": "127.0.0.1:0"}, "targets": targets}
+        )
+    )
+    async with Running(config) as running:
+        await asyncio.sleep(60)
+        stats = {name: s.probes for name, s in running.monitor.metrics.targets.items()}
+    counts = sorted(stats.values())
+    assert len(counts) == 1000
+    # 60 s / 5 s = 12 probes, less one for the random first offset; ±10 % jitter moves at most one.
+    assert counts[0] >= 10, counts[:10]
+    assert counts[-1] <= 13, counts[-10:]
