@@ -95,7 +95,7 @@ def test_a_bad_private_key_is_never_echoed(write):
 
 
 def test_unknown_suffix_and_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown file type '\.txt'"):
-        load_file(tmp_path / "x.txt")
+    with pytest.raises(ConfigError, match=r"unknown file type '\.pdf'"):
+        load_file(tmp_path / "x.pdf")
     with pytest.raises(ConfigError, match="no such file"):
         load_file(tmp_path / "gone.conf")
