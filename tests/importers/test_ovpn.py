@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from pydantic import ValidationError
 
-from vpnwatch.errors import ConfigError
+from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.lab.openvpn import Pki, generate_pki
+from vpnwatch.targets.openvpn import OpenVPNTarget
 
 STATIC_KEY = (
     "-----BEGIN OpenVPN Static key V1-----\n"
@@ -173,3 +175,24 @@ def test_encrypted_client_key_is_refused(tmp_path: Path, pki: Pki) -> None:
     )
     with pytest.raises(ConfigError, match="encrypted"):
         load_ovpn(config)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"tls_wrap": "tls-crypt"}, "needs tls_key"),
+        ({"tls_key": STATIC_KEY}, "tls_wrap is 'none'"),
+        ({"cert": "CERT"}, "cert"),
+        ({"auth": "SHA3-999"}, "digest must be one of"),
+        ({"username": "u"}, "username and password go together"),
+    ],
+)
+def test_target_model_rejects_inconsistent_fields(
+    pki: Pki, fields: dict[str, str], message: str
+) -> None:
+    base = {"name": "t", "host": "h.invalid", "port": 1194, "ca": pki.ca}
+    if fields.get("cert") == "CERT":
+        fields = {"cert": pki.client_cert}
+    with pytest.raises(ValidationError) as caught:
+        OpenVPNTarget.model_validate(base | fields)
+    assert message in describe_validation_error(caught.value)

@@ -241,3 +241,10 @@ async def test_bad_tcp_streams_never_raise_out_of_the_driver(
     async with server:
         result = await probe_openvpn(loopback_target(port, "tcp"), 1.5)
     assert (result.ok, result.failure, result.stage) == (False, failure, "reset"), result
+
+
+@pytest.mark.parametrize("proto", ["udp", "tcp"])
+async def test_unresolvable_name_is_a_dns_failure(proto: str) -> None:
+    target = loopback_target(1194, proto).model_copy(update={"host": "vpn.example.invalid"})
+    result = await probe_openvpn(target, 3.0)
+    assert (result.ok, result.failure) == (False, Failure.DNS), result

@@ -117,12 +117,6 @@ class DropCounts:
         return self.malformed + self.unauthenticated + self.foreign
 
 
-@dataclass
-class _Plaintext:
-    buffer: bytes = b""
-    server_options: str | None = None
-
-
 class OpenVPNClient:
     """One client handshake with one server over one transport."""
 
@@ -145,7 +139,7 @@ class OpenVPNClient:
         self._tls = TlsChannel(config.tls_context, config.peer_requirements)
         self._phase = _Phase.RESET
         self._events: deque[Event] = deque()
-        self._plaintext = _Plaintext()
+        self._plaintext = b""  # decrypted bytes not yet parsed
         self._push_due: float | None = None
         self.dropped = DropCounts()
         reset = (
@@ -289,7 +283,7 @@ class OpenVPNClient:
                         self._config.peer_info,
                     )
                 )
-            self._plaintext.buffer += self._tls.read()
+            self._plaintext += self._tls.read()
             self._queue_tls_records()  # TLS 1.3 may answer post-handshake messages
         except CertificateError as exc:
             self._fail(FailureReason.CERTIFICATE, str(exc))
@@ -302,19 +296,19 @@ class OpenVPNClient:
     def _handle_plaintext(self, now: float) -> None:
         if self._phase is _Phase.KEY_EXCHANGE:
             try:
-                parsed = keymethod.parse_server_key_method(self._plaintext.buffer)
+                parsed = keymethod.parse_server_key_method(self._plaintext)
             except keymethod.KeyMethodError as exc:
                 self._fail(FailureReason.PROTOCOL, str(exc))
                 return
             if parsed is None:
                 return
-            self._plaintext.server_options, used = parsed
-            self._plaintext.buffer = self._plaintext.buffer[used:]
+            _, used = parsed
+            self._plaintext = self._plaintext[used:]
             self._phase = _Phase.PUSH
             self._push_due = now
         if self._phase is not _Phase.PUSH:
             return
-        commands, self._plaintext.buffer = keymethod.split_commands(self._plaintext.buffer)
+        commands, self._plaintext = keymethod.split_commands(self._plaintext)
         for command in commands:
             if command.startswith("PUSH_REPLY"):
                 self._phase = _Phase.DONE
@@ -328,12 +322,3 @@ class OpenVPNClient:
                 )
                 self._fail(FailureReason.AUTH, detail)
                 return
-
-    @property
-    def server_options(self) -> str | None:
-        """The options string from the server's key-method message, once received."""
-        return self._plaintext.server_options
-
-    @property
-    def all_acknowledged(self) -> bool:
-        return self._reliable.all_acknowledged
