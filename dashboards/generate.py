@@ -249,11 +249,14 @@ def overview_panels() -> list[Json]:
         panel(
             "bargauge",
             "Time since last success",
-            "How long ago each target last completed a verified handshake.",
+            "How long ago each target last completed a verified handshake; infinite for a "
+            "target that has not succeeded once since its monitor started.",
             [
                 query(
                     f"time() - max by (vantage, target, protocol) "
-                    f"(vpnwatch_last_success_timestamp_seconds{{{SELECTOR}}})",
+                    f"(vpnwatch_last_success_timestamp_seconds{{{SELECTOR}}}) "
+                    f"or max by (vantage, target, protocol) "
+                    f"(vpnwatch_target_info{{{SELECTOR}}}) * +Inf",
                     "{{vantage}} {{target}}",
                     instant=True,
                 )
