@@ -3,8 +3,8 @@
 The probe succeeds only when the server's response decrypts and authenticates. Everything else
 that can happen on the way becomes a :class:`Failure`: a name that does not resolve (``dns``), an
 ICMP error on the connected socket (``refused``, ``unreachable``), a reply that fails
-authentication (``auth``), only non-WireGuard replies (``protocol``) or nothing valid in time
-(``timeout``). Stray and forged datagrams are counted and ignored while the probe waits, so that
+authentication (``auth``), replies that are not WireGuard at all (``protocol``) or nothing valid
+in time (``timeout``). Stray and forged datagrams are counted and ignored while the probe waits, so that
 one injected packet cannot end it.
 
 Two rules of the server shape how initiations go out. It drops an initiation whose timestamp is

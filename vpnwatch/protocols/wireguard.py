@@ -345,7 +345,7 @@ class WireGuardInitiator:
     def _receive_response(self, datagram: bytes) -> Event:
         if len(datagram) != RESPONSE_SIZE:
             return DatagramRejected(Rejection.MALFORMED)
-        if self._pending is None or self._session is not None:
+        if self._pending is None:  # nothing sent, or already answered
             return DatagramRejected(Rejection.UNEXPECTED)
         _, sender, receiver, ephemeral_public, encrypted_nothing = _RESPONSE.unpack_from(datagram)
         if receiver != self.sender_index:
