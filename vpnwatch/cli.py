@@ -20,6 +20,7 @@ from typing import Any
 from vpnwatch import __version__
 from vpnwatch.config import DEFAULT_LISTEN, Config, load_config
 from vpnwatch.errors import ConfigError
+from vpnwatch.importers import ImportOptions
 from vpnwatch.lab.demo import demo_lab
 from vpnwatch.logs import setup_logging
 from vpnwatch.monitor import Monitor
@@ -85,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--interval", type=float, default=10.0, help="seconds between probes")
     demo.add_argument("--once", action="store_true", help="probe every lab target once and exit")
     demo.add_argument("--json", action="store_true", help="with --once: JSON lines")
-    demo.set_defaults(func=_demo, files=[], timeout=None, shard=None, enable_lifecycle=True)
+    demo.set_defaults(
+        func=_demo, files=[], timeout=None, shard=None, enable_lifecycle=True, auth_user_pass=None
+    )
 
     config = commands.add_parser("config", help="work with configuration files")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
@@ -98,7 +101,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help=".conf files to probe")
+    parser.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="wg-quick .conf, .ovpn or bridge-line (.txt, .bridges) files to probe",
+    )
+    parser.add_argument(
+        "--auth-user-pass",
+        type=Path,
+        metavar="FILE",
+        help="two-line username/password file for .ovpn files that use auth-user-pass",
+    )
     parser.add_argument("--config", type=Path, help="a vpnwatch YAML configuration")
     parser.add_argument("--timeout", type=float, help="seconds a probe may take")
 
@@ -114,7 +129,8 @@ def _load(args: argparse.Namespace) -> Config:
     if "timeout" in overrides and "interval" not in overrides and args.config is None:
         # Plain files have no interval of their own; a long --timeout must not be refused for it.
         overrides["interval"] = max(overrides["timeout"], 60.0)
-    config = load_config(args.config, args.files, overrides=overrides)
+    options = ImportOptions(auth_user_pass=args.auth_user_pass)
+    config = load_config(args.config, args.files, overrides=overrides, options=options)
     shard: Shard | None = getattr(args, "shard", None)
     if shard is None:
         return config

@@ -12,7 +12,7 @@ import glob
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import yaml
 from pydantic import (
@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from vpnwatch.errors import ConfigError, describe_validation_error
-from vpnwatch.importers import load_file
+from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
 from vpnwatch.targets import TARGET_MODELS
 from vpnwatch.targets.base import Role, TargetBase
 
@@ -77,6 +77,8 @@ class FileTarget(BaseModel):
     interval: Annotated[float, Field(gt=0)] | None = None
     timeout: Annotated[float, Field(gt=0)] | None = None
     role: Role | None = None
+    #: For ``.ovpn`` files: a two-line username/password file, relative to the config.
+    auth_user_pass: Path | None = None
 
 
 class ConfigFile(BaseModel):
@@ -114,6 +116,7 @@ def load_config(
     files: Sequence[Path] = (),
     *,
     overrides: dict[str, Any] | None = None,
+    options: ImportOptions = DEFAULT_OPTIONS,
 ) -> Config:
     """Load and validate everything; any problem raises one ConfigError naming where it is."""
     raw = ConfigFile() if path is None else _read_yaml(path)
@@ -126,13 +129,16 @@ def load_config(
     found: list[tuple[TargetBase, str]] = []
     base = path.parent if path is not None else Path.cwd()
     for index, entry in enumerate(raw.targets):
-        found.extend(_targets_of_entry(entry, base, source=f"{path}: targets[{index}]"))
+        source = f"{path}: targets[{index}]"
+        found.extend(_targets_of_entry(entry, base, options, source=source))
     for pattern in raw.include:
         matched = sorted(glob.glob(str(base / Path(pattern).expanduser())))
         if not matched:
             raise ConfigError(f"include pattern {pattern!r} matches no file", source=path)
-        found.extend((target, match) for match in matched for target in load_file(Path(match)))
-    found.extend((target, str(file)) for file in files for target in load_file(file))
+        found.extend(
+            (target, match) for match in matched for target in load_file(Path(match), options)
+        )
+    found.extend((target, str(file)) for file in files for target in load_file(file, options))
     if not found:
         raise ConfigError(
             "no targets: give a config file with targets, or files to probe", source=path
@@ -157,7 +163,7 @@ def _read_yaml(path: Path) -> ConfigFile:
 
 
 def _targets_of_entry(
-    entry: dict[str, Any], base: Path, *, source: str
+    entry: dict[str, Any], base: Path, options: ImportOptions, *, source: str
 ) -> list[tuple[TargetBase, str]]:
     label = f"{source} ({entry['name']})" if isinstance(entry.get("name"), str) else source
     if "from" in entry:
@@ -165,7 +171,9 @@ def _targets_of_entry(
             spec = FileTarget.model_validate(entry)
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc), where=label) from None
-        imported = load_file(base / spec.from_.expanduser())
+        if spec.auth_user_pass is not None:
+            options = ImportOptions(auth_user_pass=base / spec.auth_user_pass.expanduser())
+        imported = load_file(base / spec.from_.expanduser(), options)
         return [(_override(target, spec, len(imported), label), label) for target in imported]
     model = TARGET_MODELS.get(str(entry.get("protocol")))
     if model is None:
@@ -177,10 +185,18 @@ def _targets_of_entry(
         if field != key and field in model.model_fields:
             del inline[key]
             inline[field] = _read_secret(base / Path(str(value)).expanduser(), label, key)
+        elif isinstance(value, str) and _is_path(model, key):
+            inline[key] = str(base / Path(value).expanduser())
     try:
         return [(model.model_validate(inline), label)]
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc), where=label) from None
+
+
+def _is_path(model: type[TargetBase], field: str) -> bool:
+    """Whether ``field`` holds a path, which a config means relative to its own directory."""
+    info = model.model_fields.get(field)
+    return info is not None and (info.annotation is Path or Path in get_args(info.annotation))
 
 
 def _read_secret(path: Path, label: str, field: str) -> str:

@@ -215,11 +215,15 @@ def test_sigterm_stops_the_process_promptly_and_sighup_reloads(lab, tmp_path):
 async def test_a_thousand_targets_are_each_probed_on_schedule(lab, tmp_path):
     """1,000 targets on closed ports of the lab host at a 5 s interval, for 60 s: counts only."""
     client = KeyPair.generate()
-    base = lab.client_config(client)
     targets = []
     for i in range(1000):
+        # Each closed port stands for another server, with a key of its own: the probe spaces
+        # initiations per (client key, server key) pair, as the real server requires.
         path = tmp_path / f"t{i}.conf"
-        path.write_text(base.replace(f":{lab.port}", f":{20000 + i}"))
+        path.write_text(
+            f"[Interface]\nPrivateKey = {client.private_b64}\n[Peer]\n"
+            f"PublicKey = {KeyPair.generate().public_b64}\nEndpoint = {lab.namespace.ip}:{20000 + i}\n"
+        )
         targets.append({"from": path.name})
     config = tmp_path / "vpnwatch.yml"
     config.write_text(

@@ -6,24 +6,39 @@ The format is chosen by the file's suffix; see :data:`IMPORTERS`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from vpnwatch.errors import ConfigError
 from vpnwatch.importers.bridgeline import load_bridge_lines
+from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.importers.wgquick import load_wgquick
 from vpnwatch.targets.base import TargetBase
 
-Importer = Callable[[Path], Sequence[TargetBase]]
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What the user said about imported files beyond the files themselves."""
+
+    #: A two-line username/password file for ``.ovpn`` files that use ``auth-user-pass``.
+    auth_user_pass: Path | None = None
+
+
+DEFAULT_OPTIONS = ImportOptions()
+
+Importer = Callable[[Path, ImportOptions], Sequence[TargetBase]]
 
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
-    ".conf": load_wgquick,
-    ".bridges": load_bridge_lines,
-    ".txt": load_bridge_lines,  # as Tor Browser users and obfs4proxy save bridge lines
+    ".conf": lambda path, _: load_wgquick(path),
+    ".ovpn": lambda path, options: load_ovpn(path, auth_user_pass=options.auth_user_pass),
+    ".bridges": lambda path, _: load_bridge_lines(path),
+    # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
+    ".txt": lambda path, _: load_bridge_lines(path),
 }
 
 
-def load_file(path: Path) -> list[TargetBase]:
+def load_file(path: Path, options: ImportOptions = DEFAULT_OPTIONS) -> list[TargetBase]:
     """Import every target in one file, choosing the importer by the file's suffix."""
     importer = IMPORTERS.get(path.suffix.lower())
     if importer is None:
@@ -33,4 +48,4 @@ def load_file(path: Path) -> list[TargetBase]:
         )
     if not path.is_file():
         raise ConfigError("no such file", source=path)
-    return list(importer(path))
+    return list(importer(path, options))

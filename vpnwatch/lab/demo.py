@@ -1,8 +1,9 @@
 """``vpnwatch demo``: the monitor on an embedded default — the lab's real servers.
 
-It builds a lab namespace with real VPN servers and control endpoints, writes the files a user
-would hold for them (wg-quick ``.conf``, a vpnwatch YAML), and runs the monitor against them, so a
-newcomer sees real handshakes, a real failure or two, and /metrics, with one command.
+It builds a lab namespace with real VPN servers (wireguard-go, OpenVPN 2.6, obfs4proxy) and control
+endpoints (openssl, dnsmasq), writes the files a user would hold for them (wg-quick ``.conf``,
+``.ovpn``, a bridge line, a vpnwatch YAML), and runs the monitor against them, so a newcomer sees
+real handshakes, a real failure, and /metrics, with one command.
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from vpnwatch.errors import ConfigError
-from vpnwatch.lab.controls import LAB_NAME, start_controls
+from vpnwatch.lab.controls import LAB_NAME, ControlEndpoints, start_controls
 from vpnwatch.lab.netns import LabError, Namespace
+from vpnwatch.lab.obfs4 import Obfs4Server
+from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, write_ovpn
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer, generate_preshared_key
+
+OPENVPN_VARIANTS = (
+    ServerVariant("udp-tls-auth", wrap="tls-auth"),
+    ServerVariant("tcp-tls-crypt", proto="tcp", wrap="tls-crypt"),
+)
 
 
 @contextlib.contextmanager
@@ -26,49 +35,84 @@ def demo_lab(directory: Path, *, interval: float) -> Iterator[Path]:
     if os.geteuid() != 0:
         raise ConfigError("the demo builds a network namespace: run it as root")
     try:
-        with Namespace() as ns, WireGuardServer(ns) as wireguard:
-            controls = start_controls(ns, directory)
-            good, with_psk, stranger = KeyPair.generate(), KeyPair.generate(), KeyPair.generate()
-            wireguard.add_peer(good.public)
-            psk = generate_preshared_key()
-            wireguard.add_peer(with_psk.public, psk)
-            files = {
-                "wg-lab.conf": wireguard.client_config(good),
-                "wg-lab-psk.conf": wireguard.client_config(with_psk),
-                "wg-lab-v6.conf": wireguard.client_config(good, ipv6=True),
-                # A key the server never heard of: it stays silent, as to any stranger.
-                "wg-unknown-key.conf": wireguard.client_config(stranger),
-            }
+        with Namespace() as ns, WireGuardServer(ns) as wireguard, Obfs4Server(ns) as bridge:
+            openvpn = OpenVPNLab(ns, _subdirectory(directory, "openvpn-server"))
+            openvpn.start(OPENVPN_VARIANTS)
+            files = _wireguard_files(wireguard) | _openvpn_files(openvpn, directory)
+            files["obfs4-lab.txt"] = bridge.bridge_line() + "\n"
             for name, text in files.items():
                 path = directory / name
-                path.write_text(text)
+                if not path.exists():
+                    path.write_text(text)
                 path.chmod(0o600)
-            site = {"site": "lab"}
-            config = {
-                "settings": {"interval": interval, "timeout": min(5.0, interval)},
-                "targets": [
-                    *({"from": name, "labels": {**site, "provider": "lab"}} for name in files),
-                    {
-                        "name": "control-tls",
-                        "protocol": "tls",
-                        "host": controls.host,
-                        "port": controls.tls_port,
-                        "server_name": controls.server_name,
-                        "ca_file": str(controls.ca_file),
-                        "labels": site,
-                    },
-                    {
-                        "name": "control-dns",
-                        "protocol": "dns",
-                        "host": controls.host,
-                        "port": controls.dns_port,
-                        "query": LAB_NAME,
-                        "labels": site,
-                    },
-                ],
-            }
+            controls = start_controls(ns, _subdirectory(directory, "controls"))
+            config = _config(files, controls, interval)
             path = directory / "vpnwatch.yml"
             path.write_text(yaml.safe_dump(config, sort_keys=False))
             yield path
     except LabError as exc:
         raise ConfigError(f"cannot build the lab: {exc}") from None
+
+
+def _subdirectory(directory: Path, name: str) -> Path:
+    path = directory / name
+    path.mkdir(mode=0o700)
+    return path
+
+
+def _wireguard_files(server: WireGuardServer) -> dict[str, str]:
+    good, with_psk, stranger = KeyPair.generate(), KeyPair.generate(), KeyPair.generate()
+    server.add_peer(good.public)
+    server.add_peer(with_psk.public, generate_preshared_key())
+    return {
+        "wg-lab.conf": server.client_config(good),
+        "wg-lab-psk.conf": server.client_config(with_psk),
+        "wg-lab-v6.conf": server.client_config(good, ipv6=True),
+        # A key the server never heard of: it stays silent, as it does to any stranger.
+        "wg-unknown-key.conf": server.client_config(stranger),
+    }
+
+
+def _openvpn_files(lab: OpenVPNLab, directory: Path) -> dict[str, str]:
+    files = {}
+    for name, server in lab.servers.items():
+        path = write_ovpn(
+            directory / f"ovpn-{name}.ovpn",
+            host=server.host,
+            port=server.port,
+            proto=server.variant.proto,
+            ca=lab.pki.ca,
+            cert=lab.pki.client_cert,
+            key=lab.pki.client_key,
+            wrap=server.variant.wrap,
+            wrap_key=server.client_wrap_key,
+        )
+        files[path.name] = path.read_text()
+    return files
+
+
+def _config(files: dict[str, str], controls: ControlEndpoints, interval: float) -> dict[str, Any]:
+    site = {"site": "lab"}
+    return {
+        "settings": {"interval": interval, "timeout": min(5.0, interval)},
+        "targets": [
+            *({"from": name, "labels": {**site, "provider": "lab"}} for name in files),
+            {
+                "name": "control-tls",
+                "protocol": "tls",
+                "host": controls.host,
+                "port": controls.tls_port,
+                "server_name": controls.server_name,
+                "ca_file": str(controls.ca_file),
+                "labels": site,
+            },
+            {
+                "name": "control-dns",
+                "protocol": "dns",
+                "host": controls.host,
+                "port": controls.dns_port,
+                "query": LAB_NAME,
+                "labels": site,
+            },
+        ],
+    }

@@ -5,11 +5,13 @@ from __future__ import annotations
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.control import DnsTarget, TcpTarget, TlsTarget
 from vpnwatch.targets.obfs4 import Obfs4Target
+from vpnwatch.targets.openvpn import OpenVPNTarget
 from vpnwatch.targets.wireguard import WireGuardTarget
 
 #: Protocol name → the model its inline targets are validated against.
 TARGET_MODELS: dict[str, type[TargetBase]] = {
     "wireguard": WireGuardTarget,
+    "openvpn": OpenVPNTarget,
     "obfs4": Obfs4Target,
     "tcp": TcpTarget,
     "tls": TlsTarget,
@@ -20,6 +22,7 @@ __all__ = [
     "TARGET_MODELS",
     "DnsTarget",
     "Obfs4Target",
+    "OpenVPNTarget",
     "TargetBase",
     "TcpTarget",
     "TlsTarget",
