@@ -218,8 +218,9 @@ def _target_samples(
         when,
         float(state.last.ok),
     )
+    # As the exporter does, only targets get a verdict; controls are what it is judged against.
     verdict = "ok" if state.last.ok else "offline" if offline else "failing"
-    for name in ("ok", "failing", "offline"):
+    for name in ("ok", "failing", "offline") if target.role == "target" else ():
         families.add(
             "vpnwatch_verdict",
             "gauge",

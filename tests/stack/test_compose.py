@@ -12,7 +12,6 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -36,6 +35,12 @@ def load(compose: Path, env: dict[str, str]) -> dict[str, Any]:
 
 
 def schema_errors(document: dict[str, Any]) -> list[str]:
+    # Imported here so that, where the package is missing, these tests fail with a clear message
+    # instead of stopping the collection of the whole suite.
+    try:
+        import jsonschema  # type: ignore[import-untyped]  # noqa: PLC0415
+    except ModuleNotFoundError:
+        pytest.fail("the jsonschema package is missing: it belongs in the dev extra")
     validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
     return [
         f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
