@@ -99,6 +99,9 @@ class Namespace:
             run(["ip", "-6", "addr", "add", f"{self.host_ip6}/64", "dev", self.host_link, "nodad"])
             run(["ip", "link", "set", self.host_link, "up"])
             self.exec(["ip", "link", "set", "lo", "up"])
+            # Linux rate-limits ICMP errors per destination; a lab probing many closed ports must
+            # see every "port unreachable", as a monitor far from the server would.
+            self.exec(["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"])
             self.exec(["ip", "link", "set", peer, "name", "eth0"])
             self.exec(["ip", "addr", "add", f"{self.ip}/30", "dev", "eth0"])
             self.exec(["ip", "-6", "addr", "add", f"{self.ip6}/64", "dev", "eth0", "nodad"])
