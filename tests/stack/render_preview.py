@@ -82,8 +82,8 @@ def _floats(values: list[list[Any]]) -> list[float]:
 
 
 def _time_axis(axes: Axes) -> None:
-    axes.xaxis.set_major_locator(mdates.MinuteLocator(byminute=[0, 30]))
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    axes.xaxis.set_major_locator(mdates.MinuteLocator(byminute=[0, 30]))  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
     axes.grid(alpha=0.3)
 
 
@@ -114,7 +114,7 @@ def draw(server: Prometheus, output: Path) -> None:
     rows = series(server, "Target state")
     for number, (_, times, values) in enumerate(rows):
         for when, value in zip(times, values, strict=True):
-            axes.barh(number, 1 / 1440, left=mdates.date2num(when), height=0.8,
+            axes.barh(number, 1 / 1440, left=mdates.date2num(when), height=0.8,  # type: ignore[no-untyped-call]
                       color=STATE_COLOURS[int(value)])  # fmt: skip
     axes.set_yticks(range(len(rows)), [name for name, _, _ in rows], fontsize=7)
     _time_axis(axes)
