@@ -33,6 +33,7 @@ RESERVED_LABELS = frozenset(
         "failure",
         "stage",
         "role",
+        "verdict",
         "le",
         "instance",
         "job",
