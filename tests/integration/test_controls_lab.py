@@ -33,14 +33,14 @@ async def test_tls_verifies_the_certificate(lab, tmp_path):
         host=ns.ip,
         port=controls.tls_port,
         server_name=controls.server_name,
-        ca=controls.ca_file.read_text(),
+        ca=controls.ca,
     )
     result = await probe_tls(target, 3)
     assert result.ok, result
     assert [stage for stage, _ in result.stages] == ["connect", "tls"]
 
-    other_ca = CertificateAuthority.create(tmp_path).cert_path
-    wrong_ca = await probe_tls(target.model_copy(update={"ca": other_ca.read_text()}), 3)
+    other_ca = CertificateAuthority.create().cert
+    wrong_ca = await probe_tls(target.model_copy(update={"ca": other_ca}), 3)
     assert (wrong_ca.failure, wrong_ca.stage) == ("tls_cert", "tls")
     wrong_name = await probe_tls(
         target.model_copy(update={"server_name": "other.vpnwatch.test"}), 3

@@ -24,20 +24,19 @@ class ControlEndpoints:
     tls_port: int
     dns_port: int
     server_name: str
-    ca_file: Path
+    ca: str  # PEM: the certificate the TLS server's chain ends in
 
 
 def start_controls(
     ns: Namespace, directory: Path, *, tls_port: int = 8443, dns_port: int = 53
 ) -> ControlEndpoints:
     """Start a TLS server and a resolver in ``ns``; they stop when the namespace is destroyed."""
-    ca = CertificateAuthority.create(directory)
-    server = ca.issue(
-        directory, "controls.vpnwatch.test", server=True, sans=("controls.vpnwatch.test", ns.ip)
-    )
+    ca = CertificateAuthority.create()
+    names = ("controls.vpnwatch.test", ns.ip)
+    cert, key = ca.issue(names[0], server=True, sans=names).write(directory, "controls")
     ns.spawn(
-        ["openssl", "s_server", "-quiet", "-accept", str(tls_port), "-cert", str(server.cert),
-         "-key", str(server.key), "-naccept", "100000"],
+        ["openssl", "s_server", "-quiet", "-accept", str(tls_port), "-cert", str(cert),
+         "-key", str(key), "-naccept", "100000"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     ns.spawn(
@@ -48,7 +47,7 @@ def start_controls(
     )  # fmt: skip
     wait_listening(ns, tls_port, "tcp")
     wait_listening(ns, dns_port, "udp")
-    return ControlEndpoints(ns.ip, tls_port, dns_port, "controls.vpnwatch.test", ca.cert_path)
+    return ControlEndpoints(ns.ip, tls_port, dns_port, names[0], ca.cert)
 
 
 def wait_listening(ns: Namespace, port: int, transport: str, timeout: float = 10.0) -> None:

@@ -103,7 +103,7 @@ def _config(files: dict[str, str], controls: ControlEndpoints, interval: float) 
                 "host": controls.host,
                 "port": controls.tls_port,
                 "server_name": controls.server_name,
-                "ca_file": str(controls.ca_file),
+                "ca": controls.ca,
                 "labels": site,
             },
             {

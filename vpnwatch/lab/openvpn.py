@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from vpnwatch.lab.netns import LabError, Namespace, run
+from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.protocols.openvpn.wrappers import WrapKind
 
 #: Server tunnels take their pools from 198.19.0.0/16 (the benchmarking range, like the lab).
@@ -61,72 +56,17 @@ class Pki:
     client_key: str
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name | None,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    usage: x509.ObjectIdentifier | None,
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer or name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=usage is None, path_length=None), critical=True)
-    )
-    if usage is None:
-        key_usage = dict(key_cert_sign=True, crl_sign=True, digital_signature=False)
-    else:
-        key_usage = dict(key_cert_sign=False, crl_sign=False, digital_signature=True)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    builder = builder.add_extension(
-        x509.KeyUsage(
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=usage is not None,
-            encipher_only=False,
-            decipher_only=False,
-            **key_usage,
-        ),
-        critical=True,
-    )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 def generate_pki(ca_name: str = "vpnwatch lab CA") -> Pki:
     """A fresh CA with one server (serverAuth) and one client (clientAuth) certificate."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate(ca_name, ca_key, None, ca_key, None)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    server = _certificate(
-        SERVER_NAME, server_key, ca.subject, ca_key, ExtendedKeyUsageOID.SERVER_AUTH
-    )
-    client = _certificate(
-        CLIENT_NAME, client_key, ca.subject, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH
-    )
-    pem = serialization.Encoding.PEM
+    ca = CertificateAuthority.create(ca_name)
+    server = ca.issue(SERVER_NAME, server=True)
+    client = ca.issue(CLIENT_NAME, server=False)
     return Pki(
-        ca=ca.public_bytes(pem).decode(),
-        server_cert=server.public_bytes(pem).decode(),
-        server_key=_pem_key(server_key),
-        client_cert=client.public_bytes(pem).decode(),
-        client_key=_pem_key(client_key),
+        ca=ca.cert,
+        server_cert=server.cert,
+        server_key=server.key,
+        client_cert=client.cert,
+        client_key=client.key,
     )
 
 

@@ -1,4 +1,9 @@
-"""A throwaway certificate authority for the lab's TLS and OpenVPN servers."""
+"""A throwaway certificate authority for the lab's TLS and OpenVPN servers.
+
+Fresh keys every run, valid for two days, ECDSA P-256: what real deployments issue, with the key
+usages OpenVPN's ``remote-cert-tls`` checks (digitalSignature/keyAgreement plus the serverAuth or
+clientAuth extended usage).
+"""
 
 from __future__ import annotations
 
@@ -17,66 +22,61 @@ _VALIDITY = datetime.timedelta(days=2)
 
 @dataclass(frozen=True)
 class Issued:
-    """A certificate and its key, as PEM files on disk."""
+    """A certificate and its private key, as PEM text."""
 
-    cert: Path
-    key: Path
+    cert: str
+    key: str
+
+    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
+        """Write ``stem.crt`` and ``stem.key`` (owner-only); returns their paths."""
+        cert, key = directory / f"{stem}.crt", directory / f"{stem}.key"
+        cert.write_text(self.cert)
+        key.write_text(self.key)
+        key.chmod(0o600)
+        return cert, key
 
 
 @dataclass(frozen=True)
 class CertificateAuthority:
-    name: str
     key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
-    cert_path: Path
+    certificate: x509.Certificate
 
     @classmethod
-    def create(cls, directory: Path, name: str = "vpnwatch lab CA") -> CertificateAuthority:
+    def create(cls, name: str = "vpnwatch lab CA") -> CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = _name(name)
-        cert = (
+        certificate = (
             _builder(subject, subject, key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(ca=True), critical=True)
             .sign(key, hashes.SHA256())
-        )  # fmt: skip
-        cert_path = directory / "ca.crt"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return cls(name, key, cert, cert_path)
+        )
+        return cls(key, certificate)
 
-    def issue(
-        self, directory: Path, common_name: str, *, server: bool, sans: tuple[str, ...] = ()
-    ) -> Issued:
-        """A leaf certificate: ``server`` sets the serverAuth usage, else clientAuth."""
+    @property
+    def cert(self) -> str:
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+    def issue(self, common_name: str, *, server: bool, sans: tuple[str, ...] = ()) -> Issued:
+        """A leaf certificate: ``server`` gives it the serverAuth usage, else clientAuth."""
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = _builder(_name(common_name), self.cert.subject, key.public_key()).add_extension(
-            x509.ExtendedKeyUsage([usage]), critical=False
+        builder = (
+            _builder(_name(common_name), self.certificate.subject, key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(ca=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if sans:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([_general_name(san) for san in sans]), critical=False
-            )
-        cert = builder.sign(self.key, hashes.SHA256())
-        stem = common_name.replace("/", "_")
-        issued = Issued(directory / f"{stem}.crt", directory / f"{stem}.key")
-        issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        issued.key.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
+            names = [_general_name(san) for san in sans]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        certificate = builder.sign(self.key, hashes.SHA256())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
-        issued.key.chmod(0o600)
-        return issued
+        return Issued(certificate.public_bytes(serialization.Encoding.PEM).decode(), pem.decode())
 
 
 def _name(common_name: str) -> x509.Name:
@@ -95,6 +95,20 @@ def _builder(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + _VALIDITY)
+    )
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=not ca,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
