@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -39,10 +40,14 @@ def describe_oserror(exc: OSError) -> str:
     return exc.strerror or exc.__class__.__name__
 
 
-async def resolve(host: str, port: int, kind: socket.SocketKind) -> tuple[int, tuple[str, int]]:
-    """The first address of ``host``: (family, sockaddr). Raises socket.gaierror (→ ``dns``)."""
+async def resolve(
+    host: str, port: int, kind: socket.SocketKind
+) -> tuple[socket.AddressFamily, tuple[str, int]]:
+    """The first address of ``host``: (family, (address, port)); fails as ``dns``."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=kind)
+    if not infos:
+        raise ProbeFailed(Failure.DNS, f"{host} resolves to no address")
     family, _, _, _, sockaddr = infos[0]
     return family, (str(sockaddr[0]), int(sockaddr[1]))
 
@@ -60,22 +65,45 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
+#: Linux's IP_RECVERR and IPV6_RECVERR (named in the socket module only from Python 3.12).
+_RECVERR = {
+    socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVERR", 25)),
+}
+#: Datagrams and errors held for a probe that has not read them yet; a flood beyond is dropped.
+UDP_BACKLOG = 256
+
+
 class UdpChannel(asyncio.DatagramProtocol):
-    """A connected UDP socket as an async queue of datagrams.
+    """A connected UDP socket as an async queue of datagrams and ICMP errors.
 
     Connected, so that the kernel reports ICMP errors for it: port unreachable arrives as
-    ECONNREFUSED (``refused``), host or network unreachable as ``unreachable``.
+    ECONNREFUSED (``refused``); with IP_RECVERR, host and network unreachable too
+    (``unreachable``), which Linux otherwise counts as soft errors and keeps from UDP sockets.
     """
 
     def __init__(self) -> None:
-        self._datagrams: asyncio.Queue[bytes | OSError] = asyncio.Queue(maxsize=256)
+        self._datagrams: asyncio.Queue[bytes | OSError] = asyncio.Queue(maxsize=UDP_BACKLOG)
         self._transport: asyncio.DatagramTransport | None = None
 
     @classmethod
     async def open(cls, host: str, port: int) -> UdpChannel:
-        family, address = await resolve(host, port, socket.SOCK_DGRAM)
-        loop = asyncio.get_running_loop()
-        _, channel = await loop.create_datagram_endpoint(cls, remote_addr=address, family=family)
+        """Resolve ``host`` and connect to it."""
+        return await cls.connect(*await resolve(host, port, socket.SOCK_DGRAM))
+
+    @classmethod
+    async def connect(cls, family: socket.AddressFamily, address: tuple[str, int]) -> UdpChannel:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            if sys.platform == "linux" and family in _RECVERR:
+                sock.setsockopt(*_RECVERR[family], 1)
+            sock.connect(address)
+            loop = asyncio.get_running_loop()
+            _, channel = await loop.create_datagram_endpoint(cls, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         return channel
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -14,6 +14,7 @@ import time
 from typing import Protocol
 
 from vpnwatch import __version__
+from vpnwatch.probes.net import UdpChannel, connect_tcp
 from vpnwatch.protocols.openvpn.client import (
     ClientConfig,
     DropCounts,
@@ -59,45 +60,25 @@ class _Link(Protocol):
     def close(self) -> None: ...
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.queue.put_nowait(data)
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError):  # ICMP port or host unreachable, reported by the kernel
-            self.queue.put_nowait(exc)
-
-
 class _UdpLink:
-    def __init__(self, transport: asyncio.DatagramTransport, protocol: _Datagrams) -> None:
-        self._transport = transport
-        self._protocol = protocol
+    def __init__(self, channel: UdpChannel) -> None:
+        self._channel = channel
 
     @classmethod
     async def open(cls, host: str, port: int) -> _UdpLink:
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_datagram_endpoint(
-            _Datagrams, remote_addr=(host, port)
-        )
-        return cls(transport, protocol)
+        return cls(await UdpChannel.open(host, port))
 
     def send(self, packet: bytes) -> None:
-        self._transport.sendto(packet)
+        self._channel.send(packet)
 
     async def receive(self, delay: float) -> list[bytes]:
         try:
-            item = await asyncio.wait_for(self._protocol.queue.get(), delay)
+            return [await asyncio.wait_for(self._channel.receive(), delay)]
         except TimeoutError:
             return []
-        if isinstance(item, OSError):
-            raise item
-        return [item]
 
     def close(self) -> None:
-        self._transport.close()
+        self._channel.close()
 
 
 class _TcpLink:
@@ -108,8 +89,7 @@ class _TcpLink:
 
     @classmethod
     async def open(cls, host: str, port: int) -> _TcpLink:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
+        return cls(*await connect_tcp(host, port))
 
     def send(self, packet: bytes) -> None:
         self._writer.write(frame_tcp(packet))

@@ -4,8 +4,8 @@ The probe succeeds only when the server's response decrypts and authenticates. E
 that can happen on the way becomes a :class:`Failure`: a name that does not resolve (``dns``), an
 ICMP error on the connected socket (``refused``, ``unreachable``), a reply that fails
 authentication (``auth``), replies that are not WireGuard at all (``protocol``) or nothing valid
-in time (``timeout``). Stray and forged datagrams are counted and ignored while the probe waits, so that
-one injected packet cannot end it.
+in time (``timeout``). Stray and forged datagrams are counted and ignored while the probe waits,
+so that one injected packet cannot end it.
 
 Two rules of the server shape how initiations go out. It drops an initiation whose timestamp is
 not newer than the last it saw from the key, so all timestamps come from one process-wide
@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import sys
 import time
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
 
+from vpnwatch.probes.net import UdpChannel, resolve
 from vpnwatch.protocols.wireguard import (
     INITIATION_INTERVAL,
     ClockBehindError,
@@ -42,7 +41,6 @@ PROTOCOL = "wireguard"
 
 #: How many datagrams one probe reads before it gives up on a flood of invalid ones.
 MAX_DATAGRAMS = 256
-_INBOX_SIZE = 64
 _CLOCK_RETRIES = 3
 _MAX_CLOCK_WAIT = 0.1
 
@@ -87,24 +85,6 @@ class _Turns:
 _TURNS = _Turns(INITIATION_INTERVAL)
 
 
-class _Inbox(asyncio.DatagramProtocol):
-    """Queues what arrives on the probe's connected socket: datagrams and ICMP errors alike."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue(_INBOX_SIZE)
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self._put(data)
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError):
-            self._put(exc)
-
-    def _put(self, item: bytes | OSError) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # a flood: the probe has enough to read
-            self.queue.put_nowait(item)
-
-
 class _Handshake:
     """One probe's exchange: the initiator, its socket, and what was ignored while waiting."""
 
@@ -116,41 +96,27 @@ class _Handshake:
         self.cookie_received = False
         self.sent = False
 
-    async def run(self, family: socket.AddressFamily, address: tuple[Any, ...]) -> None:
+    async def run(self, family: socket.AddressFamily, address: tuple[str, int]) -> None:
         """Send the initiation and return once a verified response is in (and answered)."""
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            _report_every_icmp_error(sock, family)
-            sock.connect(address)  # connected: the kernel reports ICMP errors for this peer
-            transport, inbox = await loop.create_datagram_endpoint(_Inbox, sock=sock)
-        except BaseException:
-            sock.close()
-            raise
+        channel = await UdpChannel.connect(family, address)
         try:
             async with _TURNS.turn(self._pair):
-                transport.sendto(self._initiator.initiate(await _fresh_timestamp()))
+                channel.send(self._initiator.initiate(await _fresh_timestamp()))
                 self.sent = True
-                await self._await_response(transport, inbox.queue)
+                await self._await_response(channel)
         finally:
-            transport.close()
+            channel.close()
 
-    async def _await_response(
-        self, transport: asyncio.DatagramTransport, queue: asyncio.Queue[bytes | OSError]
-    ) -> None:
+    async def _await_response(self, channel: UdpChannel) -> None:
         for _ in range(MAX_DATAGRAMS):
-            item = await queue.get()
-            if isinstance(item, OSError):
-                raise item
-            match self._initiator.receive(item):
+            match self._initiator.receive(await channel.receive()):
                 case HandshakeCompleted():
                     if self._target.keepalive:
-                        transport.sendto(self._initiator.keepalive())
+                        channel.send(self._initiator.keepalive())
                     return
                 case CookieReceived():
                     self.cookie_received = True
-                    transport.sendto(self._initiator.initiate(await _fresh_timestamp()))
+                    channel.send(self._initiator.initiate(await _fresh_timestamp()))
                 case DatagramRejected(reason=Rejection.AUTHENTICATION):
                     raise ProbeFailed(
                         Failure.AUTH,
@@ -182,20 +148,6 @@ class _Handshake:
         return Failure.TIMEOUT, detail
 
 
-#: Linux's IP_RECVERR and IPV6_RECVERR (named in the socket module only from Python 3.12).
-_RECVERR = {
-    socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)),
-    socket.AF_INET6: (socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVERR", 25)),
-}
-
-
-def _report_every_icmp_error(sock: socket.socket, family: socket.AddressFamily) -> None:
-    """Have Linux report ICMP host and network unreachable to the socket, not only port
-    unreachable: it counts them as soft errors and keeps them from a UDP socket unless asked."""
-    if sys.platform == "linux" and family in _RECVERR:
-        sock.setsockopt(*_RECVERR[family], 1)
-
-
 async def _fresh_timestamp() -> bytes:
     """A timestamp from the process-wide guard, waiting out a wall clock that has not moved on.
 
@@ -217,16 +169,6 @@ async def _fresh_timestamp() -> bytes:
     raise ProbeFailed(Failure.TIMEOUT, "the system clock keeps going back")
 
 
-async def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP
-    )
-    if not infos:
-        raise ProbeFailed(Failure.DNS, f"{host} resolves to no address")
-    family, _, _, _, address = infos[0]
-    return family, address
-
-
 async def probe_wireguard(target: WireGuardTarget, timeout: float) -> Result:
     """Handshake once with ``target`` within ``timeout`` seconds; never raises for the network."""
     timeline = Timeline(target.name, PROTOCOL)
@@ -241,7 +183,7 @@ async def probe_wireguard(target: WireGuardTarget, timeout: float) -> Result:
     stage = "resolve"
     try:
         async with asyncio.timeout(timeout):
-            family, address = await _resolve(target.host, target.port)
+            family, address = await resolve(target.host, target.port, socket.SOCK_DGRAM)
             timeline.reached(stage)
             stage = "handshake"
             await handshake.run(family, address)
