@@ -16,6 +16,7 @@ that class, and that first failure must not be lost.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import sys
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from vpnwatch.report.query import Grid, Labels, PrometheusClient, nan_array
+from vpnwatch.report.query import Grid, Labels, PrometheusClient
 from vpnwatch.report.selector import Matcher, Selector
 
 PROBES = "vpnwatch_probes_total"
@@ -111,7 +112,8 @@ def load_dataset(client: PrometheusClient, grid: Grid, selector: Selector) -> Da
     digest.update(f"grid {grid.start:.0f} {grid.step:.0f} {grid.points}\n".encode())
     raw = {}
     for metric in (PROBES, FAILURES, LATENCY_SUM, LATENCY_COUNT):
-        raw[metric] = _without_name(client.query_range(queries.expression(metric), grid))
+        result = client.query_range(queries.expression(metric), grid, expected_series=len(listed))
+        raw[metric] = _without_name(result)
         _digest_update(digest, queries.expression(metric), raw[metric])
 
     series = _assemble(grid, raw, controls)
@@ -204,23 +206,20 @@ def counter_increments(
 
     ``present_when_zero`` is a sibling series (the target's probe counter): where the counter
     has no value but the sibling has one, the counter did not exist yet and so stood at zero.
+    Written as comprehensions because it runs over every point of every series.
     """
-    increments = nan_array(len(values) - 1)
-    previous = values[0]
-    if (
-        math.isnan(previous)
-        and present_when_zero is not None
-        and not math.isnan(present_when_zero[0])
-    ):
-        previous = 0.0
-    for index in range(1, len(values)):
-        current = values[index]
-        if math.isnan(current) and present_when_zero is not None:
-            current = 0.0 if not math.isnan(present_when_zero[index]) else current
-        if not (math.isnan(current) or math.isnan(previous)):
-            increments[index - 1] = current - previous if current >= previous else current
-        previous = current
-    return increments
+    isnan = math.isnan
+    if present_when_zero is not None:
+        pairs = zip(values, present_when_zero, strict=True)
+        values = array("d", [0.0 if isnan(v) and not isnan(p) else v for v, p in pairs])
+    # NaN compares false both ways, so an interval touching a gap stays NaN
+    return array(
+        "d",
+        [
+            now - before if now >= before else (now if now < before else math.nan)
+            for before, now in itertools.pairwise(values)
+        ],
+    )
 
 
 def _zeros_where_known(reference: array[float]) -> array[float]:

@@ -23,6 +23,8 @@ from typing import Any
 
 #: Prometheus rejects range queries returning more points than this per series.
 PROMETHEUS_MAX_POINTS = 11_000
+#: Points (series x steps) one range request aims at: a decoded response costs ~150 B a point.
+POINT_BUDGET = 500_000
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -81,7 +83,12 @@ class PrometheusClient:
     """Talks to one Prometheus (or anything serving its HTTP API, e.g. Thanos Query)."""
 
     def __init__(
-        self, url: str, *, timeout: float = 120.0, max_points: int = PROMETHEUS_MAX_POINTS
+        self,
+        url: str,
+        *,
+        timeout: float = 120.0,
+        max_points: int = PROMETHEUS_MAX_POINTS,
+        point_budget: int = POINT_BUDGET,
     ) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -89,6 +96,7 @@ class PrometheusClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.max_points = min(max_points, PROMETHEUS_MAX_POINTS)
+        self.point_budget = point_budget
 
     def series(
         self, selectors: list[str], start: float | None = None, end: float | None = None
@@ -100,14 +108,24 @@ class PrometheusClient:
         data = self._call("/api/v1/series", params)
         return [dict(labels) for labels in data]
 
-    def query_range(self, query: str, grid: Grid) -> dict[Labels, array[float]]:
-        """Each result series' values at every grid time, NaN where Prometheus had none."""
+    def query_range(
+        self, query: str, grid: Grid, *, expected_series: int = 1
+    ) -> dict[Labels, array[float]]:
+        """Each result series' values at every grid time, NaN where Prometheus had none.
+
+        ``expected_series`` sizes the chunks so that one response holds about
+        ``point_budget`` points: that bounds the memory a decoded response takes.
+        """
+        per_request = min(self.max_points, max(1, self.point_budget // max(1, expected_series)))
         result: dict[Labels, array[float]] = {}
-        for chunk in plan_chunks(grid.points, self.max_points):
+        for chunk in plan_chunks(grid.points, per_request):
             for labels, values in self._query_chunk(query, grid, chunk):
                 series = result.get(labels)
                 if series is None:
                     series = result[labels] = nan_array(grid.points)
+                if len(values) == len(chunk):  # a value at every step: the common case
+                    series[chunk.start : chunk.stop] = array("d", [float(v) for _, v in values])
+                    continue
                 for timestamp, value in values:
                     series[grid.index(timestamp)] = float(value)
         return result
