@@ -1,0 +1,279 @@
+"""Every protocol parser, fed damaged copies of valid messages: a result or its own error, nothing else.
+
+The documented contracts under test:
+
+* WireGuard: ``WireGuardInitiator.receive`` answers every datagram with an event and changes state
+  only for a verified response or cookie;
+* OpenVPN: ``decode``, ``TcpDeframer.feed`` and every wrapper's ``unwrap`` raise only
+  ``PacketError``; ``OpenVPNClient.receive`` never raises (bad packets are counted, failures are
+  events); key-method parsing raises only ``KeyMethodError``; the reliability layer delivers each
+  message once, in order, and buffers a bounded number;
+* obfs4: the client handshake and the session raise only ``Obfs4Error`` subclasses.
+
+The existing property tests beside each module feed random bytes; these start from valid
+messages, which is what reaches past the first length check.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.hardening.fuzzing import FUZZ, FUZZ_SLOW, chunked, count, mutated, no_hang
+from tests.hardening.seeds import (
+    CLIENT_SESSION,
+    SERVER_COMMANDS,
+    SERVER_KEY_METHOD,
+    Obfs4Exchange,
+    WireGuardPeers,
+    obfs4_frames,
+    openvpn_tcp_stream,
+    openvpn_wire,
+    openvpn_wrappers,
+)
+from vpnwatch.lab.openvpn import generate_pki
+from vpnwatch.protocols import wireguard
+from vpnwatch.protocols.obfs4 import (
+    NEED_DATA,
+    DataReceived,
+    HandshakeCompleted,
+    Obfs4Error,
+    Obfs4Session,
+)
+from vpnwatch.protocols.openvpn import keymethod
+from vpnwatch.protocols.openvpn.client import ClientConfig, Event, OpenVPNClient
+from vpnwatch.protocols.openvpn.packets import (
+    MAX_PACKET_SIZE,
+    Opcode,
+    PacketError,
+    TcpDeframer,
+    decode,
+)
+from vpnwatch.protocols.openvpn.reliable import RECEIVE_WINDOW, Message, ReliableLayer
+from vpnwatch.protocols.openvpn.tls import PeerRequirements, build_context
+
+WIREGUARD = WireGuardPeers.generate()
+_STAMP = iter(range(10**18, 2 * 10**18, 1000))
+OPENVPN_KINDS = sorted(openvpn_wrappers())
+
+
+# -- WireGuard ------------------------------------------------------------------------------------
+
+
+@FUZZ_SLOW
+@given(data=st.data())
+def test_wireguard_initiator_only_a_verified_reply_changes_its_state(data: st.DataObject) -> None:
+    initiator = wireguard.WireGuardInitiator(WIREGUARD.client_private, WIREGUARD.server_public)
+    initiation = initiator.initiate(wireguard.tai64n(next(_STAMP)))
+    genuine = WIREGUARD.response(initiation)
+    seeds = [genuine, WIREGUARD.cookie_reply(initiation)]
+    datagrams = data.draw(st.lists(mutated(seeds, max_size=65_507), min_size=1, max_size=6))
+    completed = False
+    with no_hang():
+        for datagram in datagrams:
+            event = initiator.receive(datagram)
+            assert isinstance(event, wireguard.Event)
+            assert isinstance(
+                event,
+                (
+                    wireguard.HandshakeCompleted,
+                    wireguard.CookieReceived,
+                    wireguard.DatagramRejected,
+                ),
+            )
+            if isinstance(event, wireguard.HandshakeCompleted):
+                assert datagram == genuine  # nothing else authenticates
+                completed = True
+                break
+    count("wireguard.receive", len(datagrams))
+    if not completed:  # whatever came before, the genuine reply still completes the handshake
+        assert isinstance(initiator.receive(genuine), wireguard.HandshakeCompleted)
+
+
+# -- OpenVPN packets and wrappers -----------------------------------------------------------------
+
+
+@FUZZ
+@given(packet=mutated(openvpn_wire("none"), max_size=4 * MAX_PACKET_SIZE))
+def test_openvpn_decode_gives_a_canonical_packet_or_packet_error(packet: bytes) -> None:
+    count("openvpn.decode")
+    with no_hang():
+        try:
+            decoded = decode(packet)
+        except PacketError:
+            return
+    assert decoded.encode() == packet  # one encoding per packet: nothing was silently dropped
+
+
+@FUZZ
+@pytest.mark.parametrize("kind", ["tls-auth", "tls-crypt"])
+@given(data=st.data())
+def test_openvpn_unwrap_raises_only_packet_error(kind: str, data: st.DataObject) -> None:
+    wire = openvpn_wire(kind)
+    packet = data.draw(mutated(wire, max_size=4 * MAX_PACKET_SIZE))
+    count(f"openvpn.unwrap.{kind}")
+    with no_hang():
+        try:
+            openvpn_wrappers()[kind].unwrap(packet)
+        except PacketError:
+            assert packet not in wire
+        else:  # it authenticated: only an untouched packet can
+            assert packet in wire
+
+
+@FUZZ
+@given(data=st.data())
+def test_openvpn_tcp_deframer_raises_only_packet_error(data: st.DataObject) -> None:
+    stream = data.draw(mutated([openvpn_tcp_stream()], max_size=200_000))
+    chunks = data.draw(chunked(stream))
+    deframer = TcpDeframer()
+    count("openvpn.tcp_frames", len(chunks))
+    with no_hang():
+        try:
+            for chunk in chunks:
+                for packet in deframer.feed(chunk):
+                    assert 0 < len(packet) <= MAX_PACKET_SIZE
+        except PacketError:
+            pass
+
+
+@FUZZ
+@given(
+    operations=st.lists(
+        st.one_of(
+            st.tuples(st.just("receive"), st.integers(0, 2**32 - 1) | st.integers(0, 30)),
+            st.tuples(st.just("ack"), st.integers(0, 2**32 - 1) | st.integers(0, 10)),
+            st.tuples(st.just("due"), st.integers(0, 100)),
+        ),
+        max_size=60,
+    )
+)
+def test_openvpn_reliability_delivers_once_in_order_and_buffers_little(
+    operations: list[tuple[str, int]],
+) -> None:
+    layer = ReliableLayer()
+    for _ in range(8):
+        layer.queue(Opcode.CONTROL_V1, b"x")
+    delivered: list[int] = []
+    count("openvpn.reliable", len(operations))
+    for operation, value in operations:
+        if operation == "receive":
+            layer.receive(Message(value, Opcode.CONTROL_V1, b""))
+            delivered += [message.message_id for message in layer.deliver()]
+        elif operation == "ack":
+            layer.acknowledge((value,))
+        else:
+            assert len(layer.due(float(value))) <= 8
+    assert delivered == list(range(len(delivered)))
+    owed = layer.take_acks(10**6)
+    assert len(owed) == len(set(owed)) <= len(delivered) + RECEIVE_WINDOW
+
+
+# -- the OpenVPN client machine -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openvpn_config() -> ClientConfig:
+    return ClientConfig(
+        tls_context=build_context(generate_pki().ca),
+        peer_requirements=PeerRequirements(),
+        options="V4,dev-type tun",
+        peer_info="IV_VER=2.6.0\n",
+    )
+
+
+@FUZZ_SLOW
+@pytest.mark.parametrize("kind", OPENVPN_KINDS)
+@given(data=st.data())
+def test_openvpn_client_never_raises_for_what_arrives(
+    openvpn_config: ClientConfig, kind: str, data: st.DataObject
+) -> None:
+    wire = openvpn_wire(kind)
+    packets = data.draw(st.lists(mutated(wire, max_size=4 * MAX_PACKET_SIZE), max_size=8))
+    client = OpenVPNClient(
+        openvpn_config,
+        openvpn_wrappers()[kind],
+        now=0.0,
+        unix_time=1.7e9,
+        random_bytes=lambda n: CLIENT_SESSION[:n] if n == 8 else os.urandom(n),
+    )
+    count(f"openvpn.client.{kind}", len(packets) + 1)
+    with no_hang():
+        for now, packet in enumerate([wire[0], *packets]):
+            client.receive(packet, float(now))
+            client.packets_to_send(float(now))
+            while (event := client.next_event()) is not None:
+                assert isinstance(event, Event)
+
+
+@FUZZ
+@given(plaintext=mutated([SERVER_KEY_METHOD, SERVER_KEY_METHOD + SERVER_COMMANDS]))
+def test_openvpn_key_method_parser_raises_only_its_error(plaintext: bytes) -> None:
+    count("openvpn.key_method")
+    with no_hang():
+        try:
+            parsed = keymethod.parse_server_key_method(plaintext)
+        except keymethod.KeyMethodError:
+            return
+    if parsed is not None:
+        _, used = parsed
+        commands, rest = keymethod.split_commands(plaintext[used:])
+        assert all(keymethod.printable(command) for command in commands)
+        assert b"\x00" not in rest
+
+
+@FUZZ
+@given(text=st.text(max_size=5000))
+def test_server_text_is_made_one_short_printable_line(text: str) -> None:
+    count("openvpn.printable")
+    line = keymethod.printable(text)
+    assert len(line) <= 120 and line.isprintable()
+
+
+# -- obfs4 ----------------------------------------------------------------------------------------
+
+OBFS4 = Obfs4Exchange.generate()
+
+
+@FUZZ
+@given(data=st.data())
+def test_obfs4_server_hello_completes_or_raises_an_obfs4_error(data: st.DataObject) -> None:
+    hello = data.draw(mutated([OBFS4.hello, OBFS4.hello + obfs4_frames()], max_size=20_000))
+    chunks = data.draw(chunked(hello))
+    client = OBFS4.client()
+    count("obfs4.server_hello", len(chunks))
+    with no_hang():
+        try:
+            for chunk in chunks:
+                client.receive_data(chunk)
+                event = client.next_event()
+                if isinstance(event, HandshakeCompleted):
+                    assert hello.startswith(OBFS4.hello)  # only the genuine hello completes
+                    return
+                assert event is NEED_DATA
+        except Obfs4Error:
+            pass
+
+
+@FUZZ
+@given(data=st.data())
+def test_obfs4_frames_decode_or_raise_an_obfs4_error(data: st.DataObject) -> None:
+    frames = obfs4_frames()
+    stream = data.draw(mutated([frames], max_size=100_000))
+    chunks = data.draw(chunked(stream))
+    session = Obfs4Session(bytes(72), bytes(range(72)))
+    received = b""
+    count("obfs4.frames", len(chunks))
+    with no_hang():
+        try:
+            for chunk in chunks:
+                session.receive_data(chunk)
+                while isinstance(event := session.next_event(), DataReceived):
+                    received += event.data
+        except Obfs4Error:
+            pass
+    # Frames are authenticated: whatever came out is a prefix of what was sent.
+    assert (b"hello" * 400).startswith(received)
