@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from vpnwatch.errors import ConfigError, describe_validation_error
+from vpnwatch.importers.reading import UnreadableFile, read_text
 from vpnwatch.targets.base import format_endpoint, parse_endpoint
 from vpnwatch.targets.obfs4 import Obfs4Target, decode_cert
 
@@ -36,10 +37,9 @@ class _BridgeLine:
 def load_bridge_lines(path: Path) -> list[Obfs4Target]:
     """Every obfs4 bridge in ``path``; ConfigError naming the line for anything malformed."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"cannot read: {reason}", source=path) from None
+        text = read_text(path)
+    except UnreadableFile as exc:
+        raise ConfigError(f"cannot read: {exc}", source=path) from None
     parsed: list[_BridgeLine] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vpnwatch.errors import ConfigError, describe_validation_error
+from vpnwatch.importers.reading import UnreadableFile, read_text
 from vpnwatch.targets.base import format_endpoint
 from vpnwatch.targets.openvpn import DEFAULT_PORT, OpenVPNTarget
 
@@ -107,10 +108,9 @@ def _proto(text: str, source: Path, where: str) -> str:
 def _read_material(d: _Directive, argument: str) -> str:
     path = d.config.source.parent / argument
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise d.fail(f"cannot read {path}: {reason}") from None
+        return read_text(path)
+    except UnreadableFile as exc:
+        raise d.fail(f"cannot read {path}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -260,10 +260,9 @@ def load_ovpn(path: Path, *, auth_user_pass: Path | None = None) -> list[OpenVPN
     ``auth-user-pass``; a config that asks for credentials without a file needs it.
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise ConfigError(f"cannot read the file: {reason}", source=path) from None
+        text = read_text(path)
+    except UnreadableFile as exc:
+        raise ConfigError(f"cannot read the file: {exc}", source=path) from None
     config = _parse(path, text)
     if not config.remotes:
         raise ConfigError("has no remote directive: nothing to probe", source=path)

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from vpnwatch.errors import ConfigError, describe_validation_error
+from vpnwatch.importers.reading import UnreadableFile, read_text
 from vpnwatch.targets.base import decode_key32, format_endpoint, parse_endpoint
 from vpnwatch.targets.wireguard import WireGuardTarget
 
@@ -70,11 +71,9 @@ def _key(path: Path, section: _Section, name: str, *, required: bool) -> bytes |
 def load_wgquick(path: Path) -> list[WireGuardTarget]:
     """Read a wg-quick file: one target per ``[Peer]`` that has an ``Endpoint``."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read: {getattr(exc, 'strerror', None) or exc}", source=path
-        ) from None
+        text = read_text(path)
+    except UnreadableFile as exc:
+        raise ConfigError(f"cannot read: {exc}", source=path) from None
     sections = _sections(path, text)
     interfaces = [s for s in sections if s.kind == "interface"]
     if len(interfaces) != 1:
