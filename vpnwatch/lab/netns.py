@@ -30,6 +30,17 @@ def run(argv: Sequence[str], *, check: bool = True, input_: str | None = None) -
     return proc.stdout
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """Terminate ``proc``; kill it if it has not exited within ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass
 class Namespace:
     """A namespace with one veth link to the host; use as a context manager.
@@ -114,13 +125,7 @@ class Namespace:
     def destroy(self) -> None:
         """Stop every process started here and remove the namespace and its link."""
         for proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
         self.processes.clear()
         # Kill anything else still inside (daemons that forked) before the namespace goes.
         pids = run(["ip", "netns", "pids", self.name], check=False).split()
@@ -137,6 +142,12 @@ class Namespace:
     def exec(self, argv: Sequence[str], *, check: bool = True, input_: str | None = None) -> str:
         """Run a command inside the namespace and return its stdout."""
         return run(self.argv(argv), check=check, input_=input_)
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        """Stop one process started with :meth:`spawn` before the namespace goes."""
+        stop_process(proc)
+        with contextlib.suppress(ValueError):
+            self.processes.remove(proc)
 
     def spawn(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
         """Start a long-running process inside the namespace; it is stopped on destroy."""

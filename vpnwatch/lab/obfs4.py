@@ -186,13 +186,7 @@ class Obfs4Server:
 
     def stop(self) -> None:
         for proc in reversed(self._processes):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            self.namespace.stop(proc)
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()

@@ -8,7 +8,6 @@ handed to ``wg`` in files readable only by root, in a directory removed when the
 from __future__ import annotations
 
 import base64
-import contextlib
 import secrets
 import subprocess
 import tempfile
@@ -141,15 +140,7 @@ class WireGuardServer:
         """Stop wireguard-go (its interface goes with it) and remove its control socket."""
         process, self._process = self._process, None
         if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            with contextlib.suppress(ValueError):
-                self.namespace.processes.remove(process)
+            self.namespace.stop(process)
         self.control_socket.unlink(missing_ok=True)
 
     def close(self) -> None:
