@@ -150,22 +150,34 @@ def _shard(text: str) -> Shard:
 
 def _check(args: argparse.Namespace) -> int:
     config = _load(args)
-    results = asyncio.run(_probe_all([(job.target, job.timeout) for job in config.jobs]))
-    for target, result in results:
-        if args.json:
+    probed = asyncio.run(_probe_all([(job.target, job.timeout) for job in config.jobs]))
+    results = [(target, result) for target, result in probed if result is not None]
+    if args.json:
+        for target, result in results:
             print(json.dumps(result_record(target, result)), flush=True)
-    if not args.json:
+    else:
         _print_table(results)
-    return EXIT_OK if all(result.ok for _, result in results) else EXIT_FAILED
+    return EXIT_OK if all(result is not None and result.ok for _, result in probed) else EXIT_FAILED
 
 
 async def _probe_all(
     targets: Sequence[tuple[TargetBase, float]],
-) -> list[tuple[TargetBase, Result]]:
-    results = await asyncio.gather(
-        *(run_probe(PROBES[target.protocol], target, timeout) for target, timeout in targets)
+) -> list[tuple[TargetBase, Result | None]]:
+    """Probe every target at once; a probe that raised (a bug in vpnwatch) gives None."""
+    outcomes = await asyncio.gather(
+        *(run_probe(PROBES[target.protocol], target, timeout) for target, timeout in targets),
+        return_exceptions=True,
     )
-    return list(zip((target for target, _ in targets), results, strict=True))
+    probed: list[tuple[TargetBase, Result | None]] = []
+    for (target, _), outcome in zip(targets, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            logging.getLogger("vpnwatch").error(
+                "probe of %s raised (a bug in vpnwatch)", target.name, exc_info=outcome
+            )
+            probed.append((target, None))
+        else:
+            probed.append((target, outcome))
+    return probed
 
 
 def _print_table(results: Sequence[tuple[TargetBase, Result]]) -> None:
