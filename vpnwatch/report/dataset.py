@@ -110,7 +110,7 @@ def load_dataset(client: PrometheusClient, grid: Grid, selector: Selector) -> Da
 
     digest = hashlib.sha256()
     digest.update(f"grid {grid.start:.0f} {grid.step:.0f} {grid.points}\n".encode())
-    raw = {}
+    raw: dict[str, dict[Labels, array[float]]] = {}
     for metric in (PROBES, FAILURES, LATENCY_SUM, LATENCY_COUNT):
         result = client.query_range(queries.expression(metric), grid, expected_series=len(listed))
         raw[metric] = _without_name(result)
@@ -119,12 +119,12 @@ def load_dataset(client: PrometheusClient, grid: Grid, selector: Selector) -> Da
     series = _assemble(grid, raw, controls)
     if not any(any(count > 0 for count in s.probes) for s in series):
         raise NoDataError("no probes were counted in the range: the monitor was not running")
-    run = [
+    queries_run = (
         *(f"series: {s}" for s in queries.selectors(PROBES)),
         *(f"series: {s}" for s in queries.selectors(TARGET_INFO)),
-        *(queries.expression(m) for m in raw),
-    ]
-    return Dataset(grid, tuple(series), tuple(run), digest.hexdigest())
+        *(queries.expression(metric) for metric in raw),
+    )
+    return Dataset(grid, tuple(series), queries_run, digest.hexdigest())
 
 
 def _require_series(
