@@ -27,6 +27,7 @@ from vpnwatch.monitor import Monitor
 from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
 from vpnwatch.records import result_record
+from vpnwatch.report.cli import add_report_parser
 from vpnwatch.result import Result
 from vpnwatch.shard import Shard
 from vpnwatch.targets.base import TargetBase
@@ -97,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     config_check.add_argument("config", type=Path, metavar="FILE")
     config_check.set_defaults(func=_config_check)
+
+    add_report_parser(commands)
     return parser
 
 
