@@ -27,7 +27,7 @@ from pydantic import (
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
 from vpnwatch.targets import TARGET_MODELS
-from vpnwatch.targets.base import Role, TargetBase
+from vpnwatch.targets.base import TargetBase
 
 #: Not one of the exporter ports in Prometheus's default port allocations (9100-9999 is full).
 DEFAULT_PORT = 10877
@@ -67,16 +67,18 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 class FileTarget(BaseModel):
-    """Targets imported ``from:`` a file, with optional overrides."""
+    """Targets imported ``from:`` a file, with optional overrides.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    Any other field (``interval``, ``timeout``, ``role``, ``keepalive``, ``data``, …) overrides the
+    imported targets' own and is validated by their protocol's model, as if written inline.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     from_: Path = Field(alias="from")
     name: str | None = None
+    #: Added to the labels the file gives (none, today).
     labels: dict[str, str] = Field(default_factory=dict)
-    interval: Annotated[float, Field(gt=0)] | None = None
-    timeout: Annotated[float, Field(gt=0)] | None = None
-    role: Role | None = None
     #: For ``.ovpn`` files: a two-line username/password file, relative to the config.
     auth_user_pass: Path | None = None
 
@@ -210,13 +212,13 @@ def _read_secret(path: Path, label: str, field: str) -> str:
 
 def _override(target: TargetBase, spec: FileTarget, siblings: int, label: str) -> TargetBase:
     """Apply a ``from:`` entry's overrides, validating the result as if written inline."""
-    update: dict[str, Any] = {"labels": {**target.labels, **spec.labels}}
+    update: dict[str, Any] = {
+        **(spec.model_extra or {}),
+        "labels": {**target.labels, **spec.labels},
+    }
     if spec.name is not None:
         suffix = target.name.partition("/")[2] if siblings > 1 else ""
         update["name"] = f"{spec.name}/{suffix}" if suffix else spec.name
-    for field in ("interval", "timeout", "role"):
-        if getattr(spec, field) is not None:
-            update[field] = getattr(spec, field)
     try:
         return type(target).model_validate({**dict(target), **update})
     except ValidationError as exc:

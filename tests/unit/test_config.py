@@ -112,3 +112,23 @@ def test_a_private_key_written_inline_is_never_echoed(files):
     with pytest.raises(ConfigError) as info:
         load_config(config)
     assert bad not in str(info.value)
+
+
+def test_from_entries_override_any_field_of_the_imported_target(files):
+    config = files("vpnwatch.yml", "targets: [{from: fra.conf, keepalive: false, timeout: 3}]")
+    (job,) = load_config(config).jobs
+    assert job.target.keepalive is False
+    assert job.timeout == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("interval: -1", "interval: Input should be greater than 0"),
+        ("data: echo", "data: Extra inputs are not permitted"),
+    ],
+)
+def test_overrides_are_validated_by_the_protocol_model(files, override, message):
+    config = files("vpnwatch.yml", f"targets: [{{from: fra.conf, name: fra, {override}}}]")
+    with pytest.raises(ConfigError, match=rf"targets\[0\] \(fra\): {message}"):
+        load_config(config)
