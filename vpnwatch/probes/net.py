@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -43,7 +44,18 @@ def describe_oserror(exc: OSError) -> str:
 async def resolve(
     host: str, port: int, kind: socket.SocketKind
 ) -> tuple[socket.AddressFamily, tuple[str, int]]:
-    """The first address of ``host``: (family, (address, port)); fails as ``dns``."""
+    """The first address of ``host``: (family, (address, port)); fails as ``dns``.
+
+    An address literal is taken as it is: the event loop's ``getaddrinfo`` would hand it to a
+    worker thread and back, which costs a probe of an IP endpoint a tenth of its CPU.
+    """
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
+        return family, (str(literal), port)
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=kind)
     if not infos:
