@@ -8,6 +8,7 @@ that was being attempted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
@@ -110,9 +111,25 @@ class _TcpLink:
         self._writer.close()
 
 
+#: TLS contexts kept for reuse: about as many as a fleet has distinct CA and client certificates.
+TLS_CONTEXT_CACHE_SIZE = 256
+
+
+@functools.lru_cache(maxsize=TLS_CONTEXT_CACHE_SIZE)
+def _tls_context(ca: str, cert: str | None, key: str | None) -> ssl.SSLContext:
+    """A client context for these PEM texts, built once and shared by every probe that uses them.
+
+    Building one (parsing the CA, loading the client's certificate and key) costs as much CPU as
+    the TLS handshake itself, and a provider's servers share one CA and client certificate. A
+    shared context resumes no session (a client resumes only when handed one), so every probe still
+    runs a full handshake and verifies the server's certificate.
+    """
+    return build_context(ca, cert, key)
+
+
 def client_config(target: OpenVPNTarget) -> ClientConfig:
     """The handshake's configuration, derived from the target once per probe."""
-    context = build_context(
+    context = _tls_context(
         target.ca, target.cert, target.key.get_secret_value() if target.key else None
     )
     credentials = None
