@@ -18,7 +18,7 @@ from vpnwatch.lab.wireguard import KeyPair
 from vpnwatch.targets.obfs4 import encode_cert
 
 
-def _static_key_file(key: bytes) -> str:
+def static_key_file(key: bytes) -> str:
     lines = [key[i : i + 16].hex() for i in range(0, len(key), 16)]
     body = "\n".join(lines)
     return f"-----BEGIN OpenVPN Static key V1-----\n{body}\n-----END OpenVPN Static key V1-----\n"
@@ -91,7 +91,7 @@ def ovpn_text(directory: Path, host: str, port: int, *, proto: str = "udp") -> s
         cert=SECRETS.pki.client_cert,
         key=SECRETS.pki.client_key,
         wrap="tls-auth",
-        wrap_key=_static_key_file(SECRETS.openvpn_static),
+        wrap_key=static_key_file(SECRETS.openvpn_static),
         auth_user_pass=credentials.relative_to(directory),
         extra=["auth SHA256", "verify-x509-name vpnwatch-lab-server name", "cipher AES-256-GCM"],
     )
