@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import math
+import operator
 import sys
 from array import array
 from collections.abc import Mapping
@@ -33,6 +34,9 @@ FAILURES = "vpnwatch_probe_failures_total"
 LATENCY_SUM = "vpnwatch_handshake_duration_seconds_sum"
 LATENCY_COUNT = "vpnwatch_handshake_duration_seconds_count"
 TARGET_INFO = "vpnwatch_target_info"
+#: The counters a report reads, in the order it queries them.
+METRICS = (PROBES, FAILURES, LATENCY_SUM, LATENCY_COUNT)
+_LATENCY_FIELDS = {LATENCY_SUM: "latency_sum", LATENCY_COUNT: "latency_count"}
 
 #: Baseline probes run at each site to tell "this protocol is blocked" from "this site is down".
 CONTROL_PROTOCOLS = ("tcp", "tls", "dns")
@@ -110,19 +114,30 @@ def load_dataset(client: PrometheusClient, grid: Grid, selector: Selector) -> Da
 
     digest = hashlib.sha256()
     digest.update(f"grid {grid.start:.0f} {grid.step:.0f} {grid.points}\n".encode())
-    raw: dict[str, dict[Labels, array[float]]] = {}
-    for metric in (PROBES, FAILURES, LATENCY_SUM, LATENCY_COUNT):
-        result = client.query_range(queries.expression(metric), grid, expected_series=len(listed))
-        raw[metric] = _without_name(result)
-        _digest_update(digest, queries.expression(metric), raw[metric])
+    by_key: dict[SeriesKey, ProbeSeries] = {}
+    probe_values: dict[Labels, array[float]] = {}
+    for metric in METRICS:
+        expression = queries.expression(metric)
+        result = _without_name(client.query_range(expression, grid, expected_series=len(listed)))
+        _digest_update(digest, expression, result)
+        # each metric is turned into counts as soon as it arrives, so that only one metric's
+        # raw values (and the probe counters, which tell an absent counter from a zero) are held
+        if metric == PROBES:
+            _add_probes(by_key, result, controls)
+            probe_values = result
+        elif metric == FAILURES:
+            _add_failures(by_key, result, probe_values)
+        else:
+            _add_latency(by_key, _LATENCY_FIELDS[metric], result, probe_values)
+        del result
 
-    series = _assemble(grid, raw, controls)
+    series = [by_key[key] for key in sorted(by_key)]
     if not any(any(count > 0 for count in s.probes) for s in series):
         raise NoDataError("no probes were counted in the range: the monitor was not running")
     queries_run = (
         *(f"series: {s}" for s in queries.selectors(PROBES)),
         *(f"series: {s}" for s in queries.selectors(TARGET_INFO)),
-        *(queries.expression(metric) for metric in raw),
+        *(queries.expression(metric) for metric in METRICS),
     )
     return Dataset(grid, tuple(series), queries_run, digest.hexdigest())
 
@@ -155,11 +170,12 @@ def _without_name(result: dict[Labels, array[float]]) -> dict[Labels, array[floa
     }
 
 
-def _assemble(
-    grid: Grid, raw: Mapping[str, dict[Labels, array[float]]], controls: set[SeriesKey]
-) -> list[ProbeSeries]:
-    by_key: dict[SeriesKey, ProbeSeries] = {}
-    probe_values = raw[PROBES]
+def _add_probes(
+    by_key: dict[SeriesKey, ProbeSeries],
+    probe_values: Mapping[Labels, array[float]],
+    controls: set[SeriesKey],
+) -> None:
+    """One ProbeSeries per target, holding its probe counts; the other counters start at zero."""
     for labels, values in probe_values.items():
         key = _key(dict(labels))
         increments = counter_increments(values)
@@ -176,7 +192,13 @@ def _assemble(
         else:
             add_into(existing.probes, increments)
 
-    for labels, values in raw[FAILURES].items():
+
+def _add_failures(
+    by_key: Mapping[SeriesKey, ProbeSeries],
+    failure_values: Mapping[Labels, array[float]],
+    probe_values: Mapping[Labels, array[float]],
+) -> None:
+    for labels, values in failure_values.items():
         named = dict(labels)
         base = tuple(pair for pair in labels if pair[0] not in _PER_FAILURE_LABELS)
         target = by_key.get(_key(named))
@@ -189,14 +211,19 @@ def _assemble(
             target.failure_kinds[kind] = _zeros_where_known(target.probes)
         add_into(target.failure_kinds[kind], increments)
 
-    for metric, attribute in ((LATENCY_SUM, "latency_sum"), (LATENCY_COUNT, "latency_count")):
-        for labels, values in raw[metric].items():
-            target = by_key.get(_key(dict(labels)))
-            if target is not None:
-                add_into(
-                    getattr(target, attribute), counter_increments(values, probe_values.get(labels))
-                )
-    return [by_key[key] for key in sorted(by_key)]
+
+def _add_latency(
+    by_key: Mapping[SeriesKey, ProbeSeries],
+    attribute: str,
+    latency_values: Mapping[Labels, array[float]],
+    probe_values: Mapping[Labels, array[float]],
+) -> None:
+    for labels, values in latency_values.items():
+        target = by_key.get(_key(dict(labels)))
+        if target is not None:
+            add_into(
+                getattr(target, attribute), counter_increments(values, probe_values.get(labels))
+            )
 
 
 def counter_increments(
@@ -206,13 +233,19 @@ def counter_increments(
 
     ``present_when_zero`` is a sibling series (the target's probe counter): where the counter
     has no value but the sibling has one, the counter did not exist yet and so stood at zero.
-    Written as comprehensions because it runs over every point of every series.
+    It runs over every point of every series, so the common case (no gap, no reset) is left
+    to C: ``map(operator.sub, ...)``, checked for resets with ``min()``.
     """
     isnan = math.isnan
-    if present_when_zero is not None:
+    if present_when_zero is not None and has_gaps(values):
         pairs = zip(values, present_when_zero, strict=True)
         values = array("d", [0.0 if isnan(v) and not isnan(p) else v for v, p in pairs])
-    # NaN compares false both ways, so an interval touching a gap stays NaN
+    if not has_gaps(values):
+        increments = array("d", map(operator.sub, values[1:], values[:-1]))
+        if not increments or min(increments) >= 0:
+            return increments
+    # a reset (a drop: the counter started again from zero) or a gap: NaN compares false both
+    # ways, so an interval touching a gap stays NaN
     return array(
         "d",
         [
@@ -222,17 +255,27 @@ def counter_increments(
     )
 
 
+def has_gaps(values: array[float]) -> bool:
+    """Whether any value is NaN (no data); one C-level pass, as NaN makes the whole sum NaN."""
+    return math.isnan(sum(values))
+
+
 def _zeros_where_known(reference: array[float]) -> array[float]:
     """Zero wherever ``reference`` has data, NaN elsewhere: the neutral start for summing."""
-    return array("d", (math.nan if math.isnan(v) else 0.0 for v in reference))
+    if not has_gaps(reference):
+        return array("d", bytes(8 * len(reference)))
+    isnan = math.isnan
+    return array("d", [math.nan if isnan(v) else 0.0 for v in reference])
 
 
 def add_into(total: array[float], part: array[float]) -> None:
     """``total += part``, where NaN means "no data" rather than "poison"."""
-    for index, value in enumerate(part):
-        if not math.isnan(value):
-            current = total[index]
-            total[index] = value if math.isnan(current) else current + value
+    if has_gaps(total) or has_gaps(part):
+        isnan = math.isnan
+        pairs = zip(total, part, strict=True)
+        total[:] = array("d", [t if isnan(p) else (p if isnan(t) else t + p) for t, p in pairs])
+    else:
+        total[:] = array("d", map(operator.add, total, part))
 
 
 def _digest_update(digest: _Digest, query: str, result: Mapping[Labels, array[float]]) -> None:

@@ -19,7 +19,9 @@ site's controls were bad during at least half of its intervals that have control
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -113,26 +115,27 @@ def protocol_sort_key(protocol: str) -> tuple[int, str]:
 
 def success_ratios(probes: Sequence[float], failures: Sequence[float]) -> array[float]:
     """Per-interval success ratio; NaN where no probe ran."""
-    ratios = nan_array(len(probes))
-    for index, (count, failed) in enumerate(zip(probes, failures, strict=True)):
-        if count > 0:  # False for NaN too
-            ratios[index] = max(0.0, 1.0 - failed / count)
-    return ratios
+    nan = math.nan
+    return array(
+        "d",
+        [
+            max(0.0, 1.0 - failed / count) if count > 0 else nan  # False for NaN too
+            for count, failed in zip(probes, failures, strict=True)
+        ],
+    )
 
 
 def bad_runs(ratios: Sequence[float], threshold: float) -> list[Span]:
     """Maximal runs of intervals whose ratio is below ``threshold`` (NaN is never below)."""
+    bad = bytes(map(operator.lt, ratios, itertools.repeat(threshold)))  # 1 where below
     runs: list[Span] = []
-    start: int | None = None
-    for index, ratio in enumerate(ratios):
-        if ratio < threshold:
-            if start is None:
-                start = index
-        elif start is not None:
-            runs.append((start, index))
-            start = None
-    if start is not None:
-        runs.append((start, len(ratios)))
+    start = bad.find(1)
+    while start >= 0:
+        end = bad.find(0, start)
+        if end < 0:
+            end = len(bad)
+        runs.append((start, end))
+        start = bad.find(1, end)
     return runs
 
 
@@ -160,16 +163,18 @@ def incident_spans(series: ProbeSeries, rules: Rules, step: float) -> list[Span]
 
 def roll_up(key: SeriesKey, members: Sequence[ProbeSeries], *, control: bool) -> ProbeSeries:
     """The sum of several targets' counts, as if they were one target."""
-    length = len(members[0].probes)
+    first, *others = members
     total = ProbeSeries(
         key=key,
         control=control,
-        probes=nan_array(length),
-        failures=nan_array(length),
-        latency_sum=nan_array(length),
-        latency_count=nan_array(length),
+        probes=array("d", first.probes),
+        failures=array("d", first.failures),
+        failure_kinds={kind: array("d", counts) for kind, counts in first.failure_kinds.items()},
+        latency_sum=array("d", first.latency_sum),
+        latency_count=array("d", first.latency_count),
     )
-    for member in members:
+    length = len(first.probes)
+    for member in others:
         for name in ("probes", "failures", "latency_sum", "latency_count"):
             add_into(getattr(total, name), getattr(member, name))
         for kind, counts in member.failure_kinds.items():
