@@ -42,7 +42,7 @@ class Secrets:
         raw = {
             "wireguard private key": self.wireguard_private,
             "wireguard preshared key": self.wireguard_preshared,
-            "openvpn static key": self.openvpn_static[:64],  # one slot is enough to recognise
+            "openvpn static key": self.openvpn_static[:16],  # one line of its key file
             "openvpn password": self.password.encode(),
             "openvpn client key": _pem_body(self.pki.client_key)[:48],
         }
