@@ -117,7 +117,7 @@ def test_files_are_read_never_written(tmp_path: Path) -> None:
     (tmp_path / "vpnwatch.yml").write_text(yaml.safe_dump(config))
     for path in tmp_path.iterdir():
         path.chmod(0o400)
-    time.sleep(0.01)  # any later write gets a later mtime
+    time.sleep(0.01)  # so that any later write gets a later mtime
     before = _snapshot(tmp_path)
 
     cli = [sys.executable, "-m", "vpnwatch.cli"]
@@ -128,15 +128,25 @@ def test_files_are_read_never_written(tmp_path: Path) -> None:
     ):
         proc = subprocess.run([*cli, *argv], cwd=tmp_path, capture_output=True, check=False)
         assert proc.returncode in (0, 1), proc.stderr.decode()
-    run = subprocess.Popen(
-        [*cli, "run", "--config", "vpnwatch.yml"], cwd=tmp_path, stderr=subprocess.PIPE
-    )
+    log = tmp_path.parent / f"{tmp_path.name}-run.log"  # outside the directory under watch
+    with log.open("wb") as stderr:
+        run = subprocess.Popen(
+            [*cli, "run", "--config", "vpnwatch.yml"], cwd=tmp_path, stderr=stderr
+        )
     try:
-        time.sleep(2)
+        _wait_for(log, b"metrics at")  # logged just before the SIGHUP handler is installed
+        time.sleep(0.2)
         run.send_signal(signal.SIGHUP)  # a reload reads every file again
-        time.sleep(1)
+        _wait_for(log, b"configuration reloaded")
     finally:
         run.send_signal(signal.SIGTERM)
-        _, stderr = run.communicate(timeout=10)
-    assert b"configuration reloaded" in stderr, stderr.decode()
+        run.wait(timeout=10)
     assert _snapshot(tmp_path) == before
+
+
+def _wait_for(log: Path, line: bytes) -> None:
+    for _ in range(300):
+        if line in log.read_bytes():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{line!r} never logged: {log.read_text()}")
