@@ -56,13 +56,14 @@ class Monitor:
             site = web.TCPSite(runner, host or None, port)
             await site.start()
             self.address = tuple(runner.addresses[0][:2])  # the real port when asked for port 0
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            # Logged once SIGHUP is handled: whoever waits for this line may send it safely.
             log.info(
                 "probing %d targets; metrics at http://%s/metrics",
                 len(self._config.jobs),
                 _format_listen(*self.address),
             )
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
             try:
                 await self._scheduler.run(self._config.jobs)
             finally:

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 import pytest
@@ -194,21 +195,32 @@ def test_sigterm_stops_the_process_promptly_and_sighup_reloads(lab, tmp_path):
     config = write_config(tmp_path, lab, ["good"])
     process = subprocess.Popen(
         [sys.executable, "-m", "vpnwatch.cli", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stderr is not None
     try:
-        time.sleep(2)
+        lines = [wait_for_line(process.stderr, "metrics at")]  # logged once SIGHUP is handled
         os.kill(process.pid, signal.SIGHUP)
-        time.sleep(1)
+        lines.append(wait_for_line(process.stderr, "configuration reloaded"))
         os.kill(process.pid, signal.SIGTERM)
-        _, stderr = process.communicate(timeout=5)
+        _, rest = process.communicate(timeout=5)
     finally:
         process.kill()
-    assert process.returncode == 0, stderr
-    assert "configuration reloaded: 2 targets" in stderr
-    assert "stopped" in stderr
-    assert "Traceback" not in stderr
+    assert process.returncode == 0, rest
+    assert "configuration reloaded: 2 targets" in lines[1]
+    assert "stopped" in rest
+    assert "Traceback" not in "".join(lines) + rest
+
+
+def wait_for_line(stream: IO[str], text: str, limit: int = 100) -> str:
+    """Read lines until one contains ``text`` (at most ``limit`` lines)."""
+    for _ in range(limit):
+        line = stream.readline()
+        if text in line:
+            return line
+    raise AssertionError(f"{text!r} was never logged")
 
 
 @pytest.mark.slow
