@@ -22,9 +22,9 @@ import math
 import operator
 import sys
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from vpnwatch.report.query import Grid, Labels, PrometheusClient
 from vpnwatch.report.selector import Matcher, Selector
@@ -70,6 +70,7 @@ class ProbeSeries:
     failures: array[float]
     #: failures by (failure class, stage that failed)
     failure_kinds: dict[tuple[str, str], array[float]] = field(default_factory=dict)
+    #: handshake seconds and count of successful probes; empty in a roll-up of several targets
     latency_sum: array[float] = field(default_factory=lambda: array("d"))
     latency_count: array[float] = field(default_factory=lambda: array("d"))
 
@@ -114,22 +115,13 @@ def load_dataset(client: PrometheusClient, grid: Grid, selector: Selector) -> Da
 
     digest = hashlib.sha256()
     digest.update(f"grid {grid.start:.0f} {grid.step:.0f} {grid.points}\n".encode())
-    by_key: dict[SeriesKey, ProbeSeries] = {}
-    probe_values: dict[Labels, array[float]] = {}
+    assembly = _Assembly(controls)
     for metric in METRICS:
         expression = queries.expression(metric)
         result = _without_name(client.query_range(expression, grid, expected_series=len(listed)))
         _digest_update(digest, expression, result)
-        # each metric is turned into counts as soon as it arrives, so that only one metric's
-        # raw values (and the probe counters, which tell an absent counter from a zero) are held
-        if metric == PROBES:
-            _add_probes(by_key, result, controls)
-            probe_values = result
-        elif metric == FAILURES:
-            _add_failures(by_key, result, probe_values)
-        else:
-            _add_latency(by_key, _LATENCY_FIELDS[metric], result, probe_values)
-        del result
+        assembly.add(metric, result)  # empties result: one metric's raw values at a time
+    by_key = assembly.finish()
 
     series = [by_key[key] for key in sorted(by_key)]
     if not any(any(count > 0 for count in s.probes) for s in series):
@@ -170,60 +162,138 @@ def _without_name(result: dict[Labels, array[float]]) -> dict[Labels, array[floa
     }
 
 
-def _add_probes(
-    by_key: dict[SeriesKey, ProbeSeries],
-    probe_values: Mapping[Labels, array[float]],
-    controls: set[SeriesKey],
-) -> None:
-    """One ProbeSeries per target, holding its probe counts; the other counters start at zero."""
-    for labels, values in probe_values.items():
-        key = _key(dict(labels))
-        increments = counter_increments(values)
-        existing = by_key.get(key)
-        if existing is None:
+class _Assembly:
+    """Turns each metric's raw values into per-target increments as soon as it arrives.
+
+    Memory is what limits a long report at a fine step, so raw values are dropped series by
+    series as they are differenced, and each finished array is stored compactly (see
+    :func:`compact`). Only the probe counters' presence outlives their metric: it tells a
+    counter that does not exist yet (zero) from a target without data (NaN).
+    """
+
+    def __init__(self, controls: set[SeriesKey]) -> None:
+        self.controls = controls
+        self.probes: dict[SeriesKey, array[float]] = {}
+        self.probe_presence: dict[Labels, array[float]] = {}
+        self.failure_kinds: dict[SeriesKey, dict[tuple[str, str], array[float]]] = {}
+        self.latency: dict[str, dict[SeriesKey, array[float]]] = {}
+
+    def add(self, metric: str, result: dict[Labels, array[float]]) -> None:
+        if metric == PROBES:
+            for key, total in _increments_by(result, _probe_key, self._probe_increments):
+                self.probes[key] = compact(total)
+        elif metric == FAILURES:
+            for (key, kind), total in _increments_by(
+                result, self._failure_key, self._sibling_increments
+            ):
+                self.failure_kinds.setdefault(key, {})[kind] = total
+        else:
+            self.latency[metric] = dict(
+                _increments_by(result, self._target_key, self._sibling_increments)
+            )
+
+    def finish(self) -> dict[SeriesKey, ProbeSeries]:
+        """One ProbeSeries per target; a counter without series counts zero where probes ran."""
+        by_key: dict[SeriesKey, ProbeSeries] = {}
+        for key, probes in self.probes.items():
+            zeros = _zeros_where_known(probes)
+            kinds = {
+                kind: compact(_plus(zeros, counts))
+                for kind, counts in self.failure_kinds.get(key, {}).items()
+            }
             by_key[key] = ProbeSeries(
                 key=key,
-                control=key in controls,
-                probes=increments,
-                failures=_zeros_where_known(increments),
-                latency_sum=_zeros_where_known(increments),
-                latency_count=_zeros_where_known(increments),
+                control=key in self.controls,
+                probes=probes,
+                failures=_total_failures(zeros, kinds),
+                failure_kinds=kinds,
+                latency_sum=_plus(zeros, self.latency.get(LATENCY_SUM, {}).get(key)),
+                latency_count=compact(_plus(zeros, self.latency.get(LATENCY_COUNT, {}).get(key))),
             )
-        else:
-            add_into(existing.probes, increments)
+        return by_key
 
+    def _probe_increments(self, labels: Labels, values: array[float]) -> array[float]:
+        self.probe_presence[labels] = array("f", values)  # keeps NaN as NaN, and is half the size
+        return counter_increments(values)
 
-def _add_failures(
-    by_key: Mapping[SeriesKey, ProbeSeries],
-    failure_values: Mapping[Labels, array[float]],
-    probe_values: Mapping[Labels, array[float]],
-) -> None:
-    for labels, values in failure_values.items():
-        named = dict(labels)
+    def _sibling_increments(self, labels: Labels, values: array[float]) -> array[float]:
         base = tuple(pair for pair in labels if pair[0] not in _PER_FAILURE_LABELS)
-        target = by_key.get(_key(named))
-        if target is None:
-            continue  # failures of a target without probes in range: nothing to divide by
-        increments = counter_increments(values, probe_values.get(base))
-        add_into(target.failures, increments)
-        kind = (named.get("failure", ""), named.get("stage", ""))
-        if kind not in target.failure_kinds:
-            target.failure_kinds[kind] = _zeros_where_known(target.probes)
-        add_into(target.failure_kinds[kind], increments)
+        return counter_increments(values, self.probe_presence.get(base))
+
+    def _target_key(self, labels: Labels) -> SeriesKey | None:
+        key = _probe_key(labels)
+        return key if key in self.probes else None  # without probes: nothing to divide by
+
+    def _failure_key(self, labels: Labels) -> tuple[SeriesKey, tuple[str, str]] | None:
+        key = self._target_key(labels)
+        named = dict(labels)
+        return None if key is None else (key, (named.get("failure", ""), named.get("stage", "")))
 
 
-def _add_latency(
-    by_key: Mapping[SeriesKey, ProbeSeries],
-    attribute: str,
-    latency_values: Mapping[Labels, array[float]],
-    probe_values: Mapping[Labels, array[float]],
-) -> None:
-    for labels, values in latency_values.items():
-        target = by_key.get(_key(dict(labels)))
-        if target is not None:
-            add_into(
-                getattr(target, attribute), counter_increments(values, probe_values.get(labels))
-            )
+_K = TypeVar("_K", SeriesKey, tuple[SeriesKey, tuple[str, str]])
+
+
+def _increments_by(
+    result: dict[Labels, array[float]],
+    key_of: Callable[[Labels], _K | None],
+    increments_of: Callable[[Labels, array[float]], array[float]],
+) -> Iterator[tuple[_K, array[float]]]:
+    """The summed increments of the series sharing a key, one key at a time.
+
+    Each series' raw values leave ``result`` as they are differenced, so memory holds the raw
+    values not yet read plus one key's sum, never a metric twice over.
+    """
+    keyed = sorted((key, labels) for labels in result if (key := key_of(labels)) is not None)
+    for key, group in itertools.groupby(keyed, key=operator.itemgetter(0)):
+        total: array[float] | None = None
+        for _, labels in group:
+            increments = increments_of(labels, result.pop(labels))
+            if total is None:
+                total = increments
+            else:
+                add_into(total, increments)
+        if total is not None:
+            yield key, total
+    result.clear()  # the series of no target
+
+
+def _probe_key(labels: Labels) -> SeriesKey:
+    return _key(dict(labels))
+
+
+def _plus(zeros: array[float], counts: array[float] | None) -> array[float]:
+    """``zeros + counts``, NaN-aware: ``counts`` itself when it has a value everywhere."""
+    if counts is None:
+        return zeros
+    if not has_gaps(counts):
+        return counts
+    total = array("d", zeros)
+    add_into(total, counts)
+    return total
+
+
+def _total_failures(
+    zeros: array[float], kinds: Mapping[tuple[str, str], array[float]]
+) -> array[float]:
+    """The sum of a target's failures of every kind; shared with the kind when there is one."""
+    if len(kinds) == 1:
+        return next(iter(kinds.values()))
+    total = array("d", zeros)
+    for counts in kinds.values():
+        add_into(total, counts)
+    return compact(total)
+
+
+def compact(values: array[float]) -> array[float]:
+    """``values`` as float32 if that holds every value exactly (counts do), else unchanged.
+
+    Per-interval counts are small integers, so this halves what a month at 30 s takes; a
+    latency sum keeps its float64. Readers get the same Python floats either way.
+    """
+    if values.typecode == "f":
+        return values
+    narrow = array("f", values)
+    return narrow if array("d", narrow).tobytes() == values.tobytes() else values
 
 
 def counter_increments(
@@ -241,7 +311,7 @@ def counter_increments(
         pairs = zip(values, present_when_zero, strict=True)
         values = array("d", [0.0 if isnan(v) and not isnan(p) else v for v, p in pairs])
     if not has_gaps(values):
-        increments = array("d", map(operator.sub, values[1:], values[:-1]))
+        increments = array("d", map(operator.sub, itertools.islice(values, 1, None), values))
         if not increments or min(increments) >= 0:
             return increments
     # a reset (a drop: the counter started again from zero) or a gap: NaN compares false both

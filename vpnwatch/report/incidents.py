@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from vpnwatch.report.dataset import Dataset, ProbeSeries, SeriesKey, add_into
-from vpnwatch.report.query import Grid, nan_array
+from vpnwatch.report.dataset import Dataset, ProbeSeries, SeriesKey, add_into, compact
+from vpnwatch.report.query import Grid
 
 Scope = Literal["site", "protocol", "target"]
 Verdict = Literal["failing", "offline", "unknown"]
@@ -119,7 +119,8 @@ def success_ratios(probes: Sequence[float], failures: Sequence[float]) -> array[
     return array(
         "d",
         [
-            max(0.0, 1.0 - failed / count) if count > 0 else nan  # False for NaN too
+            # as max(0.0, 1 - failed / count), without a call per interval; NaN counts are not > 0
+            (1.0 - failed / count if failed < count else 0.0) if count > 0 else nan
             for count, failed in zip(probes, failures, strict=True)
         ],
     )
@@ -162,23 +163,30 @@ def incident_spans(series: ProbeSeries, rules: Rules, step: float) -> list[Span]
 
 
 def roll_up(key: SeriesKey, members: Sequence[ProbeSeries], *, control: bool) -> ProbeSeries:
-    """The sum of several targets' counts, as if they were one target."""
-    first, *others = members
-    total = ProbeSeries(
+    """The sum of several targets' counts, as if they were one target.
+
+    Latency is left out (empty): only incidents use it, over a few windows, so
+    :func:`describe` sums the members' latency there instead of over the whole range.
+    """
+    kinds: dict[tuple[str, str], list[array[float]]] = {}
+    for member in members:
+        for kind, counts in member.failure_kinds.items():
+            kinds.setdefault(kind, []).append(counts)
+    return ProbeSeries(
         key=key,
         control=control,
-        probes=array("d", first.probes),
-        failures=array("d", first.failures),
-        failure_kinds={kind: array("d", counts) for kind, counts in first.failure_kinds.items()},
-        latency_sum=array("d", first.latency_sum),
-        latency_count=array("d", first.latency_count),
+        probes=compact(_sum(member.probes for member in members)),
+        failures=compact(_sum(member.failures for member in members)),
+        failure_kinds={kind: compact(_sum(parts)) for kind, parts in kinds.items()},
     )
-    length = len(first.probes)
-    for member in others:
-        for name in ("probes", "failures", "latency_sum", "latency_count"):
-            add_into(getattr(total, name), getattr(member, name))
-        for kind, counts in member.failure_kinds.items():
-            add_into(total.failure_kinds.setdefault(kind, nan_array(length)), counts)
+
+
+def _sum(parts: Iterable[array[float]]) -> array[float]:
+    """The NaN-aware sum of equally long series."""
+    first, *others = parts
+    total = array("d", first)
+    for part in others:
+        add_into(total, part)
     return total
 
 
@@ -257,8 +265,8 @@ def describe(
         failures=round(_total(series.failures[window])),
         failure_classes=_most_common(classes),
         stages=_most_common(stages),
-        latency_before=_mean_latency(series, before),
-        latency_during=_mean_latency(series, window),
+        latency_before=_mean_latency(members, before),
+        latency_during=_mean_latency(members, window),
         verdict=verdict,
         control_success=control_success,
     )
@@ -288,9 +296,10 @@ def _ratio(series: ProbeSeries, window: slice) -> float | None:
     return 1.0 - _total(series.failures[window]) / probes if probes else None
 
 
-def _mean_latency(series: ProbeSeries, window: slice) -> float | None:
-    count = _total(series.latency_count[window])
-    return _total(series.latency_sum[window]) / count if count else None
+def _mean_latency(members: Sequence[ProbeSeries], window: slice) -> float | None:
+    """Mean handshake seconds of the members' successful probes in ``window``."""
+    count = _total(_sum(member.latency_count[window] for member in members))
+    return _total(_sum(member.latency_sum[window] for member in members)) / count if count else None
 
 
 def _total(values: Iterable[float]) -> float:

@@ -170,5 +170,8 @@ def _legend(sites: Sequence[str]) -> list[str]:
 
 def _nansum(values: Sequence[float]) -> float:
     """Sum of the values with data; NaN if none has any (so the bucket stays a gap)."""
+    total = math.fsum(values)
+    if not math.isnan(total):
+        return total
     known = [value for value in values if not math.isnan(value)]
     return math.fsum(known) if known else math.nan
