@@ -7,11 +7,15 @@ as the fix lands.
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from tests.hardening.files import SECRETS
 from tests.hardening.fuzzing import Hang, no_hang
 from vpnwatch.config import load_config
 from vpnwatch.errors import ConfigError
@@ -73,7 +77,8 @@ def test_crlf_files_still_import(tmp_path: Path) -> None:
 
 # -- config and targets (not fixed here: see docs/hardening.md) -------------------------------------
 
-_CONFIG_BUG = "config.py: see 'Found, not fixed here' in docs/hardening.md"
+_CONFIG_BUG = "config.py: see 'Found, and where fixed' in docs/hardening.md"
+_TARGETS_BUG = "targets/: see 'Found, and where fixed' in docs/hardening.md"
 
 
 @pytest.mark.xfail(strict=True, raises=RecursionError, reason=_CONFIG_BUG)
@@ -100,9 +105,40 @@ def test_secret_file_from_a_fifo_does_not_block(tmp_path: Path, fifo: Path) -> N
         load_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=Hang, reason=_CONFIG_BUG)
+@pytest.mark.xfail(strict=True, raises=Hang, reason=_TARGETS_BUG)
 def test_auth_user_pass_from_a_fifo_does_not_block(tmp_path: Path, fifo: Path) -> None:
     path = tmp_path / "fifo.ovpn"
     path.write_text(f"remote h\nauth-user-pass {fifo}\n")
     with no_hang(0.5), pytest.raises(ConfigError):
         load_file(path)
+
+
+def _version_2_certificate() -> str:
+    """A CA certificate whose version field says X.509 v2, which cryptography refuses to load."""
+    der = bytearray(
+        x509.load_pem_x509_certificate(SECRETS.pki.ca.encode()).public_bytes(Encoding.DER)
+    )
+    version_at = der.index(b"\xa0\x03\x02\x01\x02") + 4
+    der[version_at] = 1
+    body = base64.encodebytes(bytes(der)).decode()
+    return f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.xfail(strict=True, raises=x509.InvalidVersion, reason=_TARGETS_BUG)
+def test_a_version_2_certificate_is_a_config_error(tmp_path: Path) -> None:
+    # Found by the long .ovpn fuzz run: one bit flipped in <ca>; InvalidVersion is no ValueError.
+    path = tmp_path / "v2.ovpn"
+    path.write_text(f"remote h\n<ca>\n{_version_2_certificate()}</ca>\n")
+    with pytest.raises(ConfigError):
+        load_file(path)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_TARGETS_BUG)
+def test_an_endpoint_error_does_not_repeat_the_value(tmp_path: Path) -> None:
+    # Found by the long .conf fuzz run: a private key pasted on the Endpoint line was echoed.
+    private = base64.b64encode(SECRETS.wireguard_private).decode()
+    path = tmp_path / "pasted.conf"
+    path.write_text(f"[Interface]\nPrivateKey = {private}\n[Peer]\nEndpoint = {private}\n")
+    with pytest.raises(ConfigError) as error:
+        load_file(path)
+    assert private not in str(error.value)
