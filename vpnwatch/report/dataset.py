@@ -174,7 +174,8 @@ class _Assembly:
     def __init__(self, controls: set[SeriesKey]) -> None:
         self.controls = controls
         self.probes: dict[SeriesKey, array[float]] = {}
-        self.probe_presence: dict[Labels, array[float]] = {}
+        #: a probe counter's raw values if it has gaps; None if it has a value everywhere
+        self.probe_presence: dict[Labels, array[float] | None] = {}
         self.failure_kinds: dict[SeriesKey, dict[tuple[str, str], array[float]]] = {}
         self.latency: dict[str, dict[SeriesKey, array[float]]] = {}
 
@@ -186,7 +187,7 @@ class _Assembly:
             for (key, kind), total in _increments_by(
                 result, self._failure_key, self._sibling_increments
             ):
-                self.failure_kinds.setdefault(key, {})[kind] = total
+                self.failure_kinds.setdefault(key, {})[kind] = compact(total)
         else:
             self.latency[metric] = dict(
                 _increments_by(result, self._target_key, self._sibling_increments)
@@ -213,12 +214,18 @@ class _Assembly:
         return by_key
 
     def _probe_increments(self, labels: Labels, values: array[float]) -> array[float]:
-        self.probe_presence[labels] = array("f", values)  # keeps NaN as NaN, and is half the size
+        # float32 keeps NaN as NaN in half the size; most counters need nothing kept at all
+        self.probe_presence[labels] = array("f", values) if has_gaps(values) else None
         return counter_increments(values)
 
     def _sibling_increments(self, labels: Labels, values: array[float]) -> array[float]:
         base = tuple(pair for pair in labels if pair[0] not in _PER_FAILURE_LABELS)
-        return counter_increments(values, self.probe_presence.get(base))
+        if base not in self.probe_presence:
+            return counter_increments(values)
+        presence = self.probe_presence[base]
+        if presence is None and has_gaps(values):
+            presence = array("d", bytes(8 * len(values)))  # the probe counter is everywhere
+        return counter_increments(values, presence)
 
     def _target_key(self, labels: Labels) -> SeriesKey | None:
         key = _probe_key(labels)
