@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vpnwatch.report.dataset import Dataset, ProbeSeries, SeriesKey, counter_increments
+from vpnwatch.report.dataset import (
+    Dataset,
+    ProbeSeries,
+    SeriesKey,
+    add_into,
+    compact,
+    counter_increments,
+)
 from vpnwatch.report.incidents import (
     Rules,
     analyse,
@@ -177,3 +184,49 @@ def test_roll_up_keeps_gaps_where_no_member_has_data() -> None:
     assert total.probes[:2].tolist() == [20.0, 10.0]
     assert math.isnan(total.probes[2])
     assert total.failure_kinds["timeout", "handshake"][:2].tolist() == [3.0, 3.0]
+
+
+def _reference_increments(values: list[float], present: list[float] | None) -> list[float]:
+    """counter_increments as first written, one interval at a time."""
+    if present is not None:
+        values = [
+            0.0 if math.isnan(v) and not math.isnan(p) else v
+            for v, p in zip(values, present, strict=True)
+        ]
+    return [
+        now - before if now >= before else (now if now < before else NAN)
+        for before, now in itertools.pairwise(values)
+    ]
+
+
+_COUNTS = st.lists(st.one_of(st.integers(0, 50).map(float), st.just(NAN)), min_size=1, max_size=30)
+
+
+@given(_COUNTS, st.one_of(st.none(), _COUNTS))
+def test_counter_increments_equal_the_interval_by_interval_definition(
+    values: list[float], present: list[float] | None
+) -> None:
+    if present is not None:
+        present = (present * len(values))[: len(values)]
+    fast = counter_increments(array("d", values), None if present is None else array("d", present))
+    assert fast.tobytes() == array("d", _reference_increments(values, present)).tobytes()
+
+
+@given(_COUNTS, _COUNTS)
+def test_add_into_treats_nan_as_no_data(total: list[float], part: list[float]) -> None:
+    part = (part * len(total))[: len(total)]
+    summed = array("d", total)
+    add_into(summed, array("d", part))
+    expected = [
+        t if math.isnan(p) else (p if math.isnan(t) else t + p)
+        for t, p in zip(total, part, strict=True)
+    ]
+    assert summed.tobytes() == array("d", expected).tobytes()
+
+
+def test_compact_narrows_only_what_float32_holds_exactly() -> None:
+    counts = array("d", [0.0, 3.0, NAN, 2.0**24])
+    assert compact(counts).typecode == "f"
+    assert compact(counts).tobytes() == array("f", counts).tobytes()
+    for wide in ([0.1], [2.0**24 + 1], [1e300]):
+        assert compact(array("d", wide)).typecode == "d"
