@@ -85,7 +85,8 @@ def test_wireguard_initiator_only_a_verified_reply_changes_its_state(data: st.Da
                 ),
             )
             if isinstance(event, wireguard.HandshakeCompleted):
-                assert datagram == genuine  # nothing else authenticates
+                # Nothing else authenticates; mac2 is not checked (servers send it zero).
+                assert datagram[:-16] == genuine[:-16] and len(datagram) == len(genuine)
                 completed = True
                 break
     count("wireguard.receive", len(datagrams))
