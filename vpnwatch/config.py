@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from vpnwatch.errors import ConfigError, describe_validation_error
+from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
 from vpnwatch.targets import TARGET_MODELS
 from vpnwatch.targets.base import TargetBase
@@ -150,10 +151,12 @@ def load_config(
 
 def _read_yaml(path: Path) -> ConfigFile:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", source=path) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = yaml.safe_load(read_text(path))
+    except UnreadableFile as exc:
+        raise ConfigError(f"cannot read: {exc}", source=path) from None
+    except RecursionError:
+        raise ConfigError("nested too deeply to be a configuration", source=path) from None
+    except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
         problem = getattr(exc, "problem", None) or "not valid YAML"
@@ -203,11 +206,9 @@ def _is_path(model: type[TargetBase], field: str) -> bool:
 
 def _read_secret(path: Path, label: str, field: str) -> str:
     try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"{field}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}", where=label
-        ) from None
+        return read_text(path).strip()
+    except UnreadableFile as exc:
+        raise ConfigError(f"{field}: cannot read {path}: {exc}", where=label) from None
 
 
 def _override(target: TargetBase, spec: FileTarget, siblings: int, label: str) -> TargetBase:

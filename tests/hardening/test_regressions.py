@@ -1,9 +1,4 @@
-"""Crashes the hardening work found, each with the smallest input that showed it.
-
-Those in modules outside this work's remit (config, targets) are strict xfails: they document the
-bug and the fix the report asks for, and turn into failures, asking for the marker to go, as soon
-as the fix lands.
-"""
+"""Crashes the hardening work found, each with the smallest input that showed it."""
 
 from __future__ import annotations
 
@@ -16,11 +11,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.hardening.files import SECRETS
-from tests.hardening.fuzzing import Hang, no_hang
+from tests.hardening.fuzzing import no_hang
 from vpnwatch.config import load_config
 from vpnwatch.errors import ConfigError
+from vpnwatch.files import MAX_FILE_SIZE
 from vpnwatch.importers import load_file
-from vpnwatch.importers.reading import MAX_FILE_SIZE
 
 
 @pytest.fixture
@@ -75,13 +70,9 @@ def test_crlf_files_still_import(tmp_path: Path) -> None:
     assert target.port == 443
 
 
-# -- config and targets (not fixed here: see docs/hardening.md) -------------------------------------
-
-_CONFIG_BUG = "config.py: see 'Found, and where fixed' in docs/hardening.md"
-_TARGETS_BUG = "targets/: see 'Found, and where fixed' in docs/hardening.md"
+# -- config and targets ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=_CONFIG_BUG)
 def test_deeply_nested_yaml_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "deep.yml"
     path.write_text("[" * 1000 + "]" * 1000)
@@ -89,7 +80,6 @@ def test_deeply_nested_yaml_is_a_config_error(tmp_path: Path) -> None:
         load_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=_CONFIG_BUG)
 def test_secret_file_path_with_a_nul_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "nul.yml"
     path.write_text('targets: [{protocol: wireguard, name: x, private_key_file: "\\0"}]\n')
@@ -97,7 +87,6 @@ def test_secret_file_path_with_a_nul_is_a_config_error(tmp_path: Path) -> None:
         load_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=Hang, reason=_CONFIG_BUG)
 def test_secret_file_from_a_fifo_does_not_block(tmp_path: Path, fifo: Path) -> None:
     path = tmp_path / "fifo.yml"
     path.write_text(f"targets: [{{protocol: wireguard, name: x, private_key_file: {fifo}}}]\n")
@@ -105,7 +94,6 @@ def test_secret_file_from_a_fifo_does_not_block(tmp_path: Path, fifo: Path) -> N
         load_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=Hang, reason=_TARGETS_BUG)
 def test_auth_user_pass_from_a_fifo_does_not_block(tmp_path: Path, fifo: Path) -> None:
     path = tmp_path / "fifo.ovpn"
     path.write_text(f"remote h\nauth-user-pass {fifo}\n")
@@ -124,7 +112,6 @@ def _version_2_certificate() -> str:
     return f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"
 
 
-@pytest.mark.xfail(strict=True, raises=x509.InvalidVersion, reason=_TARGETS_BUG)
 def test_a_version_2_certificate_is_a_config_error(tmp_path: Path) -> None:
     # Found by the long .ovpn fuzz run: one bit flipped in <ca>; InvalidVersion is no ValueError.
     path = tmp_path / "v2.ovpn"
@@ -133,7 +120,6 @@ def test_a_version_2_certificate_is_a_config_error(tmp_path: Path) -> None:
         load_file(path)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_TARGETS_BUG)
 def test_an_endpoint_error_does_not_repeat_the_value(tmp_path: Path) -> None:
     # Found by the long .conf fuzz run: a private key pasted on the Endpoint line was echoed.
     private = base64.b64encode(SECRETS.wireguard_private).decode()

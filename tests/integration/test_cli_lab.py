@@ -120,7 +120,7 @@ def test_check_json_has_one_object_per_target(server, client, tmp_path):
         ),
         (
             lambda text: text.replace("Endpoint = ", "Endpoint = [::1"),
-            "[Peer] Endpoint: endpoint '[::1",
+            "[Peer] Endpoint: has an unclosed '['",
         ),
     ],
     ids=["missing key", "bad base64", "bad endpoint"],

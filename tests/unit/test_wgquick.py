@@ -62,11 +62,11 @@ def test_several_peers_are_named_by_endpoint_and_peers_without_endpoint_skipped(
         ),
         (
             conf(peer("198.18.0.2")),
-            "bad.conf: line 7: [Peer] Endpoint: endpoint '198.18.0.2' has no port",
+            "bad.conf: line 7: [Peer] Endpoint: has no port",
         ),
         (
             conf(peer("198.18.0.2:99999")),
-            "bad.conf: line 7: [Peer] Endpoint: endpoint '198.18.0.2:99999': port '99999' is not a number from 1 to 65535",
+            "bad.conf: line 7: [Peer] Endpoint: has a port that is not a number from 1 to 65535",
         ),
         (conf(peer("2001:2::2:51820")), "write IPv6 addresses as [address]:port"),
         (conf(peer(None)), "bad.conf: no [Peer] has an Endpoint: nothing to probe"),

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from vpnwatch.errors import ConfigError, describe_validation_error
-from vpnwatch.importers.reading import UnreadableFile, read_text
+from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.targets.base import format_endpoint, parse_endpoint
 from vpnwatch.targets.obfs4 import Obfs4Target, decode_cert
 
@@ -66,7 +66,7 @@ def _parse_line(number: int, line: str) -> _BridgeLine:
     try:
         host, port = parse_endpoint(words[1])
     except ValueError as exc:
-        raise _LineError(str(exc)) from None
+        raise _LineError(f"the address {exc}") from None
     fields: dict[str, object] = {}
     arguments = words[2:]
     if arguments and "=" not in arguments[0]:
@@ -94,7 +94,7 @@ def _keys(options: dict[str, str]) -> dict[str, object]:
         try:
             node_id, public_key = decode_cert(options["cert"])
         except ValueError as exc:
-            raise _LineError(str(exc)) from None
+            raise _LineError(f"the address {exc}") from None
         return {"node_id": node_id, "public_key": public_key}
     if "node-id" in options and "public-key" in options:
         try:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vpnwatch.errors import ConfigError, describe_validation_error
-from vpnwatch.importers.reading import UnreadableFile, read_text
+from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.targets.base import format_endpoint
 from vpnwatch.targets.openvpn import DEFAULT_PORT, OpenVPNTarget
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from vpnwatch.errors import ConfigError, describe_validation_error
-from vpnwatch.importers.reading import UnreadableFile, read_text
+from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.targets.base import decode_key32, format_endpoint, parse_endpoint
 from vpnwatch.targets.wireguard import WireGuardTarget
 

@@ -91,35 +91,36 @@ def format_endpoint(host: str, port: int) -> str:
 def parse_endpoint(text: str, default_port: int | None = None) -> tuple[str, int]:
     """Split ``host:port``, ``[v6]:port`` or ``v4``/``name`` (with ``default_port``).
 
-    Raises ValueError with a message fit for the user.
+    Raises ValueError with a message fit for the user that never repeats the text: it may be a
+    key pasted on the wrong line.
     """
     text = text.strip()
     port_text: str | None
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep:
-            raise ValueError(f"endpoint {text!r} has an unclosed '['")
+            raise ValueError("has an unclosed '['")
         if rest and not rest.startswith(":"):
-            raise ValueError(f"endpoint {text!r} has text after ']' that is not ':port'")
+            raise ValueError("has text after ']' that is not ':port'")
         port_text = rest[1:] if rest else None
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ValueError(f"endpoint {text!r}: {host!r} is not an IPv6 address") from None
+            raise ValueError("is not an IPv6 address within [ ]") from None
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
     elif ":" in text:
-        raise ValueError(f"endpoint {text!r}: write IPv6 addresses as [address]:port")
+        raise ValueError("has several ':': write IPv6 addresses as [address]:port")
     else:
         host, port_text = text, None
     if not host:
-        raise ValueError(f"endpoint {text!r} has no host")
+        raise ValueError("has no host")
     if port_text is None:
         if default_port is None:
-            raise ValueError(f"endpoint {text!r} has no port")
+            raise ValueError("has no port")
         return host, default_port
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"endpoint {text!r}: port {port_text!r} is not a number from 1 to 65535")
+        raise ValueError("has a port that is not a number from 1 to 65535")
     return host, int(port_text)
 
 

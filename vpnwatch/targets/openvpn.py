@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, SecretBytes, SecretStr, field_validator, model_validator
 
+from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.protocols.openvpn.tls import X509NameType
 from vpnwatch.protocols.openvpn.wrappers import (
     DIGESTS,
@@ -36,10 +37,9 @@ def read_auth_user_pass(path: Path) -> tuple[str, str]:
     Raises ValueError naming the file and the problem, never its content.
     """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise ValueError(f"cannot read {path}: {reason}") from None
+        lines = read_text(path).splitlines()
+    except UnreadableFile as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
     if len(lines) < 2 or not lines[0].strip() or not lines[1]:
         raise ValueError(f"{path} must hold a username line and a password line")
     return lines[0].strip(), lines[1]
@@ -98,7 +98,7 @@ class OpenVPNTarget(TargetBase):
     def _ca_parses(cls, ca: str) -> str:
         try:
             x509.load_pem_x509_certificates(ca.encode())
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             raise ValueError("is not a PEM certificate") from None
         return ca
 
@@ -108,7 +108,7 @@ class OpenVPNTarget(TargetBase):
         if cert is not None:
             try:
                 x509.load_pem_x509_certificate(cert.encode())
-            except ValueError:
+            except (ValueError, x509.InvalidVersion):
                 raise ValueError("is not a PEM certificate") from None
         return cert
 

@@ -90,7 +90,11 @@ def openvpn_subject(name: x509.Name) -> str:
 
 def check_peer_certificate(der: bytes, requirements: PeerRequirements) -> None:
     """Apply ``remote-cert-tls server`` and ``verify-x509-name``; raise CertificateError."""
-    cert = x509.load_der_x509_certificate(der)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion):
+        # OpenSSL verified its chain, yet cryptography cannot read it: fail closed.
+        raise CertificateError("server certificate cannot be parsed") from None
     if requirements.remote_cert_tls_server:
         try:
             usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
