@@ -1,0 +1,130 @@
+"""The cryptographic floor of each probe: the public-key work a handshake cannot do without.
+
+Each floor is timed in this process with the libraries the probes use, so the ratio of a probe's
+CPU to its floor says how much the rest (asyncio, sockets, framing, Python) costs on top.
+
+* WireGuard: the X25519 operations :mod:`vpnwatch.protocols.wireguard` performs per handshake:
+  two scalar multiplications of the base point (the static key's public half, computed when the
+  initiator is made, and the ephemeral key's) and four Diffie-Hellman operations (static-static
+  and ephemeral-static for the initiation, ephemeral-ephemeral and static-ephemeral for the
+  response).
+* obfs4: one ephemeral key and the two exchanges of ntor (with the server's ephemeral key and with
+  the bridge's identity key). Finding a key that Elligator can represent and the map itself are
+  not counted: they are what obfs4 adds, in pure Python here.
+* OpenVPN: the client's half of the TLS handshake with the lab's certificates (ECDSA P-256, TLS 1.3
+  as the lab's OpenVPN 2.6 negotiates it), over memory BIOs against an in-process server whose own
+  work is not counted: key exchange, the server's chain and CertificateVerify checked, the
+  client's signed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from benchmarks.measure import measured
+from vpnwatch.lab.openvpn import Pki
+from vpnwatch.protocols.openvpn.tls import build_context
+
+WIREGUARD_X25519_OPERATIONS = 6
+OBFS4_X25519_OPERATIONS = 3
+
+
+def _seconds_each(operation: Callable[[], object], rounds: int) -> float:
+    operation()  # warm: first calls load code and tables
+    with measured() as usage:
+        for _ in range(rounds):
+            operation()
+    return usage.cpu / rounds
+
+
+def _public(private: X25519PrivateKey) -> bytes:
+    return private.public_key().public_bytes_raw()
+
+
+def _exchange(private: X25519PrivateKey, public: bytes) -> bytes:
+    return private.exchange(X25519PublicKey.from_public_bytes(public))
+
+
+def wireguard_floor(rounds: int) -> float:
+    """CPU seconds of one WireGuard handshake's six X25519 operations."""
+    server_static = _public(X25519PrivateKey.generate())
+    server_ephemeral = _public(X25519PrivateKey.generate())
+    static_bytes = X25519PrivateKey.generate().private_bytes_raw()
+
+    def handshake() -> None:
+        static = X25519PrivateKey.from_private_bytes(static_bytes)
+        _public(static)
+        _exchange(static, server_static)
+        ephemeral = X25519PrivateKey.generate()
+        _public(ephemeral)
+        _exchange(ephemeral, server_static)
+        _exchange(ephemeral, server_ephemeral)
+        _exchange(static, server_ephemeral)
+
+    return _seconds_each(handshake, rounds)
+
+
+def obfs4_floor(rounds: int) -> float:
+    """CPU seconds of one obfs4 handshake's three X25519 operations."""
+    identity = _public(X25519PrivateKey.generate())
+    server_ephemeral = _public(X25519PrivateKey.generate())
+
+    def handshake() -> None:
+        ephemeral = X25519PrivateKey.generate()
+        _public(ephemeral)
+        _exchange(ephemeral, server_ephemeral)
+        _exchange(ephemeral, identity)
+
+    return _seconds_each(handshake, rounds)
+
+
+def openvpn_floor(pki: Pki, rounds: int) -> float:
+    """CPU seconds of the client's side of one TLS handshake with the lab's certificates."""
+    client_context = build_context(pki.ca, pki.client_cert, pki.client_key)
+    server_context = _server_context(pki)
+    _client_handshake(client_context, server_context)
+    total = 0.0
+    for _ in range(rounds):
+        total += _client_handshake(client_context, server_context)
+    return total / rounds
+
+
+def _server_context(pki: Pki) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cadata=pki.ca)
+    with tempfile.TemporaryDirectory() as directory:
+        cert, key = Path(directory, "server.crt"), Path(directory, "server.key")
+        cert.write_text(pki.server_cert)
+        key.write_text(pki.server_key)
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def _client_handshake(client_context: ssl.SSLContext, server_context: ssl.SSLContext) -> float:
+    """One handshake through memory; returns the CPU seconds spent in the client's calls only."""
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_context.wrap_bio(to_client, to_server, server_side=False)
+    server_in, server_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = server_context.wrap_bio(server_in, server_out, server_side=True)
+    client_cpu = 0.0
+    client_done = server_done = False
+    for _ in range(10):  # TLS 1.3 with client certificates needs three flights
+        with measured() as usage, contextlib.suppress(ssl.SSLWantReadError):
+            client.do_handshake()
+            client_done = True
+        client_cpu += usage.cpu
+        server_in.write(to_server.read())
+        with contextlib.suppress(ssl.SSLWantReadError):
+            server.do_handshake()
+            server_done = True
+        to_client.write(server_out.read())
+        if client_done and server_done:
+            return client_cpu
+    raise RuntimeError("the in-memory TLS handshake did not complete")
