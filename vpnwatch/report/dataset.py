@@ -338,11 +338,14 @@ def has_gaps(values: array[float]) -> bool:
 
 
 def _zeros_where_known(reference: array[float]) -> array[float]:
-    """Zero wherever ``reference`` has data, NaN elsewhere: the neutral start for summing."""
+    """Zero wherever ``reference`` has data, NaN elsewhere: the neutral start for summing.
+
+    In float32, which holds both exactly (see :func:`compact`).
+    """
     if not has_gaps(reference):
-        return array("d", bytes(8 * len(reference)))
+        return array("f", bytes(4 * len(reference)))
     isnan = math.isnan
-    return array("d", [math.nan if isnan(v) else 0.0 for v in reference])
+    return array("f", [math.nan if isnan(v) else 0.0 for v in reference])
 
 
 def add_into(total: array[float], part: array[float]) -> None:

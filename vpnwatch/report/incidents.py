@@ -24,11 +24,18 @@ import math
 import operator
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from vpnwatch.report.dataset import Dataset, ProbeSeries, SeriesKey, add_into, compact
+from vpnwatch.report.dataset import (
+    Dataset,
+    ProbeSeries,
+    SeriesKey,
+    add_into,
+    compact,
+    has_gaps,
+)
 from vpnwatch.report.query import Grid
 
 Scope = Literal["site", "protocol", "target"]
@@ -153,6 +160,8 @@ def merge_runs(runs: Iterable[Span], max_gap: int) -> list[Span]:
 
 def incident_spans(series: ProbeSeries, rules: Rules, step: float) -> list[Span]:
     """Rules 1 to 3 of the module docstring applied to one series."""
+    if not any(series.failures):  # every interval succeeded or had no probes: nothing is bad
+        return []
     runs = bad_runs(success_ratios(series.probes, series.failures), rules.threshold)
     shortest = rules.min_intervals(step)
     return [
@@ -182,12 +191,20 @@ def roll_up(key: SeriesKey, members: Sequence[ProbeSeries], *, control: bool) ->
 
 
 def _sum(parts: Iterable[array[float]]) -> array[float]:
-    """The NaN-aware sum of equally long series."""
+    """The NaN-aware sum of equally long series, added in order.
+
+    Without gaps, one pass of chained ``map(operator.add, ...)`` adds them all in C.
+    """
     first, *others = parts
-    total = array("d", first)
+    if any(has_gaps(part) for part in (first, *others)):
+        total = array("d", first)
+        for part in others:
+            add_into(total, part)
+        return total
+    summed: Iterator[float] = iter(first)
     for part in others:
-        add_into(total, part)
-    return total
+        summed = map(operator.add, summed, part)
+    return array("d", summed)
 
 
 def analyse(dataset: Dataset, rules: Rules) -> Analysis:
