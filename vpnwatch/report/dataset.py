@@ -189,9 +189,10 @@ class _Assembly:
             ):
                 self.failure_kinds.setdefault(key, {})[kind] = compact(total)
         else:
-            self.latency[metric] = dict(
-                _increments_by(result, self._target_key, self._sibling_increments)
-            )
+            latency = self.latency.setdefault(metric, {})
+            for key, total in _increments_by(result, self._target_key, self._sibling_increments):
+                # handshake counts are counts; a sum of seconds rarely fits float32 exactly
+                latency[key] = compact(total) if metric == LATENCY_COUNT else total
 
     def finish(self) -> dict[SeriesKey, ProbeSeries]:
         """One ProbeSeries per target; a counter without series counts zero where probes ran."""
