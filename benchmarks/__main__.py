@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import table
-from benchmarks.accuracy import TIMED_TARGETS, measure_accuracy
+from benchmarks.accuracy import measure_accuracy
 from benchmarks.clients import compare_clients
 from benchmarks.cost import measure_costs
 from benchmarks.lab import Lab, running_lab
@@ -117,15 +118,22 @@ def main() -> None:
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--quick", action="store_true", help="small batches: check that it runs")
-    parser.add_argument("--profile", action="store_true", help="cProfile part 1 into results/")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile part 1's batches into results/ (it slows them: quote figures from a run "
+        "without it)",
+    )
     parser.add_argument("--no-report-bench", action="store_true", help="skip report_bench.py")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.error("the benchmarks build network namespaces: run them as root")
+    # The monitor logs each target's changes of state; hundreds of load targets would flood.
+    logging.getLogger("vpnwatch").setLevel(logging.ERROR)
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine()}
-    with running_lab(wireguard_peers=BATCH_PEERS + TIMED_TARGETS) as lab:
+    with running_lab(wireguard_peers=BATCH_PEERS) as lab:
         results.update(asyncio.run(in_lab(lab, args)))
     results["scale"] = scale_runs(args.quick)
     if not args.no_report_bench and (report := report_bench()) is not None:

@@ -25,6 +25,7 @@ from typing import Any
 from benchmarks.floors import (
     OBFS4_X25519_OPERATIONS,
     WIREGUARD_X25519_OPERATIONS,
+    elligator_cost,
     obfs4_floor,
     openvpn_floor,
     wireguard_floor,
@@ -143,6 +144,7 @@ async def measure_costs(lab: Lab, *, scale: float, profile_dir: Path | None) -> 
     rows["obfs4"] = _row(
         obfs4, obfs4_floor(FLOOR_ROUNDS), f"{OBFS4_X25519_OPERATIONS} X25519 operations"
     )
+    rows["obfs4"]["elligator_us"] = round(elligator_cost(FLOOR_ROUNDS // 5) * 1e6)
     return rows
 
 

@@ -26,7 +26,8 @@ def costs(rows: dict[str, Any]) -> str:
                 f"{row['cpu_per_probe_us']} µs",
                 f"{row['user_per_probe_us']} + {row['system_per_probe_us']} µs",
                 f"{row['floor_us']} µs",
-                row["floor_is"],
+                row["floor_is"]
+                + (f" (Elligator adds {row['elligator_us']} µs)" if "elligator_us" in row else ""),
                 row["ratio_to_floor"],
                 row["probes_per_second"],
             )
@@ -105,11 +106,11 @@ def accuracy(result: dict[str, Any]) -> str:
     header = ["20 targets, +50 ms", "samples", "measured p50", "error p50", "error p99", "max"]
     relay = result["relay"]
     note = (
-        f"\nThe relay released datagrams late by p50 {relay['late_p50_ms']} ms, "
+        f"The relay released datagrams late by p50 {relay['late_p50_ms']} ms, "
         f"p99 {relay['late_p99_ms']} ms, max {relay['late_max_ms']} ms "
         f"({relay['relayed']} relayed, {relay['dropped']} dropped)."
     )
-    return _table([*header, "others ok"], rows) + "\n" + note
+    return _table([*header, "others ok"], rows) + "\n\n" + note
 
 
 def render(results: dict[str, Any]) -> str:
