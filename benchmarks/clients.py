@@ -28,7 +28,7 @@ import struct
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.lab import Lab
@@ -56,20 +56,20 @@ class Checks:
     cpu: float = 0.0
     wall: float = 0.0
     count: int = 0
-    verdicts: set[str] | None = None
+    verdicts: set[str] = field(default_factory=set)
 
     def add(self, cpu: float, wall: float, verdict: str) -> None:
         self.cpu += cpu
         self.wall += wall
         self.count += 1
-        self.verdicts = (self.verdicts or set()) | {verdict}
+        self.verdicts.add(verdict)
 
     def row(self) -> dict[str, Any]:
         return {
             "checks": self.count,
             "cpu_per_check_ms": round(self.cpu / self.count * 1e3, 2),
             "wall_per_check_ms": round(self.wall / self.count * 1e3, 1),
-            "verdict": " / ".join(sorted(self.verdicts or ())),
+            "verdict": " / ".join(sorted(self.verdicts)),
         }
 
 
@@ -78,7 +78,7 @@ def _verdict(result: Result) -> str:
 
 
 def _compare(name: str, vpnwatch: Checks, real: Checks, real_name: str) -> dict[str, Any]:
-    agree = {v == "ok" for v in vpnwatch.verdicts or ()} == {v == "ok" for v in real.verdicts or ()}
+    agree = {v == "ok" for v in vpnwatch.verdicts} == {v == "ok" for v in real.verdicts}
     return {"case": name, "vpnwatch": vpnwatch.row(), real_name: real.row(), "agree": agree}
 
 
