@@ -35,6 +35,7 @@ OPENVPN_VARIANTS = {
 @dataclass
 class Lab:
     namespace: Namespace
+    wireguard: WireGuardServer
     #: Every target by a short name: wireguard, openvpn-udp, openvpn-udp-v3, openvpn-tcp,
     #: obfs4, tcp, tls, dns.
     targets: dict[str, TargetBase]
@@ -48,7 +49,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         WireGuardServer(namespace) as wireguard,
         Obfs4Server(namespace) as bridge,
     ):
-        targets: dict[str, TargetBase] = {"wireguard": _wireguard_target(wireguard)}
+        targets: dict[str, TargetBase] = {"wireguard": wireguard_target(wireguard)}
         targets |= _openvpn_targets(namespace, directory)
         (directory / "bridge.txt").write_text(bridge.bridge_line() + "\n")
         [targets["obfs4"]] = load_bridge_lines(directory / "bridge.txt")
@@ -66,14 +67,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         targets["dns"] = DnsTarget(
             name="dns", host=controls.host, port=controls.dns_port, query=LAB_NAME
         )
-        yield Lab(namespace, targets)
+        yield Lab(namespace, wireguard, targets)
 
 
-def _wireguard_target(server: WireGuardServer) -> WireGuardTarget:
+def wireguard_target(server: WireGuardServer, name: str = "wireguard") -> WireGuardTarget:
+    """A target for a new client key the server accepts."""
     client = KeyPair.generate()
     server.add_peer(client.public)
     return WireGuardTarget(
-        name="wireguard",
+        name=name,
         host=server.namespace.ip,
         port=server.port,
         private_key=client.private_b64,

@@ -12,6 +12,7 @@ import asyncio
 import pytest
 
 from vpnwatch.lab.censor import Censor
+from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
 from vpnwatch.result import Result
 
@@ -110,7 +111,10 @@ CASES: dict[str, tuple[dict[str, object], dict[str, tuple[str, str]]]] = {
 async def probe_all(lab: Lab, timeout: float = TIMEOUT) -> dict[str, Result]:
     names = list(PROTOCOLS)
     results = await asyncio.gather(
-        *(PROBES[lab.targets[name].protocol](lab.targets[name], timeout) for name in names)
+        *(
+            run_probe(PROBES[lab.targets[name].protocol], lab.targets[name], timeout)
+            for name in names
+        )
     )
     return dict(zip(names, results, strict=True))
 

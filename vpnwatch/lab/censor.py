@@ -317,6 +317,15 @@ class Censor:
         # the wire's MAC; it takes no IPv6 address of its own, so it sends nothing by itself.
         self.namespace.exec([*tap, "addrgenmode", "none"])
         self.namespace.exec([*tap, "address", _mac(self.namespace, WIRE), "up"])
+        # Servers that answer from the interface a request came in on (wireguard-go's sticky
+        # sockets do) send their answers into the TAP: it must know the host's MAC without
+        # asking, since the delay line carries only IP.
+        host_mac = Path(f"/sys/class/net/{self.namespace.host_link}/address").read_text().strip()
+        for host_ip in (self.namespace.host_ip, self.namespace.host_ip6):
+            self.namespace.exec(
+                ["ip", "neigh", "replace", host_ip, "lladdr", host_mac, "dev", DELAY_TAP,
+                 "nud", "permanent"]
+            )  # fmt: skip
         self.namespace.exec(["tc", "qdisc", "add", "dev", WIRE, "clsact"])
         for flow in policy.flows:
             for transport in flow.transports:
