@@ -43,6 +43,8 @@ PROTOCOLS = ("wireguard",) * 3 + ("openvpn",) * 3 + ("obfs4",) * 2 + ("tcp", "dn
 LATENCY = {"wireguard": 0.04, "openvpn": 0.35, "obfs4": 0.25, "tcp": 0.02, "dns": 0.01}
 SCRAPES = DAYS * 86400 // SCRAPE + 1
 DONE_MARKER = "complete"
+#: A report that has not finished by then is stopped: ten times the goal.
+REPORT_TIMEOUT = 600
 
 
 def failing(site: int, protocol: str) -> array[int]:
@@ -136,7 +138,16 @@ def run_report(url: str, out: Path, *extra: str) -> tuple[float, float, float]:
          "--from", "2024-03-01T00:00:00Z", "--to", "2024-03-31T00:00:00Z",
          "--tz", "Asia/Karachi", "-o", str(out), *extra],
     )  # fmt: skip
-    _pid, status, usage = os.wait4(child.pid, 0)
+    deadline = started + REPORT_TIMEOUT
+    while True:  # wait4 gives the child's rusage, but no timeout: poll it until the deadline
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            child.kill()
+            child.wait(timeout=30)
+            raise SystemExit(f"the report did not finish within {REPORT_TIMEOUT} s")
+        time.sleep(0.1)
     child.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.monotonic() - started
     if child.returncode != 0:
