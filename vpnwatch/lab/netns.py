@@ -110,9 +110,12 @@ class Namespace:
             run(["ip", "-6", "addr", "add", f"{self.host_ip6}/64", "dev", self.host_link, "nodad"])
             run(["ip", "link", "set", self.host_link, "up"])
             self.exec(["ip", "link", "set", "lo", "up"])
-            # Linux rate-limits ICMP errors per destination; a lab probing many closed ports must
-            # see every "port unreachable", as a monitor far from the server would.
-            self.exec(["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"])
+            # Linux rate-limits ICMP errors per destination and per namespace; a lab probing many
+            # closed ports must see every "port unreachable", as monitors far apart would.
+            self.exec(
+                ["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+                 "net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=100000"]
+            )  # fmt: skip
             self.exec(["ip", "link", "set", peer, "name", "eth0"])
             self.exec(["ip", "addr", "add", f"{self.ip}/30", "dev", "eth0"])
             self.exec(["ip", "-6", "addr", "add", f"{self.ip6}/64", "dev", "eth0", "nodad"])

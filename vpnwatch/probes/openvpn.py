@@ -74,7 +74,8 @@ class _UdpLink:
 
     async def receive(self, delay: float) -> list[bytes]:
         try:
-            return [await asyncio.wait_for(self._channel.receive(), delay)]
+            async with asyncio.timeout(delay):  # not wait_for: on 3.11 it can swallow a cancel
+                return [await self._channel.receive()]
         except TimeoutError:
             return []
 
@@ -97,7 +98,8 @@ class _TcpLink:
 
     async def receive(self, delay: float) -> list[bytes]:
         try:
-            data = await asyncio.wait_for(self._reader.read(_READ_SIZE), delay)
+            async with asyncio.timeout(delay):
+                data = await self._reader.read(_READ_SIZE)
         except TimeoutError:
             return []
         if not data:
