@@ -32,8 +32,37 @@ from vpnwatch.verdict import Verdict, judge
 DURATION_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+#: How late probes start against their schedule: from on time to a monitor that cannot keep up.
+LATENESS_BUCKETS: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0,
+)  # fmt: skip
 #: How many recent outcomes /api/targets computes its success ratio over.
 RECENT = 100
+
+
+@dataclass
+class Buckets:
+    """A histogram's state: counts per bucket (the last one is +Inf) and the sum observed."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(init=False)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """(le, count) pairs as a Prometheus histogram exposes them."""
+        buckets: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip([*map(str, self.bounds), "+Inf"], self.counts, strict=True):
+            running += count
+            buckets.append((bound, running))
+        return buckets
 
 
 @dataclass
@@ -46,8 +75,7 @@ class TargetStats:
     errors: int = 0
     last: Result | None = None
     last_success: float | None = None
-    bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
-    duration_sum: float = 0.0
+    durations: Buckets = field(default_factory=lambda: Buckets(DURATION_BUCKETS))
     recent: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
 
     def observe(self, result: Result, wall_time: float) -> None:
@@ -56,8 +84,7 @@ class TargetStats:
         self.recent.append(result.ok)
         if result.ok:
             self.last_success = wall_time
-            self.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, result.duration)] += 1
-            self.duration_sum += result.duration
+            self.durations.observe(result.duration)
         else:
             assert result.failure is not None
             self.failures[result.failure.value, result.stage] += 1
@@ -74,6 +101,11 @@ class Metrics(Collector):
         self.targets: dict[str, TargetStats] = {}
         self.reload_ok = True
         self.reload_success_time = time.time()
+        self.lateness = Buckets(LATENESS_BUCKETS)
+
+    def started(self, lateness: float) -> None:
+        """A probe started ``lateness`` seconds after it was due (waiting for a free slot)."""
+        self.lateness.observe(lateness)
 
     def configure(self, jobs: Sequence[Job]) -> None:
         """Adopt a new job list: unchanged targets keep their counters, removed ones vanish."""
@@ -161,7 +193,7 @@ class Metrics(Collector):
                         verdicts.add_metric([*labels, state.value], float(state is verdict))
             if s.last_success is not None:
                 last_success.add_metric(labels, s.last_success)
-            durations.add_metric(labels, _cumulative(s.bucket_counts), s.duration_sum)
+            durations.add_metric(labels, s.durations.cumulative(), s.durations.total)
         yield from (probes, failures, success, durations, last_success, info, verdicts, errors)
         yield from self._self_metrics()
 
@@ -178,7 +210,12 @@ class Metrics(Collector):
         reload_time.add_metric([], self.reload_success_time)
         build = InfoMetricFamily("vpnwatch_build", "vpnwatch's version.")
         build.add_metric([], {"version": __version__})
-        return (reload_ok, reload_time, build)
+        lateness = HistogramMetricFamily(
+            "vpnwatch_schedule_lateness_seconds",
+            "How long after its due time each probe started: a monitor that cannot keep up.",
+        )
+        lateness.add_metric([], self.lateness.cumulative(), self.lateness.total)
+        return (reload_ok, reload_time, build, lateness)
 
 
 def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:
@@ -188,12 +225,3 @@ def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:
         if s.job.target.role == "control" and s.last is not None:
             sites.setdefault(s.job.target.labels.get("site", ""), []).append(s.last.ok)
     return sites
-
-
-def _cumulative(counts: list[int]) -> list[tuple[str, float]]:
-    buckets: list[tuple[str, float]] = []
-    running = 0
-    for bound, count in zip([*map(str, DURATION_BUCKETS), "+Inf"], counts, strict=True):
-        running += count
-        buckets.append((bound, running))
-    return buckets

@@ -42,6 +42,7 @@ class Monitor:
             probes,
             self._on_result,
             self._on_error,
+            on_start=self.metrics.started,
             concurrency=self._config.settings.concurrency,
             jitter=self._config.settings.jitter,
         )

@@ -4,6 +4,8 @@ Each target gets one loop: a random initial offset spreads targets over their in
 targets loaded at once must not probe in one burst), later probes come every interval ±jitter, and a
 global semaphore caps how many probes are in flight. A probe that overruns its timeout is cut off; a
 probe that raises is a bug, reported through ``on_error``, and its target keeps its schedule.
+``on_start`` hears how late each probe started against its due time: a monitor that cannot keep
+up (too many targets for its concurrency cap or its CPU) shows there first.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Scheduler:
         on_result: Callable[[Job, Result], None],
         on_error: Callable[[Job, BaseException], None],
         *,
+        on_start: Callable[[float], None] = lambda lateness: None,
         concurrency: int,
         jitter: float,
         rng: random.Random | None = None,
@@ -36,6 +39,7 @@ class Scheduler:
         self._probes = probes
         self._on_result = on_result
         self._on_error = on_error
+        self._on_start = on_start
         self._semaphore = asyncio.Semaphore(concurrency)
         self._jitter = jitter
         self._rng = rng or random.Random()  # noqa: S311 - spreading load, not secrecy
@@ -86,6 +90,7 @@ class Scheduler:
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             async with self._semaphore:
+                self._on_start(loop.time() - next_at)
                 result = await self._probe_once(job)
             if result is not None:
                 self._on_result(job, result)

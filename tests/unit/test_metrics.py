@@ -68,6 +68,10 @@ def test_results_become_counters_gauges_and_a_histogram():
     info = {**good_labels, "endpoint": "198.18.0.2:51820", "transport": "udp", "role": "target"}
     assert value("vpnwatch_target_info", info) == 1
     assert value("vpnwatch_config_last_reload_successful") == 1
+    metrics.started(0.003)
+    metrics.started(2.0)
+    assert value("vpnwatch_schedule_lateness_seconds_bucket", {"le": "0.005"}) == 1
+    assert value("vpnwatch_schedule_lateness_seconds_count") == 2
 
 
 def test_reconfigure_keeps_unchanged_targets_and_drops_removed_ones():

@@ -22,6 +22,7 @@ class Recorder:
         self.errors: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.lateness: list[float] = []
 
     async def probe(self, target, timeout: float) -> Result:
         self.in_flight += 1
@@ -39,6 +40,7 @@ class Recorder:
             {"wireguard": self.probe},
             lambda job, result: self.results.update([job.name]),
             lambda job, exc: self.errors.update([job.name]),
+            on_start=self.lateness.append,
             concurrency=concurrency,
             jitter=0.1,
         )
@@ -72,6 +74,9 @@ async def test_concurrency_cap_holds():
     recorder = Recorder()
     await run_for(recorder.scheduler(concurrency=3), [quick(f"t{i}", 0.02) for i in range(30)], 0.3)
     assert recorder.max_in_flight == 3
+    # Thirty targets due every 20 ms through three slots of 10 ms probes cannot all be on time.
+    assert max(recorder.lateness) > 0.02
+    assert min(recorder.lateness) >= 0
 
 
 async def test_update_starts_new_stops_removed_and_keeps_unchanged_jobs():
