@@ -32,7 +32,7 @@ from typing import NamedTuple, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.report.prometheus_lab import backfill, serving
+from tests.stack.promlib import backfill_file, serving_tsdb
 
 START = 1_709_251_200  # 2024-03-01T00:00:00Z
 DAYS = 30
@@ -122,7 +122,7 @@ def build_tsdb(tsdb: Path) -> None:
             path = Path(scratch) / f"{first}.om"
             with path.open("w") as out:
                 write_block(out, first, min(SCRAPES, first + BLOCK // SCRAPE), histories)
-            backfill(path, tsdb)
+            backfill_file(path, tsdb)
             path.unlink()
 
         with ThreadPoolExecutor(max_workers=2) as pool:  # promtool runs in parallel with writing
@@ -175,7 +175,7 @@ def main() -> None:
           f"{samples / 1e6:.1f} M scrapes per metric")  # fmt: skip
 
     print("load average before the runs: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-    with serving(tsdb, args.cache) as url:
+    with serving_tsdb(tsdb, args.cache) as url:
         runs = [("auto step (5m)", ())] + ([("30 s step", ("--step", "30s"))] if args.fine else [])
         for label, extra in runs:
             for fmt in ("json", "html"):

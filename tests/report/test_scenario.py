@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.report import chromium, prometheus_lab, scenario
+from tests.report import chromium, scenario
+from tests.stack.promlib import backfill_file, free_port, serving_tsdb
 from vpnwatch.report.cli import main
 from vpnwatch.report.dataset import load_dataset
 from vpnwatch.report.incidents import Rules, analyse
@@ -24,8 +25,8 @@ DAY_ARGS = ["--from", "2024-03-10T00:00:00Z", "--to", "2024-03-11T00:00:00Z"]
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("prometheus")
     scenario.write(work / "scenario.om")
-    prometheus_lab.backfill(work / "scenario.om", work / "tsdb")
-    with prometheus_lab.serving(work / "tsdb", work) as url:
+    backfill_file(work / "scenario.om", work / "tsdb")
+    with serving_tsdb(work / "tsdb", work) as url:
         yield url
 
 
@@ -186,7 +187,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_unreachable_prometheus_is_one_line_and_exit_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url = f"http://127.0.0.1:{prometheus_lab.free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     assert main(["--prometheus", url, *DAY_ARGS]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1
