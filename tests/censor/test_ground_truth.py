@@ -123,13 +123,6 @@ def outcome(result: Result) -> tuple[str, str]:
     return ("ok", "") if result.ok else (str(result.failure), result.stage)
 
 
-#: Where vpnwatch is known to report the wrong class, and why: (case, protocol) -> reason.
-KNOWN_WRONG = {
-    ("reset-data", "tls"): "probe_tls awaits wait_closed() on a stream whose start_tls failed; "
-    "it never resolves, so a reset during the TLS handshake ends as a timeout",
-}
-
-
 @pytest.mark.parametrize("case", list(CASES))
 async def test_mode_implies_failure(lab: Lab, censor: Censor, case: str) -> None:
     spec, expected = CASES[case]
@@ -139,10 +132,7 @@ async def test_mode_implies_failure(lab: Lab, censor: Censor, case: str) -> None
     got = {name: outcome(result) for name, result in results.items()}
     want = {name: expected.get(name, OK) for name in PROTOCOLS}
     wrong = {name for name in PROTOCOLS if got[name] != want[name]}
-    known = {name for name in wrong if (case, name) in KNOWN_WRONG}
-    assert wrong == known, {name: (got[name], results[name].detail) for name in wrong}
-    if known:
-        pytest.xfail("; ".join(KNOWN_WRONG[case, name] for name in sorted(known)))
+    assert not wrong, {name: (got[name], results[name].detail) for name in wrong}
 
 
 async def test_the_lab_works_without_a_censor(lab: Lab, censor: Censor) -> None:

@@ -7,7 +7,7 @@ import pytest
 from vpnwatch.lab.censor import Censor
 
 from .conftest import Lab
-from .test_ground_truth import KNOWN_WRONG, PROTOCOLS, outcome, probe_all
+from .test_ground_truth import PROTOCOLS, outcome, probe_all
 
 pytestmark = pytest.mark.lab
 
@@ -45,6 +45,4 @@ async def test_throttling_starves_what_needs_more_than_a_trickle(lab: Lab, censo
     got = {name: outcome(r) for name, r in results.items()}
     assert got["wireguard"] == got["dns"] == ("ok", "")
     assert got["openvpn-tcp"][0] == "timeout" and got["openvpn-tcp"][1] != "connect"
-    if got["tls"] == ("timeout", ""):
-        pytest.xfail(f"the TLS probe overran its timeout: {KNOWN_WRONG['reset-data', 'tls']}")
     assert got["tls"] == ("timeout", "tls")

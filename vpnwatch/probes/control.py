@@ -38,14 +38,16 @@ async def probe_tls(target: TlsTarget, timeout: float) -> Result:
         timeline.reached("connect")
         try:
             await writer.start_tls(context, server_hostname=server_name)
-        except ssl.SSLCertVerificationError as exc:
-            raise ProbeFailed(
-                Failure.TLS_CERT, exc.verify_message or "certificate did not verify"
-            ) from None
-        except ssl.SSLError as exc:
-            raise ProbeFailed(Failure.TLS, exc.reason or str(exc)) from None
-        finally:
-            await close_writer(writer)
+        except BaseException as exc:
+            # A stream whose handshake failed or was cancelled never finishes closing politely.
+            writer.transport.abort()
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                reason = exc.verify_message or "certificate did not verify"
+                raise ProbeFailed(Failure.TLS_CERT, reason) from None
+            if isinstance(exc, ssl.SSLError):
+                raise ProbeFailed(Failure.TLS, exc.reason or str(exc)) from None
+            raise
+        await close_writer(writer)
         timeline.reached("tls")
         return ""
 
