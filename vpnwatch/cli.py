@@ -21,6 +21,7 @@ from vpnwatch import __version__
 from vpnwatch.config import DEFAULT_LISTEN, Config, load_config
 from vpnwatch.errors import ConfigError
 from vpnwatch.importers import ImportOptions
+from vpnwatch.lab.cli import add_lab_parser
 from vpnwatch.lab.demo import demo_lab
 from vpnwatch.logs import setup_logging
 from vpnwatch.monitor import Monitor
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     config_check.set_defaults(func=_config_check)
 
     add_report_parser(commands)
+    add_lab_parser(commands)
     return parser
 
 

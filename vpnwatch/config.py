@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from vpnwatch.errors import ConfigError, describe_validation_error
+from vpnwatch.evidence import EvidenceSettings
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
 from vpnwatch.targets import TARGET_MODELS
@@ -45,6 +46,8 @@ class Settings(BaseModel):
     timeout: Annotated[float, Field(gt=0)] = 10.0
     concurrency: Annotated[int, Field(ge=1, le=100_000)] = 256
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    #: Keep packet captures of failed probes (needs CAP_NET_RAW and the ``capture`` extra).
+    evidence: EvidenceSettings | None = None
 
     @field_validator("listen")
     @classmethod

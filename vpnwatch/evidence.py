@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -34,6 +35,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vpnwatch.errors import ConfigError
+from vpnwatch.probes import Probe
 from vpnwatch.result import Result
 from vpnwatch.targets.base import TargetBase
 
@@ -86,11 +89,28 @@ class EvidenceRecorder:
     """Captures around probes and keeps the failed ones' packets in a bounded ring."""
 
     def __init__(self, settings: EvidenceSettings) -> None:
+        _check_capture_possible()
         self.settings = settings
         self.directory = settings.directory
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create {self.directory}: {exc.strerror}", where="settings.evidence"
+            ) from None
         self._entries = _read_index(self.directory / INDEX)
         self._sequence = 0
+
+    def capturing(self, probe: Probe) -> Probe:
+        """``probe``, with the packets of each failed run kept."""
+
+        async def captured(target: TargetBase, timeout: float) -> Result:
+            async with self.watch(target) as watch:
+                result = await probe(target, timeout)
+                watch.keep_if_failed(result)
+                return result
+
+        return captured
 
     @property
     def entries(self) -> list[Entry]:
@@ -153,6 +173,21 @@ class Watch:
 
     def keep_if_failed(self, result: Result) -> None:
         self.result = result
+
+
+def _check_capture_possible() -> None:
+    """Fail at start-up, with what is missing, rather than on every probe."""
+    if importlib.util.find_spec("scapy") is None:
+        raise ConfigError(
+            "capturing needs scapy: pip install 'vpnwatch[capture]'", where="settings.evidence"
+        )
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL)).close()
+    except PermissionError:
+        raise ConfigError(
+            "capturing needs CAP_NET_RAW: run as root or grant the capability",
+            where="settings.evidence",
+        ) from None
 
 
 class _Capture:

@@ -13,6 +13,7 @@ from aiohttp import web
 from vpnwatch.app import build_app
 from vpnwatch.config import Config, Job, parse_listen
 from vpnwatch.errors import ConfigError
+from vpnwatch.evidence import EvidenceRecorder
 from vpnwatch.metrics import Metrics
 from vpnwatch.probes import Probe
 from vpnwatch.result import Result
@@ -38,6 +39,9 @@ class Monitor:
         self.metrics.configure(self._config.jobs)
         self._failing_since: dict[str, float] = {}
         self._errors_logged: set[str] = set()
+        if self._config.settings.evidence is not None:
+            recorder = EvidenceRecorder(self._config.settings.evidence)
+            probes = {name: recorder.capturing(probe) for name, probe in probes.items()}
         self._scheduler = Scheduler(
             probes,
             self._on_result,
@@ -80,8 +84,9 @@ class Monitor:
             log.error("reload failed, keeping the previous configuration: %s", exc)
             self.metrics.reloaded(ok=False)
             return str(exc)
-        if config.settings.listen != self._config.settings.listen:
-            log.warning("the listen address changes only on restart")
+        for setting in ("listen", "evidence"):
+            if getattr(config.settings, setting) != getattr(self._config.settings, setting):
+                log.warning("settings.%s changes only on restart", setting)
         self._config = config
         self.metrics.configure(config.jobs)
         self._scheduler.update(

@@ -12,10 +12,13 @@ import pytest
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
+from vpnwatch.config import Config, Job, Settings
 from vpnwatch.evidence import INDEX, EvidenceRecorder, EvidenceSettings, flow_filter
 from vpnwatch.lab.censor import Censor
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
+from vpnwatch.monitor import Monitor
+from vpnwatch.probes.registry import PROBES
 from vpnwatch.probes.wireguard import probe_wireguard
 from vpnwatch.result import Result
 from vpnwatch.targets.base import TargetBase
@@ -173,3 +176,30 @@ def test_the_filter_names_the_flow_and_icmp_errors_about_it() -> None:
 def test_an_unreadable_index_starts_a_new_ring(tmp_path: Path) -> None:
     (tmp_path / INDEX).write_text("{not json")
     assert EvidenceRecorder(EvidenceSettings(directory=tmp_path)).entries == []
+
+
+async def test_the_monitor_keeps_evidence_when_configured(
+    server: WireGuardServer, tmp_path: Path
+) -> None:
+    """settings.evidence in a config: the running monitor's failed probes leave pcaps behind."""
+    settings = Settings(
+        listen="127.0.0.1:0",
+        interval=0.3,
+        timeout=0.2,
+        evidence=EvidenceSettings(directory=tmp_path / "evidence", max_files=3),
+    )
+    good, closed = target(server), target(server, port=9)
+    jobs = tuple(
+        Job(t.model_copy(update={"name": name}), 0.3, 0.2, "test")
+        for name, t in (("good", good), ("closed", closed))
+    )
+    monitor = Monitor(lambda: Config(settings, jobs), PROBES)
+    task = asyncio.create_task(monitor.run())
+    await asyncio.sleep(2.5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    index = json.loads((tmp_path / "evidence" / INDEX).read_text())["entries"]
+    assert {entry["target"] for entry in index} == {"closed"}
+    assert {entry["failure"] for entry in index} == {"refused"}
+    assert len(index) == 3  # the ring's bound, after several failed probes
+    assert all(tshark(tmp_path / "evidence" / entry["file"]) for entry in index)
