@@ -116,10 +116,17 @@ def find_lab(name: str | None) -> Namespace:
 
 
 def lab_namespaces() -> list[str]:
-    """Names of the lab namespaces on this host."""
+    """Names of the lab namespaces on this host that still run something.
+
+    A namespace whose servers are all gone is what a killed test run leaves behind, not a lab.
+    """
     lines = run(["ip", "netns", "list"], check=False).splitlines()
     names = (line.split()[0] for line in lines if line.strip())
-    return sorted(name for name in names if re.fullmatch(rf"{_PREFIX}\d+", name))
+    return sorted(
+        name
+        for name in names
+        if re.fullmatch(rf"{_PREFIX}\d+", name) and run(["ip", "netns", "pids", name], check=False)
+    )
 
 
 def _namespace(name: str) -> Namespace:
