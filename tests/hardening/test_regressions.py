@@ -128,3 +128,22 @@ def test_an_endpoint_error_does_not_repeat_the_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_file(path)
     assert private not in str(error.value)
+
+
+def test_a_private_key_of_an_unknown_kind_is_a_config_error(tmp_path: Path) -> None:
+    # Found by the long .ovpn fuzz run: one bit flipped in the key's algorithm identifier made
+    # cryptography raise UnsupportedAlgorithm, which is no ValueError.
+    body = "".join(SECRETS.pki.client_key.splitlines()[1:-1])
+    der = base64.b64decode(body)
+    ec_public_key = bytes.fromhex("2a8648ce3d0201")  # 1.2.840.10045.2.1
+    assert ec_public_key in der
+    mangled = base64.encodebytes(
+        der.replace(ec_public_key, b"\x1a" + ec_public_key[1:], 1)
+    ).decode()
+    key = f"-----BEGIN PRIVATE KEY-----\n{mangled}-----END PRIVATE KEY-----\n"
+    path = tmp_path / "odd-key.ovpn"
+    path.write_text(
+        f"remote h\n<ca>\n{SECRETS.pki.ca}</ca>\n<cert>\n{SECRETS.pki.client_cert}</cert>\n<key>\n{key}</key>\n"
+    )
+    with pytest.raises(ConfigError, match="a private key of a kind vpnwatch cannot use"):
+        load_file(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, SecretBytes, SecretStr, field_validator, model_validator
 
@@ -122,6 +123,8 @@ class OpenVPNTarget(TargetBase):
                 raise ValueError("is encrypted: vpnwatch needs an unencrypted key") from None
             except ValueError:
                 raise ValueError("is not a PEM private key") from None
+            except UnsupportedAlgorithm:
+                raise ValueError("is a private key of a kind vpnwatch cannot use") from None
         return key
 
     @field_validator("auth")
