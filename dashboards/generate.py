@@ -396,6 +396,23 @@ def monitor_panels() -> list[Json]:
             (16, 55, 8, 6),
             options={"showHeader": True},
         ),
+        panel(
+            "timeseries",
+            "Schedule lateness p99",
+            "How late probes start against their schedule. Lateness that grows means this "
+            "monitor has more targets than its concurrency cap or its CPU can serve: raise "
+            "settings.concurrency, or shard the targets (vpnwatch run --shard K/N).",
+            [
+                query(
+                    "histogram_quantile(0.99, sum by (vantage, instance, le) "
+                    f"(rate(vpnwatch_schedule_lateness_seconds_bucket{{{MONITOR_SELECTOR}}}"
+                    "[$__rate_interval])))",
+                    "{{vantage}} {{instance}}",
+                )
+            ],
+            (0, 61, 12, 6),
+            unit="s",
+        ),
     ]
 
 

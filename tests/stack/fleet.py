@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from vpnwatch.metrics import DURATION_BUCKETS
+from vpnwatch.metrics import DURATION_BUCKETS, LATENESS_BUCKETS
 
 JOB = "vpnwatch"
 INSTANCE = "vpnwatch:10877"
@@ -265,6 +265,17 @@ def _monitor_samples(families: Families, scope: dict[str, str], when: float, sta
     families.add(
         "vpnwatch_build", "info", "vpnwatch_build_info", {**scope, "version": VERSION}, when, 1
     )
+    # One probe starts a second: most on time, a few behind a full concurrency cap.
+    started = int(uptime)
+    lateness = "vpnwatch_schedule_lateness_seconds"
+    on_time = {"0.001": 0.5, "0.005": 0.9, "0.01": 0.97}
+    for bound in [*map(str, LATENESS_BUCKETS), "+Inf"]:
+        count = int(started * on_time.get(bound, 1.0))
+        families.add(
+            lateness, "histogram", f"{lateness}_bucket", {**scope, "le": bound}, when, count
+        )
+    families.add(lateness, "histogram", f"{lateness}_sum", scope, when, 0.004 * started)
+    families.add(lateness, "histogram", f"{lateness}_count", scope, when, started)
 
 
 def _escape(value: str) -> str:
