@@ -107,7 +107,8 @@ def test_an_unknown_or_ambiguous_lab_is_refused(lab: Lab) -> None:
     assert unknown.stderr.startswith(
         "vpnwatch lab censor: --lab: no lab 'vpnwatch-lab999' is running"
     )
-    with Namespace():  # at least two labs now
+    with Namespace() as other:  # at least two labs now: a lab is a namespace running something
+        other.spawn(["sleep", "60"])
         ambiguous = subprocess.run(run, capture_output=True, text=True, check=False)
     assert ambiguous.returncode == 2
     assert "labs are running" in ambiguous.stderr and "choose one" in ambiguous.stderr

@@ -25,6 +25,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -349,19 +350,25 @@ class Censor:
         for pid in _delay_line_pids(self.namespace):
             proc = ours.get(pid)
             if proc is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+                _end_foreign(self.namespace, pid)
                 continue
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            self.namespace.processes.remove(proc)
+            self.namespace.stop(proc)
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
+
+
+def _end_foreign(namespace: Namespace, pid: int, grace: float = 5.0) -> None:
+    """Terminate a delay line another process started, and wait until it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pid in _delay_line_pids(namespace):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.02)
 
 
 def _await_ready(relay: subprocess.Popen[bytes]) -> None:
