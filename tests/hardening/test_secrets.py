@@ -3,7 +3,8 @@
 The files hold a WireGuard private and preshared key, an OpenVPN client key, tls-auth key and
 password (all of them fake, and recognisable). Every command runs on them, with debug logging
 on, in text and JSON: ``config check``, ``check``, ``run`` (its logs, ``/metrics`` and
-``/api/targets``), ``report`` and ``demo --once``; then every kind of bad file. Everything they
+``/api/targets``, the packet captures of failed probes), ``report`` and ``demo --once``; then
+every kind of bad file. Everything they
 print, log, serve or write is searched for each secret raw, in base64 and in hex.
 """
 
@@ -97,7 +98,13 @@ def _write_files(
             auth_user_pass=Path(password_file),
         )
     config = {
-        "settings": {"interval": 1, "timeout": 0.9, "listen": "127.0.0.1:0"},
+        "settings": {
+            "interval": 1,
+            "timeout": 0.9,
+            "listen": "127.0.0.1:0",
+            # Failed probes leave packet captures: they are searched like everything else.
+            "evidence": {"directory": str(directory / "evidence")},
+        },
         "targets": [
             {"from": "wg.conf"},
             {"from": "wg-no-psk.conf"},
@@ -211,6 +218,10 @@ def test_run_logs_metrics_and_api(lab: SecretLab) -> None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
     lab.outputs["run: log"] = log.read_bytes()
+    evidence = sorted((lab.directory / "evidence").iterdir())
+    assert any(path.suffix == ".pcap" for path in evidence), evidence
+    for path in evidence:
+        lab.outputs[f"run: evidence {path.name}"] = path.read_bytes()
     assert b"vpnwatch_probe_success" in lab.outputs["run: /metrics"]
     assert b"configuration reloaded" in lab.outputs["run: log"]
 

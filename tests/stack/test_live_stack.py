@@ -4,10 +4,12 @@ dashboard panel asked of it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,3 +124,27 @@ def test_the_rules_evaluate_without_error(stack: Prometheus) -> None:
     by_protocol = {s["metric"]["protocol"]: float(s["value"][1]) for s in ratios}
     assert by_protocol["obfs4"] == by_protocol["openvpn"] == 1
     assert 0 < by_protocol["wireguard"] < 1  # one of four WireGuard targets holds an unknown key
+
+
+def test_a_report_from_live_data_names_the_failing_target_and_no_key(
+    stack: Prometheus, tmp_path: Path
+) -> None:
+    """vpnwatch report on what the live monitor wrote (steps of one scrape: the history is short)."""
+    out = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "vpnwatch.cli", "report", "--prometheus", stack.url,
+         "--from", "now-5m", "--to", "now", "--step", "2s", "--min-duration", "1s", "-o", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "wg-unknown-key" in text  # the one target the lab makes fail
+    html = tmp_path / "report.html"
+    subprocess.run(
+        [sys.executable, "-m", "vpnwatch.cli", "report", "--prometheus", stack.url,
+         "--from", "now-5m", "--to", "now", "--step", "2s", "-o", str(html)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    for document in (text, html.read_text()):
+        assert "-----BEGIN" not in document
+        assert not re.search(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=", document)  # a 32-byte key
