@@ -1,8 +1,8 @@
 """A time-compressed soak: the real monitor on many lab targets while the lab misbehaves.
 
 Many targets of every protocol at a short interval against the lab's real servers, while the lab
-cycles through phases: all well, WireGuard stopped, restarted, and a censor (nftables rules in the
-lab namespace) dropping, rejecting and resetting flows. At the end of each phase the soak records
+cycles through phases: all well, WireGuard stopped, restarted, and the lab's censor dropping,
+rejecting, resetting and blocking handshakes by their bytes. At the end of each phase the soak records
 the process's open file descriptors, asyncio tasks, threads and RSS, and how far every target's
 probe count moved. A run passes when nothing grows between the first and last healthy phase and
 every target was probed in every phase.
@@ -30,6 +30,7 @@ import aiohttp
 import yaml
 
 from vpnwatch.config import load_config
+from vpnwatch.lab.censor import Censor
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, write_ovpn
@@ -41,7 +42,6 @@ OPENVPN_VARIANTS = (
     ServerVariant("udp-tls-auth", wrap="tls-auth"),
     ServerVariant("tcp-tls-crypt", proto="tcp", wrap="tls-crypt"),
 )
-_CENSOR_TABLE = "vpnwatch_soak"
 
 
 @dataclass(frozen=True)
@@ -160,43 +160,25 @@ class _Lab:
     wireguard: WireGuardServer
     bridge: Obfs4Bridge
     openvpn: OpenVPNLab
-
-    def censor(self, rules: str) -> None:
-        """Replace the censor's rules (nftables, input hook of the lab namespace)."""
-        self.namespace.exec(["nft", "delete", "table", "inet", _CENSOR_TABLE], check=False)
-        if rules:
-            self.namespace.exec(
-                ["nft", "-f", "-"],
-                input_=f"table inet {_CENSOR_TABLE} {{\n chain input {{\n"
-                f"  type filter hook input priority 0\n  {rules}\n }}\n}}\n",
-            )
+    censor: Censor
 
     def heal(self) -> None:
         """Lift the censor and make sure WireGuard runs, whichever phase came before."""
-        self.censor("")
+        self.censor.clear()
         if not self.wireguard.control_socket.exists():
             self.wireguard.start()
 
     def phases(self) -> list[tuple[str, Callable[[], None]]]:
         """What each phase does to the lab as it begins; the cycle ends healthy."""
-        openvpn_ports = " , ".join(str(s.port) for s in self.openvpn.servers.values())
+        udp_openvpn = next(s for s in self.openvpn.servers.values() if s.variant.proto == "udp")
         return [
             ("healthy", self.heal),
             ("wireguard-stopped", self.wireguard.stop),
             ("wireguard-restarted", self.wireguard.start),
-            ("censor-drop", lambda: self.censor(f"udp dport {self.wireguard.port} drop")),
-            (
-                "censor-reject",
-                lambda: self.censor(
-                    f"meta l4proto {{ tcp, udp }} th dport {{ {openvpn_ports} }} reject"
-                ),
-            ),
-            (
-                "censor-reset",
-                lambda: self.censor(
-                    f"tcp dport {self.bridge.port} ct state established reject with tcp reset"
-                ),
-            ),
+            ("censor-drop", lambda: self.censor.apply("drop", "udp", self.wireguard.port)),
+            ("censor-reject", lambda: self.censor.apply("reject", "udp", udp_openvpn.port)),
+            ("censor-reset", lambda: self.censor.apply("reset-data", "tcp", self.bridge.port)),
+            ("censor-dpi", lambda: self.censor.apply("dpi")),
         ]
 
 
@@ -211,7 +193,7 @@ def _lab(directory: Path) -> Iterator[_Lab]:
     ):
         openvpn = OpenVPNLab(namespace, server_files)
         openvpn.start(OPENVPN_VARIANTS)
-        yield _Lab(namespace, wireguard, bridge, openvpn)
+        yield _Lab(namespace, wireguard, bridge, openvpn, Censor(namespace))
 
 
 def _write_config(lab: _Lab, plan: SoakPlan, directory: Path) -> Path:
