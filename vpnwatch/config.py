@@ -134,6 +134,12 @@ def load_config(
             raise ConfigError(describe_validation_error(exc), where="command line") from None
     found: list[tuple[TargetBase, str]] = []
     base = path.parent if path is not None else Path.cwd()
+    if settings.evidence is not None and not settings.evidence.directory.is_absolute():
+        # Like every path in the file, the evidence directory is relative to the file.
+        evidence = settings.evidence.model_copy(
+            update={"directory": base / settings.evidence.directory}
+        )
+        settings = settings.model_copy(update={"evidence": evidence})
     for index, entry in enumerate(raw.targets):
         source = f"{path}: targets[{index}]"
         found.extend(_targets_of_entry(entry, base, options, source=source))

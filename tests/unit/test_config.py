@@ -132,3 +132,10 @@ def test_overrides_are_validated_by_the_protocol_model(files, override, message)
     config = files("vpnwatch.yml", f"targets: [{{from: fra.conf, name: fra, {override}}}]")
     with pytest.raises(ConfigError, match=rf"targets\[0\] \(fra\): {message}"):
         load_config(config)
+
+
+def test_the_evidence_directory_is_relative_to_the_config(files, tmp_path):
+    config = files(
+        "vpnwatch.yml", "settings: {evidence: {directory: captures}}\ntargets: [{from: fra.conf}]"
+    )
+    assert load_config(config).settings.evidence.directory == tmp_path / "captures"
