@@ -152,5 +152,8 @@ async def test_hostile_targets_do_not_delay_the_others(lab: HostileLab) -> None:
     for (kind, behaviour), failure in EXPECTED.items():
         name = f"{kind}-{behaviour}"
         assert stats[name].probes >= least, (name, stats[name].probes)
-        assert stats[name].last is not None and stats[name].last.failure == failure, name
+        # On a loaded machine a hostile reply may miss a 0.45 s deadline now and then, and that
+        # probe rightly times out; any class but the expected one and timeout is wrong.
+        seen = {seen_failure for seen_failure, _ in stats[name].failures}
+        assert failure in seen and seen <= {failure, "timeout"}, (name, seen)
         assert stats[name].errors == 0
