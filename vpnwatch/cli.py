@@ -1,6 +1,8 @@
 """The ``vpnwatch`` command: check, run, config check, and the subcommands other modules add.
 
-Exit status: 0 all ok, 1 some probe failed, 2 bad usage or bad input (one line, no traceback).
+Exit status: 0 all ok, 1 some probe failed, 2 bad usage or bad input (one line, no traceback),
+3 nothing failed but some probe could not be carried out on this host (a local error: out of file
+descriptors, a local firewall, a clock that went back), so the answer is incomplete.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import logging
 import signal
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from vpnwatch import __version__
 from vpnwatch.config import DEFAULT_LISTEN, Config, load_config
@@ -23,17 +26,18 @@ from vpnwatch.errors import ConfigError
 from vpnwatch.importers import ImportOptions
 from vpnwatch.lab.cli import add_lab_parser
 from vpnwatch.lab.demo import demo_lab
+from vpnwatch.limits import probe_capacity
 from vpnwatch.logs import setup_logging
 from vpnwatch.monitor import Monitor
 from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
-from vpnwatch.records import result_record
+from vpnwatch.records import error_record, result_record
 from vpnwatch.report.cli import add_report_parser
-from vpnwatch.result import Result
+from vpnwatch.result import LocalError, LocalReason, Result
 from vpnwatch.shard import Shard
 from vpnwatch.targets.base import TargetBase
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCAL = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,58 +159,108 @@ def _shard(text: str) -> Shard:
 
 def _check(args: argparse.Namespace) -> int:
     config = _load(args)
-    probed = asyncio.run(_probe_all([(job.target, job.timeout) for job in config.jobs]))
-    results = [(target, result) for target, result in probed if result is not None]
-    if args.json:
-        for target, result in results:
-            print(json.dumps(result_record(target, result)), flush=True)
-    else:
-        _print_table(results)
-    return EXIT_OK if all(result is not None and result.ok for _, result in probed) else EXIT_FAILED
+    targets = [(job.target, job.timeout) for job in config.jobs]
+    output = _JsonOutput() if args.json else _TableOutput(targets)
+    concurrency = probe_capacity(config.settings.concurrency)
+    tally = asyncio.run(_probe_all(targets, concurrency, output))
+    print(
+        f"vpnwatch: {len(targets)} targets: {tally['ok']} ok, {tally['failed']} failed"
+        + (f", {tally['error']} could not be probed here" if tally["error"] else ""),
+        file=sys.stderr,
+    )
+    if tally["failed"]:
+        return EXIT_FAILED
+    return EXIT_LOCAL if tally["error"] else EXIT_OK
+
+
+Outcome = Result | LocalError
 
 
 async def _probe_all(
-    targets: Sequence[tuple[TargetBase, float]],
-) -> list[tuple[TargetBase, Result | None]]:
-    """Probe every target at once; a probe that raised (a bug in vpnwatch) gives None."""
-    outcomes = await asyncio.gather(
-        *(run_probe(PROBES[target.protocol], target, timeout) for target, timeout in targets),
-        return_exceptions=True,
-    )
-    probed: list[tuple[TargetBase, Result | None]] = []
-    for (target, _), outcome in zip(targets, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            logging.getLogger("vpnwatch").error(
-                "probe of %s raised (a bug in vpnwatch)", target.name, exc_info=outcome
-            )
-            probed.append((target, None))
-        else:
-            probed.append((target, outcome))
-    return probed
+    targets: Sequence[tuple[TargetBase, float]], concurrency: int, output: _Output
+) -> Counter[str]:
+    """Probe every target, at most ``concurrency`` at once, printing each as it ends."""
+    limit = asyncio.Semaphore(concurrency)
+    tally: Counter[str] = Counter({"ok": 0, "failed": 0, "error": 0})
+
+    async def probe(target: TargetBase, timeout: float) -> None:
+        async with limit:
+            try:
+                outcome: Outcome = await run_probe(PROBES[target.protocol], target, timeout)
+            except LocalError as exc:
+                outcome = exc
+            except Exception as exc:  # a bug in vpnwatch: say so, keep probing the others
+                logging.getLogger("vpnwatch").error(
+                    "probe of %s raised (a bug in vpnwatch)", target.name, exc_info=exc
+                )
+                outcome = LocalError(LocalReason.INTERNAL, "the probe raised (a bug in vpnwatch)")
+        tally["error" if isinstance(outcome, LocalError) else "ok" if outcome.ok else "failed"] += 1
+        output.show(target, outcome)
+
+    async with asyncio.TaskGroup() as group:
+        for target, timeout in targets:
+            group.create_task(probe(target, timeout))
+    return tally
 
 
-def _print_table(results: Sequence[tuple[TargetBase, Result]]) -> None:
-    rows = [("TARGET", "PROTOCOL", "ENDPOINT", "RESULT", "FAILURE", "STAGE", "TIME")]
-    for target, result in results:
-        rows.append(
-            (
-                target.name,
-                target.protocol,
-                target.endpoint,
-                "ok" if result.ok else "FAILED",
-                str(result.failure or "-"),
-                result.stage or "-",
-                f"{result.duration * 1000:.1f} ms",
+class _Output(Protocol):
+    def show(self, target: TargetBase, outcome: Outcome) -> None: ...
+
+
+class _JsonOutput:
+    """One JSON object per line, as each probe ends."""
+
+    def show(self, target: TargetBase, outcome: Outcome) -> None:
+        record = (
+            error_record(target, outcome)
+            if isinstance(outcome, LocalError)
+            else result_record(target, outcome)
+        )
+        print(json.dumps(record), flush=True)
+
+
+class _TableOutput:
+    """A table whose rows appear as probes end; columns sized from the targets up front."""
+
+    _HEADER = ("TARGET", "PROTOCOL", "ENDPOINT", "RESULT", "FAILURE", "STAGE", "TIME")
+    #: Widest values of the columns that depend on the outcome, not the target.
+    _OUTCOME_WIDTHS = (6, 16, 9, 10)
+
+    def __init__(self, targets: Sequence[tuple[TargetBase, float]]) -> None:
+        self._widths = [
+            max([len(header), *(len(value) for value in values)])
+            for header, values in zip(
+                self._HEADER,
+                (
+                    [t.name for t, _ in targets],
+                    [t.protocol for t, _ in targets],
+                    [t.endpoint for t, _ in targets],
+                ),
+                strict=False,
             )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
-    for target, result in results:
-        if result.detail and not result.ok:
-            print(f"{target.name}: {result.detail}")
+        ]
+        self._widths += [
+            max(len(header), width)
+            for header, width in zip(self._HEADER[3:], self._OUTCOME_WIDTHS, strict=False)
+        ]
+        self._print(self._HEADER)
+
+    def show(self, target: TargetBase, outcome: Outcome) -> None:
+        if isinstance(outcome, LocalError):
+            row = (target.name, target.protocol, target.endpoint, "ERROR", str(outcome.reason))
+            self._print((*row, "-", "-"))
+            print(f"  {target.name}: could not be probed here: {outcome.detail}", flush=True)
+            return
+        failure = str(outcome.failure or "-")
+        result = "ok" if outcome.ok else "FAILED"
+        stage, took = outcome.stage or "-", f"{outcome.duration * 1000:.1f} ms"
+        self._print((target.name, target.protocol, target.endpoint, result, failure, stage, took))
+        if outcome.detail and not outcome.ok:
+            print(f"  {target.name}: {outcome.detail}", flush=True)
+
+    def _print(self, row: Sequence[str]) -> None:
+        cells = (cell.ljust(width) for cell, width in zip(row, self._widths, strict=False))
+        print("  ".join(cells).rstrip(), flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:

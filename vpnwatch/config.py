@@ -25,15 +25,28 @@ from pydantic import (
 )
 
 from vpnwatch.errors import ConfigError, describe_validation_error
-from vpnwatch.evidence import EvidenceSettings
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
+from vpnwatch.jobs import Job
 from vpnwatch.targets import TARGET_MODELS
 from vpnwatch.targets.base import TargetBase
 
 #: Not one of the exporter ports in Prometheus's default port allocations (9100-9999 is full).
 DEFAULT_PORT = 10877
 DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
+
+
+class EvidenceSettings(BaseModel):
+    """``settings.evidence`` in a config: where captures go and how much of them to keep."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    directory: Path
+    max_files: Annotated[int, Field(ge=1, le=100_000)] = 100
+    max_bytes: Annotated[int, Field(ge=4096)] = 50_000_000
+    #: Packets kept per probe, and bytes per packet: a probe's handshake needs far less.
+    max_packets: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    snaplen: Annotated[int, Field(ge=64, le=65535)] = 2048
 
 
 class Settings(BaseModel):
@@ -95,20 +108,6 @@ class ConfigFile(BaseModel):
     settings: Settings = Settings()
     include: list[str] = Field(default_factory=list)
     targets: list[dict[str, Any]] = Field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A target with its effective schedule: what the scheduler runs."""
-
-    target: TargetBase
-    interval: float
-    timeout: float
-    source: str
-
-    @property
-    def name(self) -> str:
-        return self.target.name
 
 
 @dataclass(frozen=True, slots=True)

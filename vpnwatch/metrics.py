@@ -24,8 +24,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from vpnwatch import __version__
-from vpnwatch.config import Job
-from vpnwatch.result import Result
+from vpnwatch.jobs import Job
+from vpnwatch.result import LocalReason, Result
 from vpnwatch.verdict import Verdict, judge
 
 #: Resolve handshakes from 1 ms (loopback, a LAN) to 10 s (a throttled path on another continent).
@@ -72,7 +72,6 @@ class TargetStats:
     job: Job
     probes: int = 0
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)
-    errors: int = 0
     last: Result | None = None
     last_success: float | None = None
     durations: Buckets = field(default_factory=lambda: Buckets(DURATION_BUCKETS))
@@ -102,6 +101,7 @@ class Metrics(Collector):
         self.reload_ok = True
         self.reload_success_time = time.time()
         self.lateness = Buckets(LATENESS_BUCKETS)
+        self.errors: Counter[LocalReason] = Counter({reason: 0 for reason in LocalReason})
 
     def started(self, lateness: float) -> None:
         """A probe started ``lateness`` seconds after it was due (waiting for a free slot)."""
@@ -126,10 +126,9 @@ class Metrics(Collector):
         if stats is not None and stats.job == job:  # else the target was reloaded away meanwhile
             stats.observe(result, time.time())
 
-    def internal_error(self, job: Job) -> None:
-        stats = self.targets.get(job.name)
-        if stats is not None:
-            stats.errors += 1
+    def local_error(self, reason: LocalReason) -> None:
+        """A probe made no Result: this host's trouble or a bug, not the endpoint's."""
+        self.errors[reason] += 1
 
     def collect(self) -> Iterator[Metric]:
         stats = list(self.targets.values())
@@ -172,16 +171,11 @@ class Metrics(Collector):
             labels=[*base, "verdict"],
         )
         controls = _controls_by_site(stats)
-        errors = CounterMetricFamily(
-            "vpnwatch_probe_errors",
-            "Probes that raised inside vpnwatch: bugs, not network failures.",
-            labels=base,
-        )
+
         for s in stats:
             labels = values(s)
             target = s.job.target
             probes.add_metric(labels, s.probes)
-            errors.add_metric(labels, s.errors)
             info.add_metric([*labels, target.endpoint, target.transport, target.role], 1)
             for (failure, stage), count in sorted(s.failures.items()):
                 failures.add_metric([*labels, failure, stage], count)
@@ -194,7 +188,7 @@ class Metrics(Collector):
             if s.last_success is not None:
                 last_success.add_metric(labels, s.last_success)
             durations.add_metric(labels, s.durations.cumulative(), s.durations.total)
-        yield from (probes, failures, success, durations, last_success, info, verdicts, errors)
+        yield from (probes, failures, success, durations, last_success, info, verdicts)
         yield from self._self_metrics()
 
     def _self_metrics(self) -> Iterable[Metric]:
@@ -215,7 +209,15 @@ class Metrics(Collector):
             "How long after its due time each probe started: a monitor that cannot keep up.",
         )
         lateness.add_metric([], self.lateness.cumulative(), self.lateness.total)
-        return (reload_ok, reload_time, build, lateness)
+        errors = CounterMetricFamily(
+            "vpnwatch_probe_errors",
+            "Probes this host could not carry out, by what it ran out of or refused (internal: "
+            "a bug): vpnwatch's own trouble, never counted against an endpoint.",
+            labels=["reason"],
+        )
+        for reason, count in self.errors.items():
+            errors.add_metric([reason.value], count)
+        return (reload_ok, reload_time, build, lateness, errors)
 
 
 def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:

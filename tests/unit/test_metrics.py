@@ -6,9 +6,9 @@ import subprocess
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.conftest import new_key
-from vpnwatch.config import Job
+from vpnwatch.jobs import Job
 from vpnwatch.metrics import Metrics
-from vpnwatch.result import Failure, Result
+from vpnwatch.result import Failure, LocalReason, Result
 from vpnwatch.targets import TcpTarget, WireGuardTarget
 
 
@@ -160,3 +160,21 @@ def test_verdict_is_offline_only_when_every_control_of_the_site_fails():
     )
     metrics.observe(wg_b, ok("wg-b", 0.01))
     assert verdict("wg-b", "b") == "ok"
+
+
+def test_local_errors_are_the_monitors_own_and_never_an_endpoints_failure():
+    metrics = Metrics()
+    target = job("fra")
+    metrics.configure([target])
+    metrics.observe(target, ok("fra", 0.01))
+    metrics.local_error(LocalReason.FILE_DESCRIPTORS)
+    metrics.local_error(LocalReason.FILE_DESCRIPTORS)
+    metrics.local_error(LocalReason.INTERNAL)
+    value = registry_with(metrics).get_sample_value
+    assert value("vpnwatch_probe_errors_total", {"reason": "file_descriptors"}) == 2
+    assert value("vpnwatch_probe_errors_total", {"reason": "internal"}) == 1
+    # Every reason is exported from the start, so increase() sees the first one.
+    assert value("vpnwatch_probe_errors_total", {"reason": "clock"}) == 0
+    labels = {"target": "fra", "protocol": "wireguard"}
+    assert value("vpnwatch_probes_total", labels) == 1
+    assert value("vpnwatch_probe_success", labels) == 1
