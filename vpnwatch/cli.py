@@ -31,6 +31,7 @@ from vpnwatch.records import result_record
 from vpnwatch.report.cli import add_report_parser
 from vpnwatch.result import Result
 from vpnwatch.shard import Shard
+from vpnwatch.status.cli import add_status_parser
 from vpnwatch.targets.base import TargetBase
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     config_check.set_defaults(func=_config_check)
 
     add_report_parser(commands)
+    add_status_parser(commands)
     add_lab_parser(commands)
     return parser
 

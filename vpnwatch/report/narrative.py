@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from vpnwatch import __version__
+from vpnwatch.messages import Catalogue
+from vpnwatch.messages import load as load_messages
 from vpnwatch.report.dataset import Dataset
 from vpnwatch.report.incidents import CONTROLS, Analysis, Incident
 from vpnwatch.report.timespec import format_duration
@@ -33,6 +35,8 @@ class Report:
     dataset: Dataset
     analysis: Analysis
     version: str = __version__
+    #: the words of the reader's language
+    messages: Catalogue = field(default_factory=load_messages)
 
     @property
     def incidents(self) -> tuple[Incident, ...]:

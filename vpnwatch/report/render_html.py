@@ -68,6 +68,9 @@ LIMITS = (
     " tunnels that stay up: throttling of established connections is not measured.",
 )
 
+#: Forbids every script and request: the report is read offline, and printed to PDF as is.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
 STYLE = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#111827;margin:0 auto;
 max-width:1000px;padding:24px}
@@ -105,6 +108,7 @@ def render_html(report: Report) -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         + "\n".join(body)
