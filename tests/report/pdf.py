@@ -26,8 +26,8 @@ def text(pdf: Path) -> str:
     return done.stdout.decode("utf-8")
 
 
-def dark_share(pdf: Path, page: int, *, dpi: int = 30) -> float:
-    """The share of a page's pixels darker than mid-grey: zero for a blank page."""
+def inked_share(pdf: Path, page: int, *, dpi: int = 30) -> float:
+    """The share of a page's pixels that are not white: zero for a blank page."""
     done = subprocess.run(
         ["pdftoppm", "-gray", "-r", str(dpi), "-f", str(page), "-l", str(page), str(pdf)],
         check=True,
@@ -38,4 +38,4 @@ def dark_share(pdf: Path, page: int, *, dpi: int = 30) -> float:
     magic, width, height, _maxval, pixels = done.stdout.split(maxsplit=4)
     assert magic == b"P5"
     size = int(width) * int(height)
-    return sum(1 for value in pixels[:size] if value < 128) / size
+    return sum(1 for value in pixels[:size] if value < 250) / size

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.report import chromium, scenario
+from tests.report import chromium, pdf, scenario
 from tests.stack.promlib import backfill_file, free_port, serving_tsdb
 from vpnwatch.report.cli import main
 from vpnwatch.report.dataset import load_dataset
@@ -19,6 +21,8 @@ from vpnwatch.report.query import Grid, PrometheusClient
 from vpnwatch.report.selector import parse_selector
 
 DAY_ARGS = ["--from", "2024-03-10T00:00:00Z", "--to", "2024-03-11T00:00:00Z"]
+#: Set to a directory to keep the pictures (docs/ for the README's).
+SCREENSHOTS = os.environ.get("VPNWATCH_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +196,36 @@ def test_unreachable_prometheus_is_one_line_and_exit_1(
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     assert f"cannot reach Prometheus at {url}" in error
+
+
+def test_pdf_report_pages_render_and_hold_the_incidents_table(
+    prometheus: str, tmp_path: Path
+) -> None:
+    out = report(tmp_path, prometheus, fmt="pdf")
+    assert out.read_bytes().startswith(b"%PDF-")
+    pages = pdf.pages_as_png(out, tmp_path / "pages")
+    assert len(pages) >= 2
+    assert all(png.read_bytes().startswith(b"\x89PNG") for png in pages)
+    assert all(pdf.inked_share(out, number) > 0.005 for number in range(1, len(pages) + 1))
+    text = pdf.text(out)
+    assert "Incidents" in text
+    assert "Verdict" in text
+    assert "2024-03-10 07:00 PKT" in text  # the WireGuard incident's row
+    assert "SHA-256 of the data" in text
+    if SCREENSHOTS:
+        shutil.copy(pages[0], Path(SCREENSHOTS) / "report-pdf-page-1.png")
+
+
+def test_a_report_says_in_one_line_what_it_wrote(
+    prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = report(tmp_path, prometheus)
+    assert capsys.readouterr().err == (
+        f"vpnwatch report: wrote {out}: 7 incidents (10 per-target incidents) at 2 sites from"
+        " 14 targets, 2024-03-10 00:00 UTC to 2024-03-11 00:00 UTC\n"
+    )
+
+
+def test_pdf_needs_a_file(prometheus: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--prometheus", prometheus, *DAY_ARGS, "--format", "pdf"]) == 2
+    assert capsys.readouterr().err == "vpnwatch report: --format pdf: give a file with -o\n"

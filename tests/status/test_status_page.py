@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,7 +149,7 @@ def test_status_pdf_has_every_row_and_the_incidents(prometheus: str, tmp_path: P
     pages = pdf.pages_as_png(out, tmp_path / "pages")
     assert pages
     assert all(png.read_bytes().startswith(b"\x89PNG") for png in pages)
-    assert pdf.dark_share(out, 1) > 0.01
+    assert pdf.inked_share(out, 1) > 0.01
     text = pdf.text(out)
     assert text.count("WireGuard") >= 2
     assert "Site offline" in text
@@ -177,4 +179,43 @@ def test_summary_line_when_done(
     assert captured.err == (
         f"vpnwatch status: wrote {out}: 6 rows at 2 sites, now 1 failing, 5 operational;"
         " 4 incidents\n"
+    )
+
+
+def _on_a_terminal(argv: list[str]) -> str:
+    """Run ``vpnwatch`` with stderr on a pseudo-terminal; what the terminal received."""
+    primary, secondary = os.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "vpnwatch.cli", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        env=env,
+    ) as process:
+        os.close(secondary)
+        received = bytearray()
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: every writer has closed the terminal
+                break
+            if not chunk:
+                break
+            received += chunk
+        process.wait(timeout=120)
+    os.close(primary)
+    return received.decode("utf-8", errors="replace")
+
+
+def test_progress_is_drawn_on_a_terminal_then_erased(prometheus: str, tmp_path: Path) -> None:
+    out = tmp_path / "status.html"
+    screen = _on_a_terminal(["status", "--prometheus", prometheus, *ARGS, "-o", str(out)])
+    assert "status: reading vpnwatch_probes_total" in screen
+    assert "status: finding incidents" in screen
+    last = screen.replace("\r\n", "\n").rstrip("\n").rsplit("\n", 1)[-1]
+    # the bar is erased (cursor up, erase line) before the summary, which is the last line
+    assert last.endswith(
+        f"vpnwatch status: wrote {out}: 6 rows at 2 sites, now 1 failing, 5 operational;"
+        " 4 incidents"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -130,6 +131,7 @@ def run_report(args: argparse.Namespace) -> int:
         print("vpnwatch report: --format pdf: give a file with -o", file=sys.stderr)
         return EXIT_USAGE
     try:
+        check_writable(args.output)
         with progress("report", LOAD_STEPS + 2) as step:
             report = build_report(args, now=time.time(), step=step)
             step(f"writing {fmt}")
@@ -241,6 +243,26 @@ def argument(flag: str, parse: Callable[[str], _T], text: str) -> _T:
         return parse(text)
     except ValueError as exc:
         raise ConfigError(str(exc), where=flag) from None
+
+
+def check_writable(output: Path | None) -> None:
+    """Refuse an output that cannot be written before fetching for it, not a minute after."""
+    if output is None:
+        return
+    try:
+        if os.path.isdir(output):
+            raise ConfigError("cannot write: it is a directory", source=output)
+        if os.path.lexists(output):
+            os.stat(output)  # a directory we may not enter raises here
+            writable = os.access(output, os.W_OK)
+        else:
+            writable = os.access(output.parent, os.W_OK | os.X_OK)
+            if not writable and not output.parent.is_dir():
+                raise ConfigError("cannot write: no such directory", source=output)
+    except OSError as exc:
+        raise ConfigError(f"cannot write: {exc.strerror}", source=output) from None
+    if not writable:
+        raise ConfigError("cannot write: Permission denied", source=output)
 
 
 def write_text(text: str, output: Path | None) -> None:

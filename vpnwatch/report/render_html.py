@@ -85,6 +85,10 @@ svg .tick{font-size:11px;fill:#4b5563}svg .legend{font-size:11px;fill:#111827}
 pre{background:#f3f4f6;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
 code{font-size:12px}.sha{word-break:break-all}dt{font-weight:600}footer{color:#6b7280;
 margin-top:32px;font-size:12px}
+@page{size:A4 landscape;margin:12mm}
+@media print{body{max-width:none;padding:0;font-size:12px}table{font-size:10px}.utc{font-size:9px}
+#incidents td:nth-child(-n+2){white-space:nowrap}h2,h3{break-after:avoid}
+tr,figure,li{break-inside:avoid}}
 """
 
 

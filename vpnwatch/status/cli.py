@@ -9,6 +9,7 @@ unreachable or failing, 2 bad input; every error is one line on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from vpnwatch.report.cli import (
     Source,
     add_source_arguments,
     argument,
+    check_writable,
 )
 from vpnwatch.report.dataset import LOAD_STEPS, TARGET_INFO, NoDataError
 from vpnwatch.report.incidents import CONTROLS
@@ -80,6 +82,7 @@ def run_status(args: argparse.Namespace) -> int:
             raise ConfigError("give a file with -o", where="--format pdf")
         if not 1 <= args.days <= 400:
             raise ConfigError(f"{args.days} is not between 1 and 400", where="--days")
+        check_writable(args.output)
         with progress("status", LOAD_STEPS + 3) as step:
             board = build_status(args, now=time.time(), step=step)
             step(f"writing {fmt}")
@@ -143,12 +146,17 @@ def _replace(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
+    temporary: str | None = None
     try:
         with tempfile.NamedTemporaryFile(
             "w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.", delete=False
-        ) as temporary:
-            temporary.write(text)
-        os.chmod(temporary.name, 0o644)  # a page for the public; mkstemp makes it 0600
-        os.replace(temporary.name, output)
+        ) as file:
+            temporary = file.name
+            file.write(text)
+        os.chmod(temporary, 0o644)  # a page for the public; a temporary file starts as 0600
+        os.replace(temporary, output)
     except OSError as exc:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
         raise ConfigError(f"cannot write: {exc.strerror}", source=output) from None
