@@ -31,7 +31,8 @@ def languages() -> list[str]:
     )
 
 
-def _read(language: str) -> dict[str, Any]:
+def read_catalogue(language: str) -> dict[str, Any]:
+    """One language's file as ``{"status.title": ...}``, without falling back to English."""
     if language not in languages():
         raise ValueError(
             f"{language!r} has no message catalogue (available: {', '.join(languages())})"
@@ -72,8 +73,8 @@ class Catalogue:
 
 def load(language: str = DEFAULT_LANGUAGE) -> Catalogue:
     """The catalogue of ``language``; ValueError naming the available ones if it has none."""
-    fallback = _read(DEFAULT_LANGUAGE)
-    texts = fallback if language == DEFAULT_LANGUAGE else _read(language)
+    fallback = read_catalogue(DEFAULT_LANGUAGE)
+    texts = fallback if language == DEFAULT_LANGUAGE else read_catalogue(language)
     direction = texts.get("meta.direction", "ltr")
     if direction not in ("ltr", "rtl"):
         raise ValueError(f"{language}.toml: meta.direction must be ltr or rtl")
