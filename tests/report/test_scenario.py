@@ -14,6 +14,7 @@ import pytest
 
 from tests.report import chromium, pdf, scenario
 from tests.stack.promlib import backfill_file, free_port, serving_tsdb
+from vpnwatch.messages import load as load_messages
 from vpnwatch.report.cli import main
 from vpnwatch.report.dataset import load_dataset
 from vpnwatch.report.incidents import Rules, analyse
@@ -229,3 +230,22 @@ def test_a_report_says_in_one_line_what_it_wrote(
 def test_pdf_needs_a_file(prometheus: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--prometheus", prometheus, *DAY_ARGS, "--format", "pdf"]) == 2
     assert capsys.readouterr().err == "vpnwatch report: --format pdf: give a file with -o\n"
+
+
+def test_urdu_report_is_right_to_left_with_every_heading_translated(
+    prometheus: str, tmp_path: Path
+) -> None:
+    html = report(tmp_path, prometheus, "--lang", "ur", fmt="html")
+    text = html.read_text()
+    urdu, english = load_messages("ur"), load_messages("en")
+    assert '<html lang="ur" dir="rtl">' in text
+    for key in ("report.title", "report.summary", "report.incidents", "report.column.verdict"):
+        assert urdu(key) in text
+        assert f">{english(key)}<" not in text
+    assert urdu("verdict.failing") in text
+    assert chromium.open_page(html).console == []
+    summary = json.loads(report(tmp_path, prometheus, "--lang", "ur").read_text())["summary"]
+    # the site's name kept left-to-right inside the sentence (Unicode isolates)
+    assert summary[0].startswith(
+        "WireGuard سائٹ \u2066karachi-1\u2069 سے 3 گھنٹے تک ناقابلِ استعمال"
+    )

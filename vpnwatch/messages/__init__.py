@@ -12,6 +12,7 @@ in the reader's zone (``--tz``), which every reader of these languages reads as 
 
 from __future__ import annotations
 
+import html
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,12 +64,26 @@ class Catalogue:
     fallback: Mapping[str, Any]
 
     def __call__(self, key: str, /, **values: Any) -> str:
+        return self._template(key, values).format(**values)
+
+    def ltr(self, text: str) -> str:
+        """``text`` kept left-to-right inside a right-to-left sentence: times like
+        ``2024-03-10 19:00 PKT`` and names like ``karachi-1`` would otherwise be reordered by
+        the bidi algorithm. Wrapped in Unicode's LRI … PDI isolates; unchanged in ltr."""
+        return f"\u2066{text}\u2069" if self.direction == "rtl" else text
+
+    def markup(self, key: str, /, **fragments: str) -> str:
+        """The message as HTML: its own text escaped, ``fragments`` put in as the markup given
+        (escape any text in them first)."""
+        return html.escape(self._template(key, fragments), quote=False).format(**fragments)
+
+    def _template(self, key: str, values: Mapping[str, Any]) -> str:
         template = self.texts.get(key, self.fallback.get(key))
         if template is None:
             raise KeyError(f"no message {key!r} in the {DEFAULT_LANGUAGE} catalogue")
         if isinstance(template, dict):
             template = template["one" if values.get("count") == 1 else "other"]
-        return str(template).format(**values)
+        return str(template)
 
 
 def load(language: str = DEFAULT_LANGUAGE) -> Catalogue:

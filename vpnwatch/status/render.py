@@ -13,9 +13,9 @@ from html import escape
 from vpnwatch import __version__
 from vpnwatch.messages import Catalogue
 from vpnwatch.report.incidents import CONTROLS
-from vpnwatch.report.narrative import display_name
+from vpnwatch.report.narrative import display_name, duration
 from vpnwatch.report.render_html import CSP
-from vpnwatch.report.timespec import DURATION_UNITS, format_duration, format_local
+from vpnwatch.report.timespec import format_local
 from vpnwatch.status.board import SEVERITY, Board, Day, Outage, Row
 
 STYLE = """
@@ -55,13 +55,13 @@ footer{color:#6b7280;font-size:13px;margin-top:24px}
 
 def render_status(board: Board, messages: Catalogue, *, days: int) -> str:
     """The whole page; ``days`` is how many days the bars cover."""
-    when = format_local(board.generated, board.zone)
+    when = messages.ltr(format_local(board.generated, board.zone))
     title = messages("status.title")
     body = [
         f"<header><h1>{escape(title)}</h1>",
         _overall(board, messages),
         f'<p class="meta">{escape(messages("status.generated", time=when))}'
-        f" · {escape(messages('status.zone', zone=board.zone_name))}</p></header>",
+        f" · {escape(messages('status.zone', zone=messages.ltr(board.zone_name)))}</p></header>",
         *(_site(board, site, messages, days) for site in board.sites),
         _outages(board, messages, days),
         _legend(messages),
@@ -81,10 +81,6 @@ def render_status(board: Board, messages: Catalogue, *, days: int) -> str:
     )
 
 
-def duration(seconds: float, messages: Catalogue) -> str:
-    return format_duration(seconds, {unit: messages(f"units.{unit}") for unit in DURATION_UNITS})
-
-
 def _overall(board: Board, messages: Catalogue) -> str:
     counts = board.counts()
     trouble = len(board.rows) - counts["operational"]
@@ -98,7 +94,7 @@ def _overall(board: Board, messages: Catalogue) -> str:
 def _site(board: Board, site: str, messages: Catalogue, days: int) -> str:
     rows = [row for row in board.rows if row.site == site]
     return (
-        f"<section><h2>{escape(messages('status.site', site=site))}</h2>"
+        f"<section><h2>{escape(messages('status.site', site=messages.ltr(site)))}</h2>"
         f'<div class="rows">{"".join(_row(row, board, messages, days) for row in rows)}</div>'
         "</section>"
     )
@@ -109,7 +105,7 @@ def _row(row: Row, board: Board, messages: Catalogue, days: int) -> str:
     success = (
         messages("status.no_probes")
         if row.success is None
-        else messages("status.success", percent=_percent(row.success))
+        else messages("status.success", percent=_percent(row.success, messages))
     )
     bars = "".join(_bar(day, board, messages) for day in row.days)
     endpoints = ""
@@ -134,12 +130,14 @@ def _row(row: Row, board: Board, messages: Catalogue, days: int) -> str:
 
 
 def _bar(day: Day, board: Board, messages: Catalogue) -> str:
-    date = format_local(day.start, board.zone)[:10]
+    date = messages.ltr(format_local(day.start, board.zone)[:10])
     state = messages(f"state.{day.state}")
     label = (
         messages("status.bar", date=date, state=state)
         if day.success is None
-        else messages("status.bar_success", date=date, state=state, percent=_percent(day.success))
+        else messages(
+            "status.bar_success", date=date, state=state, percent=_percent(day.success, messages)
+        )
     )
     return f'<span class="bar s-{day.state}" title="{escape(label)}"></span>'
 
@@ -156,22 +154,24 @@ def _outages(board: Board, messages: Catalogue, days: int) -> str:
 
 def _outage(outage: Outage, board: Board, messages: Catalogue) -> str:
     if outage.protocol == CONTROLS:
-        what = messages("status.whole_site", site=outage.site)
+        what = messages("status.whole_site", site=messages.ltr(outage.site))
     else:
         what = messages(
-            "status.protocol_at_site", protocol=display_name(outage.protocol), site=outage.site
+            "status.protocol_at_site",
+            protocol=display_name(outage.protocol),
+            site=messages.ltr(outage.site),
         )
-    start = format_local(outage.start, board.zone)
+    start = messages.ltr(format_local(outage.start, board.zone))
     if outage.ongoing:
         when = messages("status.ongoing", start=start, duration=duration(outage.duration, messages))
     else:
         when = messages(
             "status.span",
             start=start,
-            end=format_local(outage.end, board.zone),
+            end=messages.ltr(format_local(outage.end, board.zone)),
             duration=duration(outage.duration, messages),
         )
-    success = messages("status.success", percent=_percent(outage.success))
+    success = messages("status.success", percent=_percent(outage.success, messages))
     return (
         f'<li><span class="badge s-{outage.state}">{escape(messages(f"state.{outage.state}"))}'
         f"</span> <strong>{escape(what)}</strong>"
@@ -189,6 +189,6 @@ def _legend(messages: Catalogue) -> str:
     return f'<section><h2>{heading}</h2><dl class="legend">{entries}</dl></section>'
 
 
-def _percent(ratio: float) -> str:
+def _percent(ratio: float, messages: Catalogue) -> str:
     """``99.2%``: one decimal, since a status page is read for the difference 99 % to 100 %."""
-    return f"{ratio:.1%}"
+    return messages.ltr(f"{ratio:.1%}")
