@@ -18,10 +18,14 @@ def pages_as_png(pdf: Path, directory: Path, *, dpi: int = 60) -> list[Path]:
     return sorted(directory.glob("page*.png"))
 
 
-def text(pdf: Path) -> str:
-    """The PDF's text in reading order, by pdftotext."""
+def text(pdf: Path, page: int | None = None) -> str:
+    """The PDF's text (one page's, if given) in reading order, by pdftotext."""
+    pages = [] if page is None else ["-f", str(page), "-l", str(page)]
     done = subprocess.run(
-        ["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, timeout=120
+        ["pdftotext", "-layout", *pages, str(pdf), "-"],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     return done.stdout.decode("utf-8")
 
