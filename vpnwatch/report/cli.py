@@ -127,25 +127,35 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, step_help: str) -> 
 
 def run_report(args: argparse.Namespace) -> int:
     fmt = output_format(args.format, args.output)
-    if fmt == "pdf" and args.output is None:
-        print("vpnwatch report: --format pdf: give a file with -o", file=sys.stderr)
-        return EXIT_USAGE
+
+    def work(step: Step) -> str:
+        if fmt == "pdf" and args.output is None:
+            raise ConfigError("give a file with -o", where="--format pdf")
+        report = build_report(args, now=time.time(), step=step)
+        step(f"writing {fmt}")
+        if fmt == "pdf":
+            print_pdf(render_html(report), args.output)
+        else:
+            write_text(RENDERERS[fmt](report), args.output)
+        return report_summary(report, args.output)
+
+    return run_reader("report", LOAD_STEPS + 2, args.output, work)
+
+
+def run_reader(name: str, steps: int, output: Path | None, work: Callable[[Step], str]) -> int:
+    """Run a command that reads Prometheus and writes ``output``: a progress bar of ``steps``
+    on a terminal, any error as one line and its exit status, else ``work``'s summary line."""
     try:
-        check_writable(args.output)
-        with progress("report", LOAD_STEPS + 2) as step:
-            report = build_report(args, now=time.time(), step=step)
-            step(f"writing {fmt}")
-            if fmt == "pdf":
-                print_pdf(render_html(report), args.output)
-            else:
-                write_text(RENDERERS[fmt](report), args.output)
+        check_writable(output)
+        with progress(name, steps) as step:
+            done = work(step)
     except (ConfigError, NoDataError) as exc:
-        print(f"vpnwatch report: {exc}", file=sys.stderr)
+        print(f"vpnwatch {name}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PrometheusError as exc:
-        print(f"vpnwatch report: {exc}", file=sys.stderr)
+        print(f"vpnwatch {name}: {exc}", file=sys.stderr)
         return EXIT_PROMETHEUS
-    print(f"vpnwatch report: {report_summary(report, args.output)}", file=sys.stderr)
+    print(f"vpnwatch {name}: {done}", file=sys.stderr)
     return EXIT_OK
 
 

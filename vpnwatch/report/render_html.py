@@ -13,7 +13,12 @@ from html import escape
 from vpnwatch.report.incidents import CONTROLS, Incident
 from vpnwatch.report.narrative import Report, display_name, duration, summary
 from vpnwatch.report.render_svg import availability_chart
-from vpnwatch.report.render_text import MISSING, describe_failures, format_latency
+from vpnwatch.report.render_text import (
+    INCIDENT_COLUMNS,
+    MISSING,
+    describe_failures,
+    format_latency,
+)
 from vpnwatch.report.timespec import format_local, format_step, format_utc
 from vpnwatch.result import Failure
 
@@ -154,18 +159,7 @@ def _incidents(report: Report) -> str:
     )
 
 
-_COLUMNS = (
-    "start",
-    "end",
-    "duration",
-    "site",
-    "what",
-    "verdict",
-    "succeeded",
-    "failures",
-    "latency",
-    "controls",
-)
+_COLUMNS = (*INCIDENT_COLUMNS, "controls")
 
 
 def _table(incidents: Sequence[Incident], report: Report) -> str:

@@ -154,8 +154,8 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines)
 
 
-#: The Markdown table's columns, as ``report.column.<name>`` keys.
-_MARKDOWN_COLUMNS = (
+#: The columns of an incidents table, as ``report.column.<name>`` keys (HTML adds controls).
+INCIDENT_COLUMNS = (
     "start",
     "end",
     "duration",
@@ -173,8 +173,8 @@ def _incident_table(incidents: Sequence[Incident], report: Report) -> list[str]:
     if not incidents:
         return [m("report.none")]
     header = [
-        "| " + " | ".join(m(f"report.column.{column}") for column in _MARKDOWN_COLUMNS) + " |",
-        "|---" * len(_MARKDOWN_COLUMNS) + "|",
+        "| " + " | ".join(m(f"report.column.{column}") for column in INCIDENT_COLUMNS) + " |",
+        "|---" * len(INCIDENT_COLUMNS) + "|",
     ]
     rows = []
     for incident in incidents:

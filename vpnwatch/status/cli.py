@@ -19,20 +19,12 @@ from typing import Any
 
 from vpnwatch.errors import ConfigError
 from vpnwatch.messages import load as load_messages
-from vpnwatch.progress import progress
+from vpnwatch.progress import Step
 from vpnwatch.report.browser import print_pdf
-from vpnwatch.report.cli import (
-    EXIT_OK,
-    EXIT_PROMETHEUS,
-    EXIT_USAGE,
-    Source,
-    add_source_arguments,
-    argument,
-    check_writable,
-)
-from vpnwatch.report.dataset import LOAD_STEPS, TARGET_INFO, NoDataError
+from vpnwatch.report.cli import Source, add_source_arguments, argument, run_reader
+from vpnwatch.report.dataset import LOAD_STEPS, TARGET_INFO
 from vpnwatch.report.incidents import CONTROLS
-from vpnwatch.report.query import Grid, PrometheusError
+from vpnwatch.report.query import Grid
 from vpnwatch.report.timespec import parse_duration
 from vpnwatch.status.board import Board, build_board, day_starts
 from vpnwatch.status.render import render_status
@@ -77,31 +69,26 @@ def add_status_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_status(args: argparse.Namespace) -> int:
     fmt = args.format or ("pdf" if args.output and args.output.suffix.lower() == ".pdf" else "html")
-    try:
+
+    def work(step: Step) -> str:
         if fmt == "pdf" and args.output is None:
             raise ConfigError("give a file with -o", where="--format pdf")
         if not 1 <= args.days <= 400:
             raise ConfigError(f"{args.days} is not between 1 and 400", where="--days")
-        check_writable(args.output)
-        with progress("status", LOAD_STEPS + 3) as step:
-            board = build_status(args, now=time.time(), step=step)
-            step(f"writing {fmt}")
-            html = render_status(board, load_messages(args.lang), days=args.days)
-            if fmt == "pdf":
-                print_pdf(html, args.output)
-            else:
-                _replace(html, args.output)
-    except (ConfigError, NoDataError) as exc:
-        print(f"vpnwatch status: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except PrometheusError as exc:
-        print(f"vpnwatch status: {exc}", file=sys.stderr)
-        return EXIT_PROMETHEUS
-    print(f"vpnwatch status: {status_summary(board, args.output)}", file=sys.stderr)
-    return EXIT_OK
+        board = build_status(args, now=time.time(), step=step)
+        step(f"writing {fmt}")
+        html = render_status(board, load_messages(args.lang), days=args.days)
+        if fmt == "pdf":
+            print_pdf(html, args.output)
+        else:
+            _replace(html, args.output)
+        return status_summary(board, args.output)
+
+    return run_reader("status", LOAD_STEPS + 3, args.output, work)
 
 
-def build_status(args: argparse.Namespace, *, now: float, step: Any = lambda _: None) -> Board:
+def build_status(args: argparse.Namespace, *, now: float, step: Step = lambda _: None) -> Board:
+    """Validate the arguments, fetch the ``--days`` up to ``--at`` and make the page's content."""
     source = Source.from_args(args)
     at = source.time("--at", args.at, now)
     resolution = argument("--step", parse_duration, args.step or DEFAULT_STEP)
