@@ -3,6 +3,9 @@
 Exit status: 0 all ok, 1 some probe failed, 2 bad usage or bad input (one line, no traceback),
 3 nothing failed but some probe could not be carried out on this host (a local error: out of file
 descriptors, a local firewall, a clock that went back), so the answer is incomplete.
+The global options (``--log-format``, ``--log-level``, ``-v``) are accepted before the
+subcommand and after it (``vpnwatch run --log-format json``), as the README writes them.
+Shell completion for bash, zsh and fish is argcomplete's: ``vpnwatch completion SHELL``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import argcomplete
+from argcomplete.shell_integration import shellcode
+
 from vpnwatch import __version__
 from vpnwatch.config import DEFAULT_LISTEN, Config, load_config
 from vpnwatch.errors import ConfigError
@@ -35,15 +41,25 @@ from vpnwatch.records import error_record, result_record
 from vpnwatch.report.cli import add_report_parser
 from vpnwatch.result import LocalError, LocalReason, Result
 from vpnwatch.shard import Shard
+from vpnwatch.status.cli import add_status_parser
 from vpnwatch.targets.base import TargetBase
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCAL = 0, 1, 2, 3
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    argcomplete.autocomplete(parser)  # answers the shell and exits when it is asking; else nothing
     args = parser.parse_args(argv)
-    setup_logging(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    level = logging.DEBUG if args.verbose else LOG_LEVELS[args.log_level]
+    setup_logging(args.log_format, level)
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -58,8 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="vpnwatch", description="VPN and circumvention health monitor."
     )
     parser.add_argument("--version", action="version", version=f"vpnwatch {__version__}")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines too")
+    _add_global_arguments(parser, defaults=True)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="probe every target once and print the results")
@@ -105,8 +120,62 @@ def _parser() -> argparse.ArgumentParser:
     config_check.set_defaults(func=_config_check)
 
     add_report_parser(commands)
+    add_status_parser(commands)
     add_lab_parser(commands)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        description=(
+            "bash: vpnwatch completion bash > /etc/bash_completion.d/vpnwatch;"
+            ' zsh: vpnwatch completion zsh > "${fpath[1]}/_vpnwatch";'
+            " fish: vpnwatch completion fish > ~/.config/fish/completions/vpnwatch.fish"
+        ),
+    )
+    completion.add_argument("shell", choices=COMPLETION_SHELLS)
+    completion.set_defaults(func=_completion)
+
+    for subcommand in _subparsers(parser):
+        _add_global_arguments(subcommand, defaults=False)
     return parser
+
+
+def _add_global_arguments(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options of every command. After the subcommand they default to SUPPRESS, so that
+    one given before it is not reset by the subcommand's own (absent) copy."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default=default("text"), help="default text"
+    )
+    parser.add_argument(
+        "--log-level", choices=tuple(LOG_LEVELS), default=default("info"), help="default info"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default(False),
+        help="log debug lines too (--log-level debug)",
+    )
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand's parser, at any depth (``config check``, ``lab censor dpi``)."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            children = {id(child): child for child in action.choices.values()}  # aliases
+            for child in children.values():
+                found += [child, *_subparsers(child)]
+    return found
+
+
+def _completion(args: argparse.Namespace) -> int:
+    print(shellcode(["vpnwatch"], shell=args.shell), end="")
+    return EXIT_OK
 
 
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:

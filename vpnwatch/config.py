@@ -71,7 +71,9 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _timeout_fits_interval(self) -> Settings:
         if self.timeout > self.interval:
-            raise ValueError("timeout must not exceed interval")
+            raise ValueError(
+                f"timeout ({self.timeout:g} s) must not exceed interval ({self.interval:g} s)"
+            )
         return self
 
 
@@ -247,7 +249,9 @@ def _jobs(found: Iterable[tuple[TargetBase, str]], settings: Settings) -> list[J
         timeout = target.timeout or min(settings.timeout, interval)
         if timeout > interval:
             raise ConfigError(
-                f"target {target.name!r}: timeout must not exceed interval", where=source
+                f"target {target.name!r}: timeout ({timeout:g} s) must not exceed interval"
+                f" ({interval:g} s)",
+                where=source,
             )
         jobs[target.name] = Job(target, interval, timeout, source)
     return list(jobs.values())

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from vpnwatch import __version__
+from vpnwatch.messages import Catalogue
+from vpnwatch.messages import load as load_messages
 from vpnwatch.report.dataset import Dataset
 from vpnwatch.report.incidents import CONTROLS, Analysis, Incident
-from vpnwatch.report.timespec import format_duration
+from vpnwatch.report.timespec import DURATION_UNITS, format_duration
 
 #: A protocol whose handshakes succeeded less often than this during its incidents is "unusable".
 UNUSABLE_BELOW = 0.1
@@ -33,6 +35,8 @@ class Report:
     dataset: Dataset
     analysis: Analysis
     version: str = __version__
+    #: the words of the reader's language
+    messages: Catalogue = field(default_factory=load_messages)
 
     @property
     def incidents(self) -> tuple[Incident, ...]:
@@ -48,30 +52,27 @@ class Report:
 
 def summary(report: Report) -> list[str]:
     """One sentence per site: which protocols were blocked, for how long, and local outages."""
+    m = report.messages
     analysis = report.analysis
     sentences = []
     for site in analysis.sites:
         at_site = [i for i in report.incidents if i.site == site]
-        sentence = _protocols_sentence(site, analysis.protocols_at(site), at_site)
+        sentence = _protocols_sentence(m, site, analysis.protocols_at(site), at_site)
         offline = [i for i in at_site if i.scope == "site"]
         if offline:
-            total = format_duration(sum(i.duration for i in offline))
-            sentence += (
-                f" The site's own network was down for {total} (its control probes failed"
-                " too): failures then show no blocking."
-            )
+            total = duration(sum(i.duration for i in offline), m)
+            sentence += m("summary.site_down", duration=total)
         if (site, CONTROLS) not in analysis.rollups:
-            sentence += (
-                " No control probes ran at this site, so blocking cannot be told apart from"
-                " a local outage."
-            )
+            sentence += m("summary.no_controls")
         sentences.append(sentence)
     return sentences
 
 
-def _protocols_sentence(site: str, protocols: Sequence[str], incidents: Sequence[Incident]) -> str:
+def _protocols_sentence(
+    m: Catalogue, site: str, protocols: Sequence[str], incidents: Sequence[Incident]
+) -> str:
     if not protocols:
-        return f"Only control probes ran at site {site}."
+        return m("summary.only_controls", site=m.ltr(site))
     phrases: list[str] = []
     unaffected: list[str] = []
     for protocol in protocols:
@@ -85,22 +86,31 @@ def _protocols_sentence(site: str, protocols: Sequence[str], incidents: Sequence
             continue
         probes = sum(i.probes for i in blocked)
         succeeded = 1 - sum(i.failures for i in blocked) / probes if probes else 0.0
-        where = f" from site {site}" if not phrases else ""
-        duration = format_duration(sum(i.duration for i in blocked))
-        phrase = f"{display_name(protocol)} "
-        if succeeded < UNUSABLE_BELOW:
-            phrase += f"unusable{where} for {duration}"
-        else:
-            phrase += f"degraded{where} for {duration} ({succeeded:.0%} of handshakes succeeded)"
+        facts = {
+            "protocol": display_name(protocol),
+            "where": "" if phrases else m("summary.from_site", site=m.ltr(site)),
+            "duration": duration(sum(i.duration for i in blocked), m),
+            "percent": f"{succeeded:.0%}",
+        }
+        phrase = m(
+            "summary.unusable" if succeeded < UNUSABLE_BELOW else "summary.degraded", **facts
+        )
         if len(blocked) > 1:
-            phrase += f" in {len(blocked)} incidents"
+            phrase += m("summary.in_incidents", count=len(blocked))
         phrases.append(phrase)
     if not phrases:
-        return f"From site {site} no protocol was blocked: {_join(unaffected)} unaffected."
+        return m("summary.no_blocking", site=m.ltr(site), names=_join(m, unaffected))
     if unaffected:
-        phrases.append(f"{_join(unaffected)} unaffected")
-    return "; ".join(phrases) + "."
+        phrases.append(m("summary.unaffected", names=_join(m, unaffected)))
+    return m("summary.semicolon").join(phrases) + m("summary.full_stop")
 
 
-def _join(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+def _join(m: Catalogue, names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    return m("summary.comma").join(names[:-1]) + m("summary.and") + names[-1]
+
+
+def duration(seconds: float, messages: Catalogue) -> str:
+    """``3 h 12 min`` with the units of the reader's language."""
+    return format_duration(seconds, {unit: messages(f"units.{unit}") for unit in DURATION_UNITS})

@@ -12,10 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from vpnwatch.messages import Catalogue
 from vpnwatch.report.incidents import Incident
-from vpnwatch.report.narrative import Report, display_name, summary
+from vpnwatch.report.narrative import Report, display_name, duration, summary
 from vpnwatch.report.timespec import (
-    format_duration,
     format_local,
     format_local_iso,
     format_rfc3339,
@@ -114,47 +114,67 @@ def render_csv(report: Report) -> str:
 
 
 def render_markdown(report: Report) -> str:
+    m = report.messages
     facts = provenance(report)
+    step = format_step(report.dataset.grid.step)
     lines = [
-        "# VPN disruption report",
+        f"# {m('report.title')}",
         "",
-        f"{_span_text(report)} · step {format_step(report.dataset.grid.step)} · "
-        f"threshold {report.analysis.rules.threshold:.0%} · selection `{report.selector}`",
+        m(
+            "report.markdown_facts",
+            span=_span_text(report),
+            step=step,
+            threshold=f"{report.analysis.rules.threshold:.0%}",
+            selector=f"`{report.selector}`",
+        ),
         "",
-        "## Summary",
+        f"## {m('report.summary')}",
         "",
         *(f"- {sentence}" for sentence in summary(report)),
         "",
-        "## Incidents",
+        f"## {m('report.incidents')}",
         "",
         *_incident_table(report.main_incidents(), report),
         "",
-        "### Per target",
+        f"### {m('report.per_target', count=len(report.target_incidents()))}",
         "",
         *_incident_table(report.target_incidents(), report),
         "",
-        "## Data",
+        f"## {m('report.data.title')}",
         "",
-        f"Read from {facts['prometheus']} with these queries (range queries at step "
-        f"{format_step(report.dataset.grid.step)}; `series:` lines are series look-ups):",
+        m("report.markdown_queries", prometheus=facts["prometheus"], step=step),
         "",
         "```promql",
         *report.dataset.queries,
         "```",
         "",
-        f"SHA-256 of the data: `{report.dataset.sha256}` · {facts['generator']}",
+        m("report.markdown_sha", sha=f"`{report.dataset.sha256}`", generator=facts["generator"]),
         "",
     ]
     return "\n".join(lines)
 
 
+#: The columns of an incidents table, as ``report.column.<name>`` keys (HTML adds controls).
+INCIDENT_COLUMNS = (
+    "start",
+    "end",
+    "duration",
+    "site",
+    "what",
+    "verdict",
+    "succeeded",
+    "failures",
+    "latency",
+)
+
+
 def _incident_table(incidents: Sequence[Incident], report: Report) -> list[str]:
+    m = report.messages
     if not incidents:
-        return ["None."]
+        return [m("report.none")]
     header = [
-        "| start | end | duration | site | protocol | verdict | success | failures | "
-        "latency before → during |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(m(f"report.column.{column}") for column in INCIDENT_COLUMNS) + " |",
+        "|---" * len(INCIDENT_COLUMNS) + "|",
     ]
     rows = []
     for incident in incidents:
@@ -164,29 +184,33 @@ def _incident_table(incidents: Sequence[Incident], report: Report) -> list[str]:
         rows.append(
             f"| {format_local(incident.start, report.zone)} ({_utc_time(incident.start)}) "
             f"| {format_local(incident.end, report.zone)} ({_utc_time(incident.end)}) "
-            f"| {format_duration(incident.duration)} | {incident.site} | {what} "
-            f"| {incident.verdict} | {incident.success_ratio:.0%} "
-            f"| {describe_failures(incident)} "
-            f"| {format_latency(incident.latency_before)} → "
-            f"{format_latency(incident.latency_during)} |"
+            f"| {duration(incident.duration, m)} | {incident.site} | {what} "
+            f"| {m(f'verdict.{incident.verdict}')} | {incident.success_ratio:.0%} "
+            f"| {describe_failures(incident, m)} "
+            f"| {format_latency(incident.latency_before, m)} → "
+            f"{format_latency(incident.latency_during, m)} |"
         )
     return header + rows
 
 
-def describe_failures(incident: Incident, limit: int = 3) -> str:
+def describe_failures(incident: Incident, messages: Catalogue, limit: int = 3) -> str:
     """``timeout 95% at handshake``: the dominant classes and stages, as shares of failures."""
     if not incident.failures:
-        return "none"
+        return messages("report.no_failures")
     classes = ", ".join(
         f"{name} {count / incident.failures:.0%}"
         for name, count in incident.failure_classes[:limit]
     )
     stages = ", ".join(name or "?" for name, _count in incident.stages[:limit])
-    return f"{classes} at {stages}"
+    return messages("report.failures", classes=classes, stages=stages)
 
 
-def format_latency(seconds: float | None) -> str:
-    return MISSING if seconds is None else f"{seconds * 1000:.0f} ms"
+def format_latency(seconds: float | None, messages: Catalogue) -> str:
+    return (
+        MISSING
+        if seconds is None
+        else messages("report.milliseconds", value=f"{seconds * 1000:.0f}")
+    )
 
 
 def _span_text(report: Report) -> str:
