@@ -32,6 +32,7 @@ from vpnwatch.report.cli import add_report_parser
 from vpnwatch.result import Result
 from vpnwatch.shard import Shard
 from vpnwatch.targets.base import TargetBase
+from vpnwatch.webconfig import load_web_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -79,6 +80,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow POST /-/reload (off by default, as in Prometheus)",
     )
+    run.add_argument(
+        "--web.enable-probe",
+        dest="enable_probe",
+        action="store_true",
+        help="serve GET /probe?target=NAME: probe one configured target now (off by default)",
+    )
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        type=Path,
+        metavar="FILE",
+        help="TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit format",
+    )
     run.set_defaults(func=_run)
 
     demo = commands.add_parser(
@@ -89,7 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="probe every lab target once and exit")
     demo.add_argument("--json", action="store_true", help="with --once: JSON lines")
     demo.set_defaults(
-        func=_demo, files=[], timeout=None, shard=None, enable_lifecycle=True, auth_user_pass=None
+        func=_demo,
+        files=[],
+        timeout=None,
+        shard=None,
+        enable_lifecycle=True,
+        enable_probe=True,
+        web_config=None,
+        auth_user_pass=None,
     )
 
     config = commands.add_parser("config", help="work with configuration files")
@@ -210,7 +231,14 @@ def _print_table(results: Sequence[tuple[TargetBase, Result]]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    monitor = Monitor(lambda: _load(args), PROBES, enable_lifecycle=args.enable_lifecycle)
+    web_config = load_web_config(args.web_config) if args.web_config is not None else None
+    monitor = Monitor(
+        lambda: _load(args),
+        PROBES,
+        enable_lifecycle=args.enable_lifecycle,
+        enable_probe=args.enable_probe,
+        web_config=web_config,
+    )
     asyncio.run(_until_signalled(monitor))
     return EXIT_OK
 

@@ -152,6 +152,11 @@ class Metrics(Collector):
             stats.errors += 1
 
     def collect(self) -> Iterator[Metric]:
+        yield from self.target_families()
+        yield from self._self_metrics()
+
+    def target_families(self) -> Iterator[Metric]:
+        """The families about targets, without those about the monitor itself."""
         stats = list(self.targets.values())
         extra = sorted({key for s in stats for key in s.job.target.labels})
         base = ["target", "protocol", *extra]
@@ -247,7 +252,6 @@ class Metrics(Collector):
                 stage_durations.add_metric([*labels, stage], buckets.cumulative(), buckets.total)
         yield from (probes, failures, success, durations, probe_durations, stage_durations)
         yield from (last_success, certificate_expiry, info, verdicts, errors)
-        yield from self._self_metrics()
 
     def _self_metrics(self) -> Iterable[Metric]:
         reload_ok = GaugeMetricFamily(
