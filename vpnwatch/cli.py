@@ -31,6 +31,7 @@ from vpnwatch.records import result_record
 from vpnwatch.report.cli import add_report_parser
 from vpnwatch.result import Result
 from vpnwatch.shard import Shard
+from vpnwatch.stack.cli import add_stack_parser
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.webconfig import load_web_config
 
@@ -123,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_report_parser(commands)
     add_lab_parser(commands)
+    add_stack_parser(commands)
     return parser
 
 
