@@ -1,7 +1,8 @@
 """Notifications end to end: vpnwatch → Prometheus with the repo's rules → Alertmanager with the
 repo's configuration, its example receivers uncommented → a local receiver that records what it
-is sent. A target is taken down and brought back; the webhook gets the firing alert and then the
-resolved one, and the severity routing sends the warning to Slack and not to on-call Telegram.
+is sent. The lab's WireGuard server is taken down and brought back; the webhook gets the firing
+alert and then the resolved one, and the severity routing sends the warning to Slack and not to
+on-call Telegram.
 
 The rules' expressions and routes are the repo's own; only durations shrink (``for:`` and the
 grouping intervals, from minutes to a second) and the receivers' addresses point at loopback.
@@ -27,12 +28,12 @@ import pytest
 import yaml
 
 from tests.stack.promlib import REPO, free_port, running_prometheus, wait_for
-
-pytestmark = pytest.mark.slow
+from vpnwatch.lab.netns import Namespace
+from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
 
 ALERTMANAGER = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 RULES = REPO / "deploy" / "prometheus" / "rules" / "vpnwatch.rules.yml"
-TARGET = "web-lab"
+TARGET = "wg-lab"
 
 
 def uncommented(text: str) -> str:
@@ -163,24 +164,22 @@ def prometheus_config(workdir: Path, vpnwatch: str, alertmanager: str) -> str:
     return yaml.safe_dump(config)
 
 
-def listen(port: int) -> socket.socket:
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", port))
-    server.listen(16)
-    return server
-
-
+@pytest.mark.lab
+@pytest.mark.slow
 def test_a_target_down_and_back_is_notified_firing_then_resolved(tmp_path: Path) -> None:
-    port = free_port()
-    target = listen(port)  # the target: a TCP service on loopback, up at first
-    config = tmp_path / "vpnwatch.yml"
-    config.write_text(
-        "settings: {interval: 1, timeout: 0.5}\n"
-        "targets:\n"
-        f"  - {{name: {TARGET}, protocol: tcp, role: target, host: 127.0.0.1, port: {port},"
-        " labels: {site: lab-site}}\n"
-    )
+    with Namespace() as namespace, WireGuardServer(namespace) as server:
+        client = KeyPair.generate()
+        server.add_peer(client.public)
+        (tmp_path / "wg-lab.conf").write_text(server.client_config(client))
+        config = tmp_path / "vpnwatch.yml"
+        config.write_text(
+            "settings: {interval: 1, timeout: 0.5}\n"
+            f"targets:\n  - {{from: wg-lab.conf, name: {TARGET}, labels: {{site: lab-site}}}}\n"
+        )
+        notified_of_outage(server, config, tmp_path)
+
+
+def notified_of_outage(server: WireGuardServer, config: Path, tmp_path: Path) -> None:
     address = f"127.0.0.1:{free_port()}"
     monitor = subprocess.Popen(
         [sys.executable, "-m", "vpnwatch.cli", "run", "--config", str(config), "--listen", address],
@@ -200,7 +199,7 @@ def test_a_target_down_and_back_is_notified_firing_then_resolved(tmp_path: Path)
                 ),
                 "the target seen up",
             )
-            target.close()  # taken down: connections are refused from now on
+            server.stop()  # taken down: handshakes go unanswered from now on
             (firing, *_) = wait_for(lambda: recorder.webhook("firing"), "the firing alert", 90)
             (alert,) = [a for a in firing["alerts"] if a["labels"]["target"] == TARGET]
             assert alert["labels"]["alertname"] == "VpnwatchTargetDown"
@@ -208,7 +207,7 @@ def test_a_target_down_and_back_is_notified_firing_then_resolved(tmp_path: Path)
             assert alert["labels"]["site"] == "lab-site"
             assert f"target {TARGET} is down" in alert["annotations"]["summary"]
 
-            target = listen(port)  # back up
+            server.start()  # back up, same keys and peers
             (resolved, *_) = wait_for(
                 lambda: recorder.webhook("resolved"), "the resolved notice", 90
             )
@@ -219,6 +218,5 @@ def test_a_target_down_and_back_is_notified_firing_then_resolved(tmp_path: Path)
             assert "/slack" in paths  # a warning goes to the warnings channel
             assert not any(path.startswith("/telegram") or "/bot" in path for path in paths)
     finally:
-        target.close()
         monitor.terminate()
         monitor.wait(timeout=10)
