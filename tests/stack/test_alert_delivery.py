@@ -14,11 +14,11 @@ import contextlib
 import http.server
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +144,8 @@ def running_alertmanager(workdir: Path, config: str) -> Iterator[str]:
 
 def _ready(url: str) -> bool:
     try:
-        with socket.create_connection(tuple(url.removeprefix("http://").split(":")), timeout=1):  # type: ignore[arg-type]
-            return True
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+            return bool(response.status == 200)
     except OSError:
         return False
 
