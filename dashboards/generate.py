@@ -156,11 +156,13 @@ TARGET_LINK: Json = {
     "&var-vantage=${__field.labels.vantage}&${datasource:queryparam}&${__url_time_range}",
 }
 #: The ``vpnwatch report`` command for what the dashboard shows: its time range and filters.
+#: ``target!=""`` holds for every series; it keeps the selector valid for the report (which refuses
+#: one that would match everything) when every filter is "All".
 REPORT_COMMAND = (
     "vpnwatch report --prometheus http://PROMETHEUS:9090 "
     "--from ${__from:date:iso} --to ${__to:date:iso} "
     '--match \'{vantage=~"${vantage:regex}", protocol=~"${protocol:regex}", '
-    'site=~"${site:regex}", target=~"${target:regex}"}\' -o report.html'
+    'site=~"${site:regex}", target=~"${target:regex}", target!=""}\' -o report.html'
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,6 +39,7 @@ from tests.stack.promlib import (
     variable_query,
     variables_used,
 )
+from vpnwatch.report.selector import parse_selector
 
 #: The backfilled history: two hours ending at a fixed instant in the past, so the blocks never
 #: overlap the head block of the Prometheus that serves them.
@@ -133,6 +135,11 @@ def test_target_state_links_to_the_target_and_the_view_to_its_report(
     content = panels["Report for this view"]["options"]["content"]
     assert "vpnwatch report" in content and "--from ${__from:date:iso}" in content
     assert variables_used(content) - {"__from", "__to"} <= set(template_variables(dashboard))
+    # With Grafana's values put in, "All" included, the report's own parser accepts the command.
+    for values in (ALL, ONE):
+        (match,) = re.findall(r"--match '([^']*)'", substitute(content, values))
+        names = {matcher.name for matcher in parse_selector(match).matchers}
+        assert names == {"vantage", "protocol", "site", "target"}
 
 
 def test_panels_have_queries_unique_ids_and_do_not_overlap(dashboard: dict[str, Any]) -> None:
