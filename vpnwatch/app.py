@@ -36,7 +36,7 @@ def build_app(
     registry = CollectorRegistry()
     registry.register(metrics)
     registry.register(ProcessCollector(registry=None))
-    middlewares = [web_config.middleware()] if web_config is not None and web_config.users else []
+    middlewares = [web_config.middleware()] if web_config is not None else []
     app = web.Application(middlewares=middlewares)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", _healthz)

@@ -10,6 +10,8 @@ reuse what they already have::
       client_auth_type: RequireAndVerifyClientCert
     basic_auth_users:
       prometheus: $2y$10$...              # bcrypt hash, e.g. htpasswd -nBC 10 "" | tr -d ':'
+    http_server_config:
+      headers: {Strict-Transport-Security: max-age=31536000}
 
 Relative paths are relative to the file. Passwords are checked against bcrypt hashes off the
 event loop (a check costs tens of milliseconds by design), and a successful check is remembered
@@ -30,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import bcrypt
 import yaml
@@ -72,10 +74,29 @@ class TlsServerConfig(BaseModel):
     min_version: TlsVersion = TlsVersion.TLS12
 
 
+#: The response headers the exporter toolkit lets a web config set.
+SettableHeader = Literal[
+    "Content-Security-Policy",
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+]
+
+
+class HttpServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Accepted so that existing files load; vpnwatch's server speaks HTTP/1.1 either way.
+    http2: bool = True
+    headers: dict[SettableHeader, str] = Field(default_factory=dict)
+
+
 class WebConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tls_server_config: TlsServerConfig | None = None
+    http_server_config: HttpServerConfig = Field(default_factory=HttpServerConfig)
     basic_auth_users: dict[str, Annotated[str, Field(pattern=_BCRYPT_HASH)]] = Field(
         default_factory=dict
     )
@@ -94,6 +115,7 @@ class WebConfig:
 
     ssl_context: ssl.SSLContext | None
     users: dict[str, bytes]
+    headers: dict[str, str] = field(default_factory=dict)
     _passed: OrderedDict[bytes, None] = field(default_factory=OrderedDict, repr=False)
     _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
@@ -126,23 +148,27 @@ class WebConfig:
         return True
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
-        """An aiohttp middleware answering 401 to requests without valid credentials."""
+        """An aiohttp middleware that adds the configured headers to every answer and answers
+        401 to requests without valid credentials."""
 
         @web.middleware
-        async def basic_auth(
+        async def secured(
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
             if request.path in PUBLIC_PATHS or await self.allows(
                 request.headers.get("Authorization")
             ):
-                return await handler(request)
-            return web.Response(
-                status=401,
-                text="401 Unauthorized\n",
-                headers={"WWW-Authenticate": 'Basic realm="vpnwatch"'},
-            )
+                response = await handler(request)
+            else:
+                response = web.Response(
+                    status=401,
+                    text="401 Unauthorized\n",
+                    headers={"WWW-Authenticate": 'Basic realm="vpnwatch"'},
+                )
+            response.headers.update(self.headers)
+            return response
 
-        return basic_auth
+        return secured
 
 
 def load_web_config(path: Path) -> WebConfig:
@@ -162,7 +188,8 @@ def load_web_config(path: Path) -> WebConfig:
     tls = spec.tls_server_config
     context = _ssl_context(tls, path.parent, path) if tls is not None else None
     users = {user: hashed.encode() for user, hashed in spec.basic_auth_users.items()}
-    return WebConfig(context, users)
+    headers = {str(name): value for name, value in spec.http_server_config.headers.items()}
+    return WebConfig(context, users, headers)
 
 
 def _ssl_context(tls: TlsServerConfig, base: Path, source: Path) -> ssl.SSLContext:

@@ -51,6 +51,7 @@ def web_config(directory: Path) -> Path:
             "client_auth_type": "RequireAndVerifyClientCert",
         },
         "basic_auth_users": {"prometheus": hashed.replace("$2b$", "$2y$", 1)},
+        "http_server_config": {"http2": True, "headers": {"X-Frame-Options": "deny"}},
     }
     path = directory / "web.yml"
     path.write_text(yaml.safe_dump(config))
@@ -133,6 +134,11 @@ def test_a_wrong_password_is_refused_with_401(secured: Secured) -> None:
     assert fetch(secured, "/healthz", None) == 200  # health checks need no password
 
 
+def test_the_configured_headers_come_with_every_answer(secured: Secured) -> None:
+    for path, password in (("/metrics", PASSWORD), ("/metrics", None), ("/healthz", None)):
+        assert fetch(secured, path, password, header="X-Frame-Options") == "deny"
+
+
 def test_a_client_without_certificate_cannot_connect(secured: Secured) -> None:
     context = ssl.create_default_context(cafile=secured.pki / "ca.crt")
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionResetError)):
@@ -156,7 +162,8 @@ def test_probe_of_an_unknown_target_is_a_clear_400(secured: Secured) -> None:
     assert fetch(secured, "/probe", PASSWORD) == 400
 
 
-def fetch(secured: Secured, path: str, password: str | None) -> int:
+def fetch(secured: Secured, path: str, password: str | None, header: str = "") -> int | str:
+    """The answer's status, or the value of ``header`` in it."""
     context = ssl.create_default_context(cafile=secured.pki / "ca.crt")
     context.load_cert_chain(secured.pki / "client.crt", secured.pki / "client.key")
     request = urllib.request.Request(f"{secured.url}{path}")
@@ -165,6 +172,6 @@ def fetch(secured: Secured, path: str, password: str | None) -> int:
         request.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return int(response.status)
+            return str(response.headers[header]) if header else int(response.status)
     except urllib.error.HTTPError as exc:
-        return exc.code
+        return str(exc.headers[header]) if header else exc.code

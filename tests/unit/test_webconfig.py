@@ -39,6 +39,8 @@ def write(tmp_path: Path, text: str) -> Path:
         ("tls_server_config: {cert_file: a.crt, key_file: a.key}\n",
          "tls_server_config.cert_file/key_file: cannot load the certificate and key"),
         ("basic_auth_users: [\n", "not valid YAML"),
+        ("http_server_config: {headers: {Server: x}}\n",
+         "http_server_config.headers.Server.[key]: Input should be"),
     ],
 )  # fmt: skip
 def test_mistakes_are_one_line_naming_file_and_field(tmp_path: Path, text: str, message: str):
