@@ -41,8 +41,10 @@ from vpnwatch.records import error_record, result_record
 from vpnwatch.report.cli import add_report_parser
 from vpnwatch.result import LocalError, LocalReason, Result
 from vpnwatch.shard import Shard
+from vpnwatch.stack.cli import add_stack_parser
 from vpnwatch.status.cli import add_status_parser
 from vpnwatch.targets.base import TargetBase
+from vpnwatch.webconfig import load_web_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCAL = 0, 1, 2, 3
 LOG_LEVELS = {
@@ -98,6 +100,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow POST /-/reload (off by default, as in Prometheus)",
     )
+    run.add_argument(
+        "--web.enable-probe",
+        dest="enable_probe",
+        action="store_true",
+        help="serve GET /probe?target=NAME: probe one configured target now (off by default)",
+    )
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        type=Path,
+        metavar="FILE",
+        help="TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit format",
+    )
     run.set_defaults(func=_run)
 
     demo = commands.add_parser(
@@ -108,7 +123,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="probe every lab target once and exit")
     demo.add_argument("--json", action="store_true", help="with --once: JSON lines")
     demo.set_defaults(
-        func=_demo, files=[], timeout=None, shard=None, enable_lifecycle=True, auth_user_pass=None
+        func=_demo,
+        files=[],
+        timeout=None,
+        shard=None,
+        enable_lifecycle=True,
+        enable_probe=True,
+        web_config=None,
+        auth_user_pass=None,
     )
 
     config = commands.add_parser("config", help="work with configuration files")
@@ -122,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     add_report_parser(commands)
     add_status_parser(commands)
     add_lab_parser(commands)
+    add_stack_parser(commands)
 
     completion = commands.add_parser(
         "completion",
@@ -333,7 +356,14 @@ class _TableOutput:
 
 
 def _run(args: argparse.Namespace) -> int:
-    monitor = Monitor(lambda: _load(args), PROBES, enable_lifecycle=args.enable_lifecycle)
+    web_config = load_web_config(args.web_config) if args.web_config is not None else None
+    monitor = Monitor(
+        lambda: _load(args),
+        PROBES,
+        enable_lifecycle=args.enable_lifecycle,
+        enable_probe=args.enable_probe,
+        web_config=web_config,
+    )
     asyncio.run(_until_signalled(monitor))
     return EXIT_OK
 

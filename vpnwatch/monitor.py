@@ -17,9 +17,11 @@ from vpnwatch.evidence import EvidenceRecorder
 from vpnwatch.jobs import Job
 from vpnwatch.limits import probe_capacity
 from vpnwatch.metrics import Metrics
+from vpnwatch.ondemand import OnDemand
 from vpnwatch.probes import Probe
 from vpnwatch.result import LocalError, LocalReason, Result
 from vpnwatch.scheduler import Scheduler
+from vpnwatch.webconfig import WebConfig
 
 log = logging.getLogger("vpnwatch")
 
@@ -33,10 +35,14 @@ class Monitor:
         probes: Mapping[str, Probe],
         *,
         enable_lifecycle: bool = False,
+        enable_probe: bool = False,
+        web_config: WebConfig | None = None,
     ) -> None:
         self._load = load
         self._config = load()
         self._enable_lifecycle = enable_lifecycle
+        self._enable_probe = enable_probe
+        self._web_config = web_config
         self.metrics = Metrics()
         self.metrics.configure(self._config.jobs)
         self._failing_since: dict[str, float] = {}
@@ -46,6 +52,7 @@ class Monitor:
         if self._config.settings.evidence is not None:
             recorder = EvidenceRecorder(self._config.settings.evidence)
             probes = {name: recorder.capturing(probe) for name, probe in probes.items()}
+        self._probes = probes
         self._scheduler = Scheduler(
             probes,
             self._on_result,
@@ -60,18 +67,26 @@ class Monitor:
     async def run(self) -> None:
         host, port = parse_listen(self._config.settings.listen)
         reload = self.reload if self._enable_lifecycle else None
-        runner = web.AppRunner(build_app(self.metrics, reload), access_log=None)
+        on_demand = (
+            OnDemand(lambda: {job.name: job for job in self._config.jobs}, self._probes)
+            if self._enable_probe
+            else None
+        )
+        app = build_app(self.metrics, reload, web_config=self._web_config, on_demand=on_demand)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
+        tls = self._web_config.ssl_context if self._web_config is not None else None
         try:
-            site = web.TCPSite(runner, host or None, port)
+            site = web.TCPSite(runner, host or None, port, ssl_context=tls)
             await site.start()
             self.address = tuple(runner.addresses[0][:2])  # the real port when asked for port 0
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGHUP, self._reload_in_background)
             # Logged once SIGHUP is handled: whoever waits for this line may send it safely.
             log.info(
-                "probing %d targets; metrics at http://%s/metrics",
+                "probing %d targets; metrics at %s://%s/metrics",
                 len(self._config.jobs),
+                "https" if tls is not None else "http",
                 _format_listen(*self.address),
             )
             try:

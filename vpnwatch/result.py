@@ -33,6 +33,9 @@ class Result:
 
     ``stages`` lists every stage reached with its time since the probe started, so a report can
     say not only that a handshake failed but how far it got and how long each step took.
+    ``certificate_not_after`` is the Unix time the server certificate the probe verified expires
+    (None when the protocol has none or verification did not get that far), so an expiry is
+    seen days before it breaks every client.
     """
 
     target: str
@@ -43,6 +46,7 @@ class Result:
     stages: tuple[tuple[str, float], ...]
     duration: float
     detail: str = ""
+    certificate_not_after: float | None = None
 
     def __post_init__(self) -> None:
         if self.ok != (self.failure is None):

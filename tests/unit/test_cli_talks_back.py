@@ -141,6 +141,7 @@ def test_bash_completes_subcommands_and_options():
 def test_fish_completes_subcommands_with_their_help():
     script = 'vpnwatch completion fish | source; complete -C "vpnwatch sta"'
     assert _shell("fish", script) == (
+        "stack\tthe Prometheus, Alertmanager and Grafana stack shipped with vpnwatch\n"
         "status\twrite a public status page (HTML or PDF): each protocol at each site, 90 days\n"
     )
 

@@ -34,6 +34,7 @@ RESERVED_LABELS = frozenset(
         "stage",
         "role",
         "verdict",
+        "vpnwatch_verdict",
         "le",
         "instance",
         "job",
