@@ -21,6 +21,7 @@ def result_record(target: TargetBase, result: Result) -> dict[str, Any]:
         "stages": {stage: round(at, 6) for stage, at in result.stages},
         "duration_seconds": round(result.duration, 6),
         "detail": result.detail,
+        "certificate_not_after": result.certificate_not_after,
     }
 
 

@@ -97,6 +97,8 @@ class Timeline:
     clock: Callable[[], float] = time.monotonic
     started: float = field(init=False)
     stages: list[tuple[str, float]] = field(init=False, default_factory=list)
+    #: Until when the server certificate the probe verified is valid (Unix time), if it saw one.
+    certificate_not_after: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -134,4 +136,5 @@ class Timeline:
             stages=tuple(self.stages),
             duration=self.elapsed(),
             detail=detail,
+            certificate_not_after=self.certificate_not_after,
         )

@@ -95,6 +95,7 @@ def test_check_json_has_one_object_per_target(server, client, tmp_path):
         "stages",
         "duration_seconds",
         "detail",
+        "certificate_not_after",
     } <= set(good_record)
     assert (
         good_record["ok"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vpnwatch.lab.controls import LAB_NAME, start_controls
@@ -54,10 +56,14 @@ async def test_tls_verifies_the_certificate(lab, tmp_path):
     assert result.ok, result
     assert (result.stage, stage_names(result)) == ("tls", ["resolve", "connect", "tls"])
     assert result.detail.startswith("TLSv1.")
+    # The lab's leaf certificate is fresh: valid from now on, for less than a working life.
+    assert result.certificate_not_after is not None
+    assert time.time() < result.certificate_not_after < time.time() + 40 * 365 * 86400
 
     other_ca = CertificateAuthority.create().cert
     wrong_ca = await probe_tls(target.model_copy(update={"ca": other_ca}), 3)
     assert (wrong_ca.failure, wrong_ca.stage) == ("tls_cert", "tls")
+    assert wrong_ca.certificate_not_after is None  # a certificate that did not verify says nothing
     assert stage_names(wrong_ca) == ["resolve", "connect"]
     assert "certificate" in wrong_ca.detail
     wrong_name = await probe_tls(

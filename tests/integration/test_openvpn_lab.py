@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.lab.netns import Namespace
@@ -149,6 +150,10 @@ async def test_probe_and_real_client_agree(
         tcp = lab.servers[case.server].variant.proto == "tcp"
         assert reached == ["resolve"] + (["connect"] if tcp else []) + ["reset", "tls", "auth"]
         assert all(seconds >= 0 for _, seconds in result.stages)
+        server_cert = x509.load_pem_x509_certificate(lab.pki.server_cert.encode())
+        assert result.certificate_not_after == server_cert.not_valid_after_utc.timestamp()
+    elif case.stage in ("reset", "tls"):
+        assert result.certificate_not_after is None
     if case.password is not None:
         assert case.password not in repr(result) and case.password not in caplog.text
 

@@ -13,10 +13,12 @@ import struct
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.protocols.controls import DnsCheck, TcpCheck, TlsCheck
 from vpnwatch.protocols.machine import (
+    CertificateVerified,
     Completed,
     Event,
     Failed,
@@ -219,8 +221,9 @@ def test_tls_handshake_with_a_trusted_certificate_completes(
 ) -> None:
     ca, cert, key = pki
     events = converse(tls_check(ca), MemoryTlsServer(cert, key))
-    assert events[0] == StageCompleted("tls")
-    assert isinstance(events[1], Completed) and events[1].detail.startswith("TLSv1.")
+    not_after = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
+    assert events[:2] == [CertificateVerified(not_after.timestamp()), StageCompleted("tls")]
+    assert isinstance(events[2], Completed) and events[2].detail.startswith("TLSv1.")
 
 
 @pytest.mark.parametrize("wrong", ["ca", "name"])

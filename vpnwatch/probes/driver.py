@@ -20,7 +20,13 @@ from typing import Any, Generic, TypeVar
 from vpnwatch.probes import Probe
 from vpnwatch.probes.net import DatagramLink, Link, StreamLink, resolve
 from vpnwatch.probes.oserrors import classify, describe
-from vpnwatch.protocols.machine import Completed, Failed, Machine, StageCompleted
+from vpnwatch.protocols.machine import (
+    CertificateVerified,
+    Completed,
+    Failed,
+    Machine,
+    StageCompleted,
+)
 from vpnwatch.result import Failure, LocalError, LocalReason, Result, Timeline
 from vpnwatch.targets.base import TargetBase
 
@@ -111,6 +117,8 @@ async def _converse(machine: Machine, link: Link, timeline: Timeline, stream: bo
         while (event := machine.next_event()) is not None:
             if isinstance(event, StageCompleted):
                 timeline.reached(event.stage)
+            elif isinstance(event, CertificateVerified):
+                timeline.certificate_not_after = event.not_after
             elif isinstance(event, Completed):
                 return event.detail
             elif isinstance(event, Failed):

@@ -66,6 +66,7 @@ class TlsCheck(MachineBase):
         if out := self._tls.data_to_send():
             self._send(out)
         if established:
+            self._emit(self._tls.certificate_verified())
             self._emit(StageCompleted("tls"))
             self._complete(self._tls.version)
 

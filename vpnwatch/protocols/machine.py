@@ -38,6 +38,13 @@ class StageCompleted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CertificateVerified(Event):
+    """The server's certificate passed every check; it is valid until ``not_after`` (Unix time)."""
+
+    not_after: float
+
+
+@dataclass(frozen=True, slots=True)
 class Completed(Event):
     """Every stage is done: the probe succeeded. ``detail`` is one human line, never a secret."""
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 
+from cryptography import x509
+
+from vpnwatch.protocols.machine import CertificateVerified, LocalProtocolError
+
 
 class TlsError(Exception):
     """The TLS handshake or session failed for a reason other than the server's certificate."""
@@ -76,9 +80,13 @@ class TlsChannel:
     def version(self) -> str:
         return self._ssl.version() or ""
 
-    def peer_certificate(self) -> bytes | None:
-        """The server's leaf certificate (DER), once the handshake has completed."""
-        return self._ssl.getpeercert(binary_form=True) if self.established else None
+    def certificate_verified(self) -> CertificateVerified:
+        """The event that says until when the verified server certificate is valid."""
+        der = self._ssl.getpeercert(binary_form=True) if self.established else None
+        if der is None:
+            raise LocalProtocolError("no certificate was verified yet")
+        not_after = x509.load_der_x509_certificate(der).not_valid_after_utc
+        return CertificateVerified(not_after.timestamp())
 
     def write(self, plaintext: bytes) -> None:
         """Encrypt application data for the server (after the handshake)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +37,7 @@ from tests.vectors.openvpn import (
     frame,
 )
 from vpnwatch.lab.openvpn import SERVER_NAME, Pki, generate_pki
-from vpnwatch.protocols.machine import Completed, Event, Failed, StageCompleted
+from vpnwatch.protocols.machine import CertificateVerified, Completed, Event, Failed, StageCompleted
 from vpnwatch.protocols.openvpn.client import (
     PUSH_REQUEST_INTERVAL,
     ClientConfig,
@@ -250,7 +251,16 @@ def run(
     return events
 
 
-STAGES = [StageCompleted("reset"), StageCompleted("tls"), StageCompleted("auth")]
+def stages(pki: Pki) -> list[Event]:
+    """What a handshake with the fake server reports, up to PUSH_REPLY: the certificate's
+    expiry comes with the ``tls`` stage, read from the server's own certificate."""
+    not_after = x509.load_pem_x509_certificate(pki.server_cert.encode()).not_valid_after_utc
+    return [
+        StageCompleted("reset"),
+        CertificateVerified(not_after.timestamp()),
+        StageCompleted("tls"),
+        StageCompleted("auth"),
+    ]
 
 
 def test_full_handshake(pki: Pki, tmp_path: Path) -> None:
@@ -259,9 +269,9 @@ def test_full_handshake(pki: Pki, tmp_path: Path) -> None:
         pki, remote_cert_tls_server=True, x509_name=SERVER_NAME, x509_name_type="name"
     )
     events = run(client, server)
-    assert events[:3] == STAGES
-    assert len(events) == 4 and isinstance(events[3], Completed)
-    assert events[3].detail.startswith("PUSH_REPLY received over TLSv1.")
+    assert events[:4] == stages(pki)
+    assert len(events) == 5 and isinstance(events[4], Completed)
+    assert events[4].detail.startswith("PUSH_REPLY received over TLSv1.")
     assert server.key_method is not None
     assert b"probe\x00" in server.key_method and b"s3cret\x00" in server.key_method
     assert server.exit_received, "the EXIT goodbye goes out before Completed is drained"
@@ -294,7 +304,7 @@ def test_full_handshake_through_each_wrapping(
     wrapper = make_wrapper(kind, WRAP_KEY + WKC if v2 else WRAP_KEY, direction=direction)
     server = FakeServer(pki, tmp_path, wrap=server_wrap())
     events = run(make_client(pki, wrapper=wrapper, tls_crypt_v2=v2), server)
-    assert events[:3] == STAGES and isinstance(events[3], Completed), events
+    assert events[:4] == stages(pki) and isinstance(events[4], Completed), events
     first, *rest = server.received
     assert first.opcode == (
         P_CONTROL_HARD_RESET_CLIENT_V3 if v2 else P_CONTROL_HARD_RESET_CLIENT_V2
@@ -342,7 +352,7 @@ def test_full_handshake_over_tcp_whatever_the_read_sizes(
             break
         for data in stream.reads(0.0):
             client.receive(data, 0.0)
-    assert events[:3] == STAGES and isinstance(events[3], Completed), events
+    assert events[:4] == stages(pki) and isinstance(events[4], Completed), events
     assert stream.server.exit_received
 
 
@@ -402,7 +412,7 @@ def test_packets_stay_within_tls_mtu(pki: Pki, tmp_path: Path) -> None:
 
 def test_auth_failed(pki: Pki, tmp_path: Path) -> None:
     events = run(make_client(pki), FakeServer(pki, tmp_path, answer=b"AUTH_FAILED,bad password"))
-    assert events[:2] == STAGES[:2]
+    assert events[:3] == stages(pki)[:3]
     failure = events[-1]
     assert isinstance(failure, Failed) and failure.failure is Failure.AUTH
     assert "bad password" in failure.detail
@@ -412,7 +422,7 @@ def test_push_request_is_repeated_while_the_server_defers(pki: Pki, tmp_path: Pa
     server = FakeServer(pki, tmp_path, answer=None)
     client = make_client(pki)
     events = run(client, server, rounds=int(3.5 * PUSH_REQUEST_INTERVAL / 0.05), step=0.05)
-    assert events == STAGES[:2] and not client.finished
+    assert events == stages(pki)[:3] and not client.finished
     assert server.push_requests == 4  # at once, then every interval
 
 

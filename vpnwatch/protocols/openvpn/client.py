@@ -286,6 +286,7 @@ class OpenVPNClient(MachineBase):
                 self._queue_tls_records()
                 if not established:
                     return
+                self._emit(self._tls.certificate_verified())
                 self._emit(StageCompleted("tls"))
                 self._phase = _Phase.KEY_EXCHANGE
                 self._send_plaintext(
