@@ -26,6 +26,21 @@ from vpnwatch.result import LocalError, Result
 log = logging.getLogger(__name__)
 
 
+#: Probe start times are rounded to this grid, so that probes due within one tick start in one
+#: turn of the event loop. A probe started alone pays for waking the loop, the cold caches of an
+#: idle process and its own loop iterations; started with a few others, it shares them: measured
+#: at 100 verified WireGuard probes a second, about 40 % of its CPU. 50 ms is far inside the
+#: jitter of any real interval (±10 % of 60 s is 6 s).
+TICK = 0.05
+#: The tick never exceeds this share of a job's interval (tests use intervals of milliseconds).
+MAX_TICK_SHARE = 0.05
+
+
+def _on_tick(when: float, tick: float) -> float:
+    """``when`` rounded to the nearest multiple of ``tick`` on the loop's clock."""
+    return round(when / tick) * tick
+
+
 class Limiter:
     """A semaphore whose size can change while it is held.
 
@@ -147,7 +162,8 @@ class Scheduler:
 
     async def _loop(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time() + self._rng.uniform(0, job.interval)
+        tick = min(TICK, job.interval * MAX_TICK_SHARE)
+        next_at = _on_tick(loop.time() + self._rng.uniform(0, job.interval), tick)
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             async with self._limiter:
@@ -160,7 +176,7 @@ class Scheduler:
                     self._on_error(job, exc)
             spread = 1 + self._rng.uniform(-self._jitter, self._jitter)
             # After an overrun, start afresh from now rather than firing a burst to catch up.
-            next_at = max(next_at + job.interval * spread, loop.time())
+            next_at = _on_tick(max(next_at + job.interval * spread, loop.time()), tick)
 
     async def _probe_once(self, job: Job) -> Result | None:
         try:
