@@ -1,0 +1,79 @@
+"""The pooled UDP sockets: one probe per socket at a time, errors to whom they concern, reuse.
+
+Peers here are plain UDP sockets on loopback: what is tested is the kernel's behaviour under
+vpnwatch's sockets, not any protocol.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from vpnwatch.probes import net
+from vpnwatch.probes.net import DatagramLink
+
+
+def udp_peer() -> socket.socket:
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    return peer
+
+
+def closed_port() -> int:
+    with udp_peer() as peer:
+        return int(peer.getsockname()[1])
+
+
+async def test_each_probe_gets_what_its_peer_sends_and_nothing_else():
+    with udp_peer() as a, udp_peer() as b:
+        link_a = await DatagramLink.connect(socket.AF_INET, a.getsockname())
+        link_b = await DatagramLink.connect(socket.AF_INET, b.getsockname())
+        await link_a.send([b"to a"])
+        await link_b.send([b"to b"])
+        data, source_a = a.recvfrom(100)
+        assert data == b"to a"
+        _, source_b = b.recvfrom(100)
+        a.sendto(b"from a", source_a)
+        b.sendto(b"from b", source_b)
+        b.sendto(b"from b, to a's socket", source_a)  # a stranger writing to a's socket
+        assert await link_a.receive(1.0) == b"from a"
+        assert await link_b.receive(1.0) == b"from b"
+        assert await link_a.receive(0.1) is None  # the stranger's datagram was dropped
+        link_a.close()
+        link_b.close()
+
+
+async def test_port_unreachable_reaches_the_probe_it_concerns_only():
+    with udp_peer() as alive:
+        dead = await DatagramLink.connect(socket.AF_INET, ("127.0.0.1", closed_port()))
+        live = await DatagramLink.connect(socket.AF_INET, alive.getsockname())
+        await dead.send([b"anyone?"])
+        await live.send([b"hello"])  # sent after the error was queued: still reaches its peer
+        assert alive.recvfrom(100)[0] == b"hello"
+        try:
+            await dead.receive(1.0)
+        except ConnectionRefusedError:
+            pass
+        else:
+            raise AssertionError("port unreachable was not reported")
+        assert await live.receive(0.1) is None
+        dead.close()
+        live.close()
+
+
+async def test_a_socket_is_reused_unless_a_stranger_kept_sending():
+    with udp_peer() as peer:
+        first = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
+        leased = first._sock
+        first.close()
+        second = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
+        assert second._sock is leased  # kept for the next probe
+        await second.send([b"x"])
+        _, source = peer.recvfrom(100)
+        with udp_peer() as stranger:
+            for _ in range(net.MAX_STRAYS):
+                stranger.sendto(b"noise", source)
+            assert await second.receive(0.2) is None  # all of it dropped
+        second.close()
+        third = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
+        assert third._sock is not leased  # the noisy socket was closed, not handed on
+        third.close()
