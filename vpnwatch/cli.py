@@ -1,6 +1,7 @@
 """The ``vpnwatch`` command: check, run, config check, and the subcommands other modules add.
 
-Exit status: 0 all ok, 1 some probe failed, 2 bad usage or bad input (one line, no traceback).
+Exit status: 0 all ok, 1 some probe failed, 2 bad usage or bad input, or ``run`` cannot start
+(its listen address in use or not permitted): one line, no traceback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from vpnwatch.lab.cli import add_lab_parser
 from vpnwatch.lab.demo import demo_lab
 from vpnwatch.logs import setup_logging
 from vpnwatch.monitor import Monitor
+from vpnwatch.printable import printable
 from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
 from vpnwatch.records import result_record
@@ -251,11 +253,12 @@ def _config_check(args: argparse.Namespace) -> int:
     for job in config.jobs:
         target = job.target
         labels = ",".join(f"{k}={v}" for k, v in sorted(target.labels.items()))
-        print(
+        line = (
             f"{target.name}  {target.protocol}  {target.transport}  {target.endpoint}  "
-            f"every {job.interval:g}s  timeout {job.timeout:g}s  {target.role}  {labels}".rstrip()
+            f"every {job.interval:g}s  timeout {job.timeout:g}s  {target.role}  {labels}"
         )
-    print(f"{args.config}: {len(config.jobs)} targets, ok")
+        print(printable(line.rstrip()))
+    print(printable(f"{args.config}: {len(config.jobs)} targets, ok"))
     return EXIT_OK
 
 

@@ -29,7 +29,7 @@ from vpnwatch.evidence import EvidenceSettings
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
 from vpnwatch.targets import TARGET_MODELS
-from vpnwatch.targets.base import TargetBase
+from vpnwatch.targets.base import MAX_INTERVAL, MAX_TIMEOUT, Seconds, TargetBase
 
 #: Not one of the exporter ports in Prometheus's default port allocations (9100-9999 is full).
 DEFAULT_PORT = 10877
@@ -39,11 +39,11 @@ DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
 class Settings(BaseModel):
     """Global settings; every one can be overridden from the command line."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     listen: str = DEFAULT_LISTEN
-    interval: Annotated[float, Field(gt=0)] = 60.0
-    timeout: Annotated[float, Field(gt=0)] = 10.0
+    interval: Annotated[Seconds, Field(le=MAX_INTERVAL)] = 60.0
+    timeout: Annotated[Seconds, Field(le=MAX_TIMEOUT)] = 10.0
     concurrency: Annotated[int, Field(ge=1, le=100_000)] = 256
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     #: Keep packet captures of failed probes (needs CAP_NET_RAW and the ``capture`` extra).

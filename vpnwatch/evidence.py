@@ -57,7 +57,7 @@ class EvidenceSettings(BaseModel):
 
     directory: Path
     max_files: Annotated[int, Field(ge=1, le=100_000)] = 100
-    max_bytes: Annotated[int, Field(ge=4096)] = 50_000_000
+    max_bytes: Annotated[int, Field(ge=4096, le=2**40)] = 50_000_000
     #: Packets kept per probe, and bytes per packet: a probe's handshake needs far less.
     max_packets: Annotated[int, Field(ge=1, le=100_000)] = 1000
     snaplen: Annotated[int, Field(ge=64, le=65535)] = 2048

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -59,7 +60,13 @@ class Monitor:
         await runner.setup()
         try:
             site = web.TCPSite(runner, host or None, port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                # asyncio's message repeats the address; the errno's name is the news
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                listen = self._config.settings.listen
+                raise ConfigError(f"cannot listen on {listen}: {reason}") from None
             self.address = tuple(runner.addresses[0][:2])  # the real port when asked for port 0
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
