@@ -2,6 +2,12 @@
 
 JSON and CSV carry every incident at every scope with the same fields; times are RFC 3339 UTC
 plus the report's zone, durations in seconds, latencies in seconds, ratios in [0, 1].
+
+Site, target and failure names are label values, and Prometheus stores whatever a scraped
+exporter wrote: every format treats them as hostile. JSON escapes by construction; CSV cells
+are neutralised as OWASP recommends for CSV injection (a cell a spreadsheet would read as a
+formula starts with a quote, and every text cell is quoted); Markdown escapes what would make
+markup, links or table cells, and shows control characters as escapes.
 """
 
 from __future__ import annotations
@@ -9,9 +15,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from vpnwatch.printable import printable
 from vpnwatch.report.incidents import Incident
 from vpnwatch.report.narrative import Report, display_name, summary
 from vpnwatch.report.timespec import (
@@ -25,6 +33,11 @@ from vpnwatch.report.timespec import (
 
 #: What tables show for a value that does not exist (no successful probe, no controls).
 MISSING = "\N{EN DASH}"
+#: A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: What CommonMark and GitHub's tables read as markup: emphasis, code, links, HTML, entities,
+#: strike-through and cell borders. (Parentheses only matter after a ``]``, escaped here.)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 CSV_COLUMNS = (
     "scope",
@@ -102,15 +115,42 @@ def render_json(report: Report) -> str:
 
 def render_csv(report: Report) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(
+        out, fieldnames=CSV_COLUMNS, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
+    )
     writer.writeheader()
     for incident in report.incidents:
         row = incident_record(incident, report)
         row["targets"] = " ".join(row["targets"])
         for column in ("failure_classes", "stages"):
             row[column] = " ".join(f"{name}:{count}" for name, count in row[column].items())
-        writer.writerow({key: "" if value is None else value for key, value in row.items()})
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})
     return out.getvalue()
+
+
+def csv_cell(value: object) -> object:
+    """A value a spreadsheet shows as written: text that would start a formula gets a ``'``.
+
+    Numbers stay numbers (none of the report's is negative); None is an empty cell.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as Markdown that shows exactly it: no markup, no HTML, one table cell."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", printable(text))
+
+
+def markdown_code(text: str) -> str:
+    """``text`` as an inline code span, fenced by more backticks than it holds in a row."""
+    text = printable(text)
+    fence = "`" * (1 + max((len(run) for run in re.findall("`+", text)), default=0))
+    padding = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{padding}{text}{padding}{fence}"
 
 
 def render_markdown(report: Report) -> str:
@@ -118,12 +158,12 @@ def render_markdown(report: Report) -> str:
     lines = [
         "# VPN disruption report",
         "",
-        f"{_span_text(report)} · step {format_step(report.dataset.grid.step)} · "
-        f"threshold {report.analysis.rules.threshold:.0%} · selection `{report.selector}`",
+        f"{_span_text(report)} · step {format_step(report.dataset.grid.step)} · threshold"
+        f" {report.analysis.rules.threshold:.0%} · selection {markdown_code(report.selector)}",
         "",
         "## Summary",
         "",
-        *(f"- {sentence}" for sentence in summary(report)),
+        *(f"- {markdown_text(sentence)}" for sentence in summary(report)),
         "",
         "## Incidents",
         "",
@@ -135,12 +175,10 @@ def render_markdown(report: Report) -> str:
         "",
         "## Data",
         "",
-        f"Read from {facts['prometheus']} with these queries (range queries at step "
-        f"{format_step(report.dataset.grid.step)}; `series:` lines are series look-ups):",
+        f"Read from {markdown_code(facts['prometheus'])} with these queries (range queries at"
+        f" step {format_step(report.dataset.grid.step)}; `series:` lines are series look-ups):",
         "",
-        "```promql",
-        *report.dataset.queries,
-        "```",
+        *_code_block(report.dataset.queries, "promql"),
         "",
         f"SHA-256 of the data: `{report.dataset.sha256}` · {facts['generator']}",
         "",
@@ -164,13 +202,21 @@ def _incident_table(incidents: Sequence[Incident], report: Report) -> list[str]:
         rows.append(
             f"| {format_local(incident.start, report.zone)} ({_utc_time(incident.start)}) "
             f"| {format_local(incident.end, report.zone)} ({_utc_time(incident.end)}) "
-            f"| {format_duration(incident.duration)} | {incident.site} | {what} "
-            f"| {incident.verdict} | {incident.success_ratio:.0%} "
-            f"| {describe_failures(incident)} "
+            f"| {format_duration(incident.duration)} | {markdown_text(incident.site)} "
+            f"| {markdown_text(what)} | {incident.verdict} | {incident.success_ratio:.0%} "
+            f"| {markdown_text(describe_failures(incident))} "
             f"| {format_latency(incident.latency_before)} → "
             f"{format_latency(incident.latency_during)} |"
         )
     return header + rows
+
+
+def _code_block(lines: Sequence[str], language: str) -> list[str]:
+    """A fenced code block that no line inside can close: the fence outgrows any run in it."""
+    shown = [printable(line) for line in lines]
+    longest = max((len(run) for line in shown for run in re.findall("`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{language}", *shown, fence]
 
 
 def describe_failures(incident: Incident, limit: int = 3) -> str:
