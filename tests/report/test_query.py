@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vpnwatch.errors import ConfigError
 from vpnwatch.report import query
+from vpnwatch.report.access import prometheus_access
 from vpnwatch.report.query import (
     Grid,
     MatrixSeries,
@@ -43,8 +45,8 @@ def test_grid_is_aligned_to_the_step_and_covers_the_range() -> None:
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "localhost:9090", "ftp://x"])
 def test_only_http_urls(url: str) -> None:
-    with pytest.raises(PrometheusError, match="not an http"):
-        PrometheusClient(url)
+    with pytest.raises(ConfigError, match="give an http:// or https:// URL"):
+        prometheus_access(url)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -79,14 +81,14 @@ def fake_server() -> Iterator[str]:
 
 
 def test_a_rejected_query_reports_prometheus_own_words(fake_server: str) -> None:
-    client = PrometheusClient(f"{fake_server}/bad")
+    client = PrometheusClient(prometheus_access(f"{fake_server}/bad"))
     with pytest.raises(PrometheusError, match=r"parse error at char 5 \(HTTP 400\)"):
         client.series(["up"])
 
 
 def test_something_that_is_not_prometheus_is_named(fake_server: str) -> None:
     with pytest.raises(PrometheusError, match="did not answer like a Prometheus API"):
-        PrometheusClient(fake_server).series(["up"])
+        PrometheusClient(prometheus_access(fake_server)).series(["up"])
 
 
 def _body(series: list[tuple[dict[str, str], list[tuple[float, str]]]]) -> bytes:

@@ -1,7 +1,9 @@
 """``vpnwatch report``: a disruption report from the monitor's metrics in Prometheus.
 
-Exit status: 0 report written; 1 Prometheus unreachable or failing; 2 bad input (arguments, a
-selector matching nothing, a range without data). Every error is one line on stderr.
+Exit status: 0 report written; 1 Prometheus unreachable, refusing the credentials, failing,
+answering something that is not its API, or not done within ``--timeout``; 2 bad input
+(arguments, a credential or certificate file, a selector matching nothing, a range without
+data). Every error is one line on stderr, and none shows a credential.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vpnwatch.errors import ConfigError
+from vpnwatch.report.access import ENV_PASSWORD, ENV_TOKEN, AccessOptions, prometheus_access
 from vpnwatch.report.dataset import NoDataError, load_dataset
 from vpnwatch.report.incidents import Rules, analyse
 from vpnwatch.report.narrative import Report
-from vpnwatch.report.query import PROMETHEUS_MAX_POINTS, Grid, PrometheusClient, PrometheusError
+from vpnwatch.report.query import (
+    PROMETHEUS_MAX_POINTS,
+    TOTAL_TIMEOUT,
+    Grid,
+    PrometheusClient,
+    PrometheusError,
+)
 from vpnwatch.report.render_html import render_html
 from vpnwatch.report.render_text import render_csv, render_json, render_markdown
 from vpnwatch.report.selector import parse_selector
@@ -52,7 +61,13 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
             " --tz (2024-03-10, 2024-03-10T19:00), or now-DURATION (now-24h, now-7d)."
         ),
     )
-    parser.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
+    parser.add_argument(
+        "--prometheus",
+        required=True,
+        metavar="URL",
+        help="Prometheus base URL; http://user:password@host works, but see below",
+    )
+    _add_access_arguments(parser)
     parser.add_argument("--from", dest="start", default="now-24h", metavar="TIME")
     parser.add_argument("--to", dest="end", default="now", metavar="TIME")
     parser.add_argument(
@@ -87,10 +102,53 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DURATION",
         help="resolution (default: the finest of 5m, 10m, 15m, 30m, 1h, ... within 11,000 steps)",
     )
+    parser.add_argument(
+        "--timeout",
+        default=f"{TOTAL_TIMEOUT:.0f}s",
+        metavar="DURATION",
+        help="give up when Prometheus has not answered every query within this (default 10m)",
+    )
     parser.add_argument("--format", choices=sorted(RENDERERS), help="default: from -o, else html")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
     parser.set_defaults(func=run_report)
     return parser
+
+
+def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "reaching a protected Prometheus",
+        f"Secrets come from files or the environment (${ENV_PASSWORD}, ${ENV_TOKEN}) and are"
+        " never printed.",
+    )
+    group.add_argument("--prometheus-user", metavar="USER", help="HTTP basic auth user")
+    group.add_argument(
+        "--prometheus-password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"basic auth password (default: ${ENV_PASSWORD})",
+    )
+    group.add_argument(
+        "--prometheus-token-file",
+        type=Path,
+        metavar="FILE",
+        help=f"bearer token (default: ${ENV_TOKEN})",
+    )
+    group.add_argument(
+        "--prometheus-ca", type=Path, metavar="FILE", help="CA certificates (PEM) to trust"
+    )
+    group.add_argument(
+        "--prometheus-cert", type=Path, metavar="FILE", help="client certificate (PEM)"
+    )
+    group.add_argument(
+        "--prometheus-key", type=Path, metavar="FILE", help="the client certificate's key (PEM)"
+    )
+    group.add_argument(
+        "--prometheus-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra request header, e.g. 'X-Scope-OrgID: tenant-1' (repeatable)",
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -126,8 +184,21 @@ def build_report(args: argparse.Namespace, *, now: float) -> Report:
     except ValueError as exc:
         raise ConfigError(str(exc), where="--threshold") from None
     step = _argument("--step", parse_duration, args.step) if args.step else auto_step(end - start)
+    total_timeout = _argument("--timeout", parse_duration, args.timeout)
+    access = prometheus_access(
+        args.prometheus,
+        AccessOptions(
+            user=args.prometheus_user,
+            password_file=args.prometheus_password_file,
+            token_file=args.prometheus_token_file,
+            ca_file=args.prometheus_ca,
+            cert_file=args.prometheus_cert,
+            key_file=args.prometheus_key,
+            headers=args.prometheus_header,
+        ),
+    )
 
-    client = PrometheusClient(args.prometheus)
+    client = PrometheusClient(access, total_timeout=total_timeout)
     dataset = load_dataset(client, Grid.covering(start, end, step), selector)
     return Report(
         prometheus=client.url,
