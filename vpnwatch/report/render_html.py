@@ -10,10 +10,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from vpnwatch.report.incidents import CONTROLS, Incident
+from vpnwatch.report.incidents import CONTROLS, Gap, Incident
 from vpnwatch.report.narrative import Report, display_name, summary
 from vpnwatch.report.render_svg import availability_chart
-from vpnwatch.report.render_text import MISSING, describe_failures, format_latency
+from vpnwatch.report.render_text import (
+    MISSING,
+    by_start,
+    describe_failures,
+    edges,
+    format_latency,
+    verdict_text,
+    what_text,
+)
 from vpnwatch.report.timespec import format_duration, format_local, format_step, format_utc
 from vpnwatch.result import Failure
 
@@ -76,7 +84,7 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:32px 0 8px;border-bott
 .summary li{margin:4px 0;font-size:16px}table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #e5e7eb;padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#f9fafb}.utc{color:#6b7280;font-size:12px;display:block}
-.verdict-failing{color:#b91c1c;font-weight:600}.verdict-offline{color:#4b5563;font-weight:600}
+.verdict-failing{color:#b91c1c;font-weight:600}.verdict-offline{color:#4b5563;font-weight:600}.verdict-no-data{color:#6b7280;font-style:italic}
 figure{margin:8px 0 18px}figcaption{font-weight:600}svg{width:100%;height:auto}
 svg .tick{font-size:11px;fill:#4b5563}svg .legend{font-size:11px;fill:#111827}
 pre{background:#f3f4f6;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
@@ -168,14 +176,14 @@ def _incidents(report: Report) -> str:
     targets = report.target_incidents()
     return (
         '<section id="incidents"><h2>Incidents</h2>'
-        + _table(report.main_incidents(), report)
+        + _table(by_start(report.main_incidents(), report.analysis.gaps), report)
         + f"<h3>Per target ({len(targets)})</h3>"
         + _table(targets, report)
         + "</section>"
     )
 
 
-def _table(incidents: Sequence[Incident], report: Report) -> str:
+def _table(incidents: Sequence[Incident | Gap], report: Report) -> str:
     if not incidents:
         return "<p>None.</p>"
     head = (
@@ -184,23 +192,26 @@ def _table(incidents: Sequence[Incident], report: Report) -> str:
         "<th>Latency before → during</th><th>Controls</th></tr>"
     )
     rows = []
-    for incident in incidents:
-        what = "control probes" if incident.scope == "site" else display_name(incident.protocol)
-        if incident.scope != "site":
-            what += f" ({', '.join(incident.targets)})"
-        controls = (
-            MISSING if incident.control_success is None else f"{incident.control_success:.0%}"
-        )
+    for row in incidents:
+        before, after = edges(row)
+        if isinstance(row, Gap):
+            verdict_class = "no-data"
+            evidence = f"<td>{MISSING}</td>" * 4
+        else:
+            verdict_class = row.verdict
+            evidence = (
+                f"<td>{row.success_ratio:.0%} of {row.probes}</td>"
+                f"<td>{escape(describe_failures(row))}</td>"
+                f"<td>{format_latency(row.latency_before)} → "
+                f"{format_latency(row.latency_during)}</td><td>{_percent(row.control_success)}</td>"
+            )
         rows.append(
             "<tr>"
-            f"<td>{_when(incident.start, report)}</td><td>{_when(incident.end, report)}</td>"
-            f"<td>{format_duration(incident.duration)}</td><td>{escape(incident.site)}</td>"
-            f"<td>{escape(what)}</td>"
-            f'<td class="verdict-{incident.verdict}">{incident.verdict}</td>'
-            f"<td>{incident.success_ratio:.0%} of {incident.probes}</td>"
-            f"<td>{escape(describe_failures(incident))}</td>"
-            f"<td>{format_latency(incident.latency_before)} → "
-            f"{format_latency(incident.latency_during)}</td><td>{controls}</td></tr>"
+            f"<td>{_when(row.start, report)}{escape(before)}</td>"
+            f"<td>{_when(row.end, report)}{escape(after)}</td>"
+            f"<td>{format_duration(row.duration)}</td><td>{escape(row.site)}</td>"
+            f"<td>{escape(what_text(row))}</td>"
+            f'<td class="verdict-{verdict_class}">{escape(verdict_text(row))}</td>{evidence}</tr>'
         )
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -236,9 +247,17 @@ def _methodology(report: Report) -> str:
         "<h3>How incidents are found</h3><ol>"
         f"<li>Time is cut into {step} intervals. An interval is bad when probes ran in it and"
         f" fewer than {rules.threshold:.0%} of them succeeded.</li>"
-        f"<li>Bad periods separated by at most {format_duration(rules.merge_gap)} are merged"
-        " into one incident (flapping).</li>"
-        f"<li>Incidents shorter than {format_duration(rules.min_duration)} are dropped.</li>"
+        f"<li>Bad periods separated by at most {format_duration(rules.merge_gap)} of measured"
+        " time are merged into one incident (flapping); time without data between them does"
+        " not separate them, and the incident says how much of it had none.</li>"
+        "<li>An incident is kept when its probes were failing for at least"
+        f" {format_duration(rules.min_duration)}: each interval's share of failed probes times"
+        " its length, added up, which does not depend on the interval length.</li>"
+        "<li>An incident marked <em>or earlier</em> or <em>or later</em> touches the start or"
+        " end of the report, or a period without data: it may have begun before, or lasted"
+        " after, what the report can see. Periods of at least"
+        f" {format_duration(rules.min_duration)} with no data from a site, or from one protocol"
+        " there, are listed as <em>no data</em>.</li>"
         "<li>This runs for each target, for each protocol at each site (all its targets'"
         " probes together) and for each site's control probes. An incident is <em>offline</em>"
         " when the site's control probes were bad in at least half of its intervals,"

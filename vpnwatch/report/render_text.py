@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vpnwatch.printable import printable
-from vpnwatch.report.incidents import Incident
+from vpnwatch.report.incidents import Gap, Incident
 from vpnwatch.report.narrative import Report, display_name, summary
 from vpnwatch.report.timespec import (
     format_duration,
@@ -58,7 +58,12 @@ CSV_COLUMNS = (
     "latency_before_seconds",
     "latency_during_seconds",
     "control_success_ratio",
+    "open_at_start",
+    "open_at_end",
+    "without_data_seconds",
 )
+#: The verdict column of a period without data, in the tables and the CSV.
+NO_DATA = "no data"
 
 
 def incident_record(incident: Incident, report: Report) -> dict[str, Any]:
@@ -82,6 +87,23 @@ def incident_record(incident: Incident, report: Report) -> dict[str, Any]:
         "latency_before_seconds": _rounded(incident.latency_before),
         "latency_during_seconds": _rounded(incident.latency_during),
         "control_success_ratio": _rounded(incident.control_success),
+        "open_at_start": incident.open_start,
+        "open_at_end": incident.open_end,
+        "without_data_seconds": round(incident.without_data),
+    }
+
+
+def gap_record(gap: Gap, report: Report) -> dict[str, Any]:
+    """A period without data: ``protocol`` empty when the whole site had none."""
+    return {
+        "scope": "protocol" if gap.protocol else "site",
+        "site": gap.site,
+        "protocol": gap.protocol,
+        "start": format_rfc3339(gap.start),
+        "end": format_rfc3339(gap.end),
+        "start_local": format_local_iso(gap.start, report.zone),
+        "end_local": format_local_iso(gap.end, report.zone),
+        "duration_seconds": round(gap.duration),
     }
 
 
@@ -109,6 +131,7 @@ def render_json(report: Report) -> str:
         "report": provenance(report),
         "summary": summary(report),
         "incidents": [incident_record(i, report) for i in report.incidents],
+        "gaps": [gap_record(gap, report) for gap in report.analysis.gaps],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -125,7 +148,40 @@ def render_csv(report: Report) -> str:
         for column in ("failure_classes", "stages"):
             row[column] = " ".join(f"{name}:{count}" for name, count in row[column].items())
         writer.writerow({key: csv_cell(value) for key, value in row.items()})
+    for gap in report.analysis.gaps:  # after the incidents: rows of their own kind
+        row = {**gap_record(gap, report), "verdict": NO_DATA}
+        writer.writerow({key: csv_cell(row.get(key)) for key in CSV_COLUMNS})
     return out.getvalue()
+
+
+def by_start(incidents: Sequence[Incident], gaps: Sequence[Gap]) -> list[Incident | Gap]:
+    """Incidents and periods without data in one table, in time order (stable)."""
+    return sorted([*incidents, *gaps], key=lambda row: row.start)
+
+
+def edges(row: Incident | Gap) -> tuple[str, str]:
+    """What follows the start and end times: whether the incident may reach further."""
+    if isinstance(row, Gap):
+        return "", ""
+    return (" or earlier" if row.open_start else "", " or later" if row.open_end else "")
+
+
+def what_text(row: Incident | Gap) -> str:
+    """The table's "what" cell: protocol (targets), control probes, or what had no data."""
+    if isinstance(row, Gap):
+        return f"{display_name(row.protocol)} probes" if row.protocol else "all probes"
+    if row.scope == "site":
+        return "control probes"
+    what = display_name(row.protocol)
+    return what + f" ({', '.join(row.targets)})" if row.scope == "target" else what
+
+
+def verdict_text(row: Incident | Gap) -> str:
+    if isinstance(row, Gap):
+        return NO_DATA
+    if row.without_data:
+        return f"{row.verdict} ({format_duration(row.without_data)} without data)"
+    return row.verdict
 
 
 def csv_cell(value: object) -> object:
@@ -167,7 +223,7 @@ def render_markdown(report: Report) -> str:
         "",
         "## Incidents",
         "",
-        *_incident_table(report.main_incidents(), report),
+        *_incident_table(by_start(report.main_incidents(), report.analysis.gaps), report),
         "",
         "### Per target",
         "",
@@ -186,29 +242,30 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _incident_table(incidents: Sequence[Incident], report: Report) -> list[str]:
-    if not incidents:
+def _incident_table(rows: Sequence[Incident | Gap], report: Report) -> list[str]:
+    if not rows:
         return ["None."]
     header = [
         "| start | end | duration | site | protocol | verdict | success | failures | "
         "latency before → during |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    rows = []
-    for incident in incidents:
-        what = display_name(incident.protocol)
-        if incident.scope == "target":
-            what += f" ({', '.join(incident.targets)})"
-        rows.append(
-            f"| {format_local(incident.start, report.zone)} ({_utc_time(incident.start)}) "
-            f"| {format_local(incident.end, report.zone)} ({_utc_time(incident.end)}) "
-            f"| {format_duration(incident.duration)} | {markdown_text(incident.site)} "
-            f"| {markdown_text(what)} | {incident.verdict} | {incident.success_ratio:.0%} "
-            f"| {markdown_text(describe_failures(incident))} "
-            f"| {format_latency(incident.latency_before)} → "
-            f"{format_latency(incident.latency_during)} |"
+    lines = []
+    for row in rows:
+        before, after = edges(row)
+        evidence = (
+            f"| {MISSING} | {MISSING} | {MISSING} |"
+            if isinstance(row, Gap)
+            else f"| {row.success_ratio:.0%} | {markdown_text(describe_failures(row))} "
+            f"| {format_latency(row.latency_before)} → {format_latency(row.latency_during)} |"
         )
-    return header + rows
+        lines.append(
+            f"| {format_local(row.start, report.zone)} ({_utc_time(row.start)}){before} "
+            f"| {format_local(row.end, report.zone)} ({_utc_time(row.end)}){after} "
+            f"| {format_duration(row.duration)} | {markdown_text(row.site)} "
+            f"| {markdown_text(what_text(row))} | {verdict_text(row)} {evidence}"
+        )
+    return header + lines
 
 
 def _code_block(lines: Sequence[str], language: str) -> list[str]:
