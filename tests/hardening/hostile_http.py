@@ -11,10 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
+import socketserver
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 Behaviour = Callable[[str, asyncio.StreamWriter], Awaitable[None]]
+
+
+class AnsweringHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler for small test servers: one call answers, and nothing is logged."""
+
+    def answer(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def threaded(server: socketserver.BaseServer) -> Iterator[None]:
+    """Run a blocking ``socketserver`` (an ``http.server``) on a thread while the block runs."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def response(status: int, body: bytes, *, headers: Mapping[str, str] | None = None) -> bytes:

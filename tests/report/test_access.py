@@ -14,7 +14,6 @@ import http.server
 import json
 import os
 import ssl
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,6 +26,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.hardening.hostile_http import AnsweringHandler, threaded
 from tests.report import scenario
 from tests.report.test_scenario import DAY_ARGS
 from tests.stack.promlib import backfill_file, serving_tsdb
@@ -211,17 +211,17 @@ class _Gateway(http.server.ThreadingHTTPServer):
     seen: list[dict[str, str]]
 
 
-class _GatewayHandler(http.server.BaseHTTPRequestHandler):
+class _GatewayHandler(AnsweringHandler):
     server: _Gateway
 
     def do_POST(self) -> None:
         self.server.seen.append(dict(self.headers))
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            self._answer(401, b'{"status":"error","error":"bad token"}')
+            self.answer(401, b'{"status":"error","error":"bad token"}')
             return
         if self.headers.get("X-Scope-OrgID") != TENANT:
-            self._answer(403, b'{"status":"error","error":"no such tenant"}')
+            self.answer(403, b'{"status":"error","error":"no such tenant"}')
             return
         upstream = self.server.upstream
         request = urllib.request.Request(
@@ -233,17 +233,7 @@ class _GatewayHandler(http.server.BaseHTTPRequestHandler):
             },
         )
         with urllib.request.urlopen(request, timeout=60, context=upstream.context()) as answer:
-            self._answer(answer.status, answer.read())
-
-    def _answer(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+            self.answer(answer.status, answer.read())
 
 
 @pytest.fixture
@@ -251,14 +241,8 @@ def gateway(guarded: Guarded) -> Iterator[_Gateway]:
     server = _Gateway(("127.0.0.1", 0), _GatewayHandler)
     server.upstream = guarded
     server.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with threaded(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_bearer_token_and_a_tenant_header_are_sent(

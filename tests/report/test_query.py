@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import math
-import threading
 from array import array
 from collections.abc import Iterator
 from decimal import Decimal
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.hardening.hostile_http import AnsweringHandler, threaded
 from vpnwatch.errors import ConfigError
 from vpnwatch.report import query
 from vpnwatch.report.access import prometheus_access
@@ -49,35 +49,22 @@ def test_only_http_urls(url: str) -> None:
         prometheus_access(url)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(AnsweringHandler):
     """Answers like a Prometheus that rejects the query, or like something else entirely."""
 
     def do_POST(self) -> None:
         if self.path.startswith("/bad/"):
             body = b'{"status":"error","errorType":"bad_data","error":"parse error at char 5"}'
-            self.send_response(400)
+            self.answer(400, body)
         else:
-            body = b"<html>not prometheus</html>"
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+            self.answer(200, b"<html>not prometheus</html>", "text/html")
 
 
 @pytest.fixture
 def fake_server() -> Iterator[str]:
     server = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with threaded(server):
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_rejected_query_reports_prometheus_own_words(fake_server: str) -> None:
