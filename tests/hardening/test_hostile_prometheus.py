@@ -189,3 +189,14 @@ def test_an_endless_response_is_cut_at_the_limit_with_memory_bounded(
     finally:
         tracemalloc.stop()
     assert peak < 3 * limit
+
+
+def test_a_selector_quoted_in_an_error_is_escaped(
+    hostile: HostileServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    selector = '{site="\u202eevil\u2028x"}'
+    status = main(["--prometheus", f"{hostile.url}/series-object", *RANGE, "--match", selector])
+    err = capsys.readouterr().err
+    assert status == EXIT_PROMETHEUS
+    assert 'vpnwatch_probes_total{site="\\u202eevil\\u2028x"} did not return a list' in err
+    assert err[:-1].isprintable()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vpnwatch.errors import ConfigError
+from vpnwatch.printable import printable
 from vpnwatch.report.access import ENV_PASSWORD, ENV_TOKEN, AccessOptions, prometheus_access
 from vpnwatch.report.dataset import NoDataError, load_dataset
 from vpnwatch.report.incidents import Rules, analyse
@@ -157,10 +158,10 @@ def run_report(args: argparse.Namespace) -> int:
         text = RENDERERS[output_format(args.format, args.output)](report)
         _write(text, args.output)
     except (ConfigError, NoDataError) as exc:
-        print(f"vpnwatch report: {exc}", file=sys.stderr)
+        print(f"vpnwatch report: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except PrometheusError as exc:
-        print(f"vpnwatch report: {exc}", file=sys.stderr)
+    except PrometheusError as exc:  # it may quote a selector or labels: escaped, one line
+        print(f"vpnwatch report: {printable(str(exc))}", file=sys.stderr)
         return EXIT_PROMETHEUS
     return EXIT_OK
 
