@@ -312,8 +312,11 @@ def _read_at_most(
     response: http.client.HTTPResponse, limit: int, *, truncate: bool = False
 ) -> bytes:
     """The body, or _TooLarge as soon as it is longer than ``limit`` (or its first bytes)."""
-    if response.length is not None and response.length > limit and not truncate:
-        raise _TooLarge
+    if response.length is not None and not truncate:
+        if response.length > limit:
+            raise _TooLarge
+        # one read of the declared length: the fastest, and short of it is IncompleteRead
+        return response.read()
     chunks: list[bytes] = []
     size = 0
     while chunk := response.read(min(_READ_SIZE, limit + 1 - size)):
