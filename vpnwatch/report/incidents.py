@@ -367,7 +367,7 @@ def describe(
         control_success = _ratio(series, window)
     else:
         verdict, control_success = _classify(controls, window, rules.threshold)
-    missing = no_probes(series.probes)
+    probes = series.probes
     return Incident(
         scope=scope,
         site=series.key.site,
@@ -383,9 +383,9 @@ def describe(
         latency_during=_mean_latency(members, window),
         verdict=verdict,
         control_success=control_success,
-        open_start=first == 0 or missing[first - 1] == 1,
-        open_end=stop == grid.intervals or missing[stop] == 1,
-        without_data=missing[window].count(1) * grid.step,
+        open_start=first == 0 or not probes[first - 1] > 0,  # NaN is not > 0: no data
+        open_end=stop == grid.intervals or not probes[stop] > 0,
+        without_data=no_probes(probes[window]).count(1) * grid.step,
     )
 
 
