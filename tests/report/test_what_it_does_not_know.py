@@ -85,7 +85,9 @@ def test_a_gap_inside_a_blocking_does_not_split_it_and_is_shown() -> None:
     markdown = render_markdown(report)
     assert "| k | all probes | no data |" in markdown
     assert "failing (2 h without data)" in markdown
-    assert "no data</td>" in render_html(report)
+    html = render_html(report)
+    assert "no data</td>" in html
+    assert "<title>k: no data for 2 h from 1970-01-01 00:45 UTC</title></rect>" in html
 
 
 def test_a_protocol_without_data_while_its_site_had_some_is_a_gap_too() -> None:

@@ -154,6 +154,10 @@ def _charts(report: Report) -> str:
             continue
         scope = "site" if protocol == CONTROLS else "protocol"
         bands = [i for i in report.incidents if i.scope == scope and i.protocol == protocol]
+        shown = {site for site, _ in sites}
+        gaps = [
+            gap for gap in analysis.gaps if gap.site in shown and gap.protocol in ("", protocol)
+        ]
         name = "Control probes" if protocol == CONTROLS else display_name(protocol)
         chart = availability_chart(
             f"{name}: share of successful probes per {format_step(analysis.grid.step)}",
@@ -162,12 +166,14 @@ def _charts(report: Report) -> str:
             bands,
             threshold=analysis.rules.threshold,
             zone=report.zone,
+            gaps=gaps,
         )
         figures.append(f"<figure><figcaption>{escape(name)}</figcaption>{chart}</figure>")
     return (
         '<section id="availability"><h2>Availability</h2>'
         f"<p>Share of probes that succeeded per {format_step(analysis.grid.step)}, per site, in"
-        f" {escape(report.zone_name)} time. Red bands: incidents; grey: the site was offline."
+        f" {escape(report.zone_name)} time. Red bands: incidents; grey: the site was offline;"
+        " outlined light bands: no data."
         " The dashed line is the threshold.</p>" + "".join(figures) + "</section>"
     )
 
