@@ -1,7 +1,8 @@
 """Availability charts as hand-written inline SVG: no plotting library, no script, no network.
 
 One chart per protocol: the success ratio per interval, one line per site, the threshold as a
-dashed line, and each incident as a shaded band (red: failing, grey: the site was offline).
+dashed line, each incident as a shaded band (red: failing, grey: the site was offline), and each
+period without data as an outlined band.
 Intervals are aggregated to at most one per horizontal pixel by summing probes and failures, so
 a month of 30 s steps still draws as a small file and a short outage is never averaged away into
 a neighbour's ratio more than the pixel forces.
