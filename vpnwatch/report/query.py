@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import math
 import socket
 import ssl
@@ -317,18 +318,17 @@ def _read_at_most(
             raise _TooLarge
         # one read of the declared length: the fastest, and short of it is IncompleteRead
         return response.read()
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := response.read(min(_READ_SIZE, limit + 1 - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
+    # BytesIO hands its buffer over in getvalue(): the body is not held twice at the end
+    body = io.BytesIO()
+    while chunk := response.read(min(_READ_SIZE, limit + 1 - body.tell())):
+        body.write(chunk)
+        if body.tell() > limit:
             if truncate:
-                return b"".join(chunks)
+                return body.getvalue()
             raise _TooLarge
     if response.length:  # http.client returns what came before the connection closed
         raise http.client.IncompleteRead(b"", response.length)
-    return b"".join(chunks)
+    return body.getvalue()
 
 
 def _reason(exc: BaseException) -> str:
