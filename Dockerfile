@@ -14,10 +14,13 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/vpnwatch
 WORKDIR /src
-# Dependencies first, so editing the code does not reinstall them.
-COPY pyproject.toml README.md ./
-COPY vpnwatch ./vpnwatch
-RUN /opt/vpnwatch/bin/pip install .
+# Every dependency at the exact version constraints.txt pins (scripts/lock.sh writes it), so a
+# build does not depend on the day it runs. What is copied is what .dockerignore lets through.
+# VPNWATCH_REQUIREMENT is this source tree by default; the stack `vpnwatch stack write` puts out
+# builds the released package instead (vpnwatch==VERSION) from a context with no source in it.
+ARG VPNWATCH_REQUIREMENT=.
+COPY . ./
+RUN /opt/vpnwatch/bin/pip install -c constraints.txt "$VPNWATCH_REQUIREMENT"
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="vpnwatch" \

@@ -34,8 +34,8 @@ from typing import Any
 from benchmarks.lab import Lab
 from benchmarks.measure import measured, process_cpu
 from vpnwatch.lab.openvpn import run_real_client
-from vpnwatch.probes.obfs4 import probe_obfs4
-from vpnwatch.probes.openvpn import probe_openvpn
+from vpnwatch.probes.obfs4 import OBFS4
+from vpnwatch.probes.openvpn import OPENVPN
 from vpnwatch.result import Result
 from vpnwatch.targets.obfs4 import Obfs4Target
 
@@ -87,13 +87,14 @@ async def compare_openvpn(lab: Lab, checks: int) -> list[dict[str, Any]]:
     cases = [(variant, lab.ovpn(variant), checks) for variant in lab.openvpn.servers]
     first = next(iter(lab.openvpn.servers))
     cases.append((f"{first}, wrong CA", lab.ovpn(first, wrong_ca=True), 1))
+    probe = OPENVPN.probe()
     rows = []
     for name, ovpn, count in cases:
         target = lab.openvpn_target(ovpn)
         ours, theirs = Checks(), Checks()
         for _ in range(count):
             with measured() as usage:
-                result = await probe_openvpn(target, OPENVPN_TIMEOUT)
+                result = await probe(target, OPENVPN_TIMEOUT)
             ours.add(usage.cpu, usage.wall, _verdict(result))
             with measured(resource.RUSAGE_CHILDREN) as usage:
                 outcome = await run_real_client(ovpn, OPENVPN_TIMEOUT)
@@ -112,7 +113,7 @@ async def compare_obfs4(lab: Lab, checks: int) -> list[dict[str, Any]]:
         ours, per_check, resident = Checks(), Checks(), Checks()
         for _ in range(count):
             with measured() as usage:
-                result = await probe_obfs4(target, OBFS4_TIMEOUT)
+                result = await OBFS4.probe()(target, OBFS4_TIMEOUT)
             ours.add(usage.cpu, usage.wall, _verdict(result))
             with measured(resource.RUSAGE_CHILDREN) as usage:
                 async with obfs4proxy_client() as (_, socks):

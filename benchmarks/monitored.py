@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
-from vpnwatch.config import Config, Job, Settings
+from vpnwatch.config import Config, Settings
+from vpnwatch.jobs import Job
 from vpnwatch.monitor import Monitor
 from vpnwatch.probes import Probe
 from vpnwatch.probes.registry import PROBES

@@ -16,8 +16,14 @@ from typing import Any
 
 Json = dict[str, Any]
 
-#: The data source provisioned by deploy/grafana/provisioning/datasources/prometheus.yml.
-DATASOURCE: Json = {"type": "prometheus", "uid": "vpnwatch-prometheus"}
+#: Every panel, variable and annotation asks the data source chosen in the ``datasource``
+#: variable, so the dashboard works in any Grafana: imported, Grafana asks for a Prometheus
+#: (``__inputs``) and preselects it; provisioned by the compose stack, the variable falls back to
+#: the default data source, deploy/grafana/provisioning/datasources/prometheus.yml.
+DATASOURCE_VARIABLE = "datasource"
+DATASOURCE: Json = {"type": "prometheus", "uid": f"${{{DATASOURCE_VARIABLE}}}"}
+#: The import input Grafana fills with the data source picked in its import dialog.
+DATASOURCE_INPUT = "DS_PROMETHEUS"
 OUTPUT = Path(__file__).with_name("vpnwatch.json")
 
 #: Template variables in the order they narrow each other: vantage first, target last. Each is
@@ -48,9 +54,13 @@ def success_ratio(by: str, window: str) -> str:
 
 
 def handshake_quantile(quantile: float, by: str) -> str:
+    return quantile_of("vpnwatch_handshake_duration_seconds", quantile, by)
+
+
+def quantile_of(histogram: str, quantile: float, by: str) -> str:
     return (
         f"histogram_quantile({quantile}, sum by ({by}, le) "
-        f"(rate(vpnwatch_handshake_duration_seconds_bucket{{{SELECTOR}}}[$__rate_interval])))"
+        f"(rate({histogram}_bucket{{{SELECTOR}}}[$__rate_interval])))"
     )
 
 
@@ -75,8 +85,12 @@ def panel(
     unit: str = "short",
     field: Json | None = None,
     options: Json | None = None,
+    links: list[Json] | None = None,
 ) -> Json:
-    """A panel at grid (x, y, width, height); ids are assigned when the dashboard is built."""
+    """A panel at grid (x, y, width, height); ids are assigned when the dashboard is built.
+
+    ``links`` become data links: each value of the panel links to what explains it.
+    """
     x, y, w, h = grid
     return {
         "type": kind,
@@ -85,7 +99,10 @@ def panel(
         "datasource": DATASOURCE,
         "gridPos": {"x": x, "y": y, "w": w, "h": h},
         "targets": targets,
-        "fieldConfig": {"defaults": {"unit": unit, **(field or {})}, "overrides": []},
+        "fieldConfig": {
+            "defaults": {"unit": unit, "links": links or [], **(field or {})},
+            "overrides": [],
+        },
         "options": options or {},
     }
 
@@ -132,6 +149,21 @@ LEGEND_TABLE: Json = {
     "tooltip": {"mode": "multi", "sort": "desc"},
 }
 STATE_NAMES = {0: ("ok", "green"), 1: ("failing", "red"), 2: ("offline", "purple")}
+#: From a target's row to this dashboard narrowed to it, over the same time range.
+TARGET_LINK: Json = {
+    "title": "Only ${__field.labels.target} from ${__field.labels.vantage}",
+    "url": "/d/vpnwatch/vpnwatch?var-target=${__field.labels.target}"
+    "&var-vantage=${__field.labels.vantage}&${datasource:queryparam}&${__url_time_range}",
+}
+#: The ``vpnwatch report`` command for what the dashboard shows: its time range and filters.
+#: ``target!=""`` holds for every series; it keeps the selector valid for the report (which refuses
+#: one that would match everything) when every filter is "All".
+REPORT_COMMAND = (
+    "vpnwatch report --prometheus http://PROMETHEUS:9090 "
+    "--from ${__from:date:iso} --to ${__to:date:iso} "
+    '--match \'{vantage=~"${vantage:regex}", protocol=~"${protocol:regex}", '
+    'site=~"${site:regex}", target=~"${target:regex}", target!=""}\' -o report.html'
+)
 
 
 def overview_panels() -> list[Json]:
@@ -145,8 +177,8 @@ def overview_panels() -> list[Json]:
             "fail too (the vantage's own network is down).",
             [
                 query(
-                    f"sum by (verdict) (vpnwatch_verdict{{{SELECTOR}}})",
-                    "{{verdict}}",
+                    f"sum by (vpnwatch_verdict) (vpnwatch_verdict{{{SELECTOR}}})",
+                    "{{vpnwatch_verdict}}",
                     instant=True,
                 )
             ],
@@ -202,13 +234,15 @@ def overview_panels() -> list[Json]:
             "Each target's verdict over time, per vantage.",
             [
                 query(
-                    f'max by (vantage, target, protocol) (vpnwatch_verdict{{verdict="failing", '
-                    f"{SELECTOR}}}) + 2 * max by (vantage, target, protocol) "
-                    f'(vpnwatch_verdict{{verdict="offline", {SELECTOR}}})',
+                    f"max by (vantage, target, protocol) "
+                    f'(vpnwatch_verdict{{vpnwatch_verdict="failing", {SELECTOR}}}) '
+                    f"+ 2 * max by (vantage, target, protocol) "
+                    f'(vpnwatch_verdict{{vpnwatch_verdict="offline", {SELECTOR}}})',
                     "{{vantage}} {{target}}",
                 )
             ],
             (0, 13, 24, 10),
+            links=[TARGET_LINK],
             field={"color": {"mode": "thresholds"}}
             | value_names(STATE_NAMES)
             | thresholds((None, "green"), (1, "red"), (2, "purple")),
@@ -416,6 +450,69 @@ def monitor_panels() -> list[Json]:
     ]
 
 
+def detail_panels() -> list[Json]:
+    return [
+        row("Probe stages, certificates and the report", 67),
+        panel(
+            "timeseries",
+            "Stage durations p95",
+            "How long each stage of a handshake takes, per protocol: a stage that slows while "
+            "the others do not points at what is throttled (the TLS handshake, a server's reply).",
+            [
+                query(
+                    quantile_of("vpnwatch_probe_stage_duration_seconds", 0.95, "protocol, stage"),
+                    "{{protocol}} {{stage}}",
+                )
+            ],
+            (0, 68, 12, 8),
+            unit="s",
+            options=LEGEND_TABLE,
+        ),
+        panel(
+            "timeseries",
+            "Probe duration p95, failed probes included",
+            "How long probes take whatever their outcome: timeouts show up as the probe timeout.",
+            [
+                query(
+                    quantile_of("vpnwatch_probe_duration_seconds", 0.95, "protocol"), "{{protocol}}"
+                )
+            ],
+            (12, 68, 12, 8),
+            unit="s",
+        ),
+        panel(
+            "bargauge",
+            "Certificate expiry",
+            "Time left until the server certificate each target presents expires (OpenVPN, TLS). "
+            "The VpnwatchCertificateExpiring alert fires 14 days before.",
+            [
+                query(
+                    "min by (vantage, target) "
+                    f"(vpnwatch_certificate_expiry_timestamp_seconds{{{SELECTOR}}}) - time()",
+                    "{{vantage}} {{target}}",
+                    instant=True,
+                )
+            ],
+            (0, 76, 12, 8),
+            unit="s",
+            field=thresholds((None, "red"), (14 * 86400, "orange"), (30 * 86400, "green")),
+            options={"displayMode": "basic", "orientation": "horizontal"},
+        ),
+        {
+            "type": "text",
+            "title": "Report for this view",
+            "description": "The disruption report for the time range and filters shown here.",
+            "gridPos": {"x": 12, "y": 76, "w": 12, "h": 8},
+            "options": {
+                "mode": "markdown",
+                "content": "A report of the incidents in this time range, for regulators and the "
+                "press (HTML, Markdown, CSV or JSON by the file's extension):\n\n"
+                f"```\n{REPORT_COMMAND}\n```\n\nSee docs/report.md.",
+            },
+        },
+    ]
+
+
 def variable(name: str, label: str, narrowed_by: list[str]) -> Json:
     """A multi-value query variable listing the label's values among the configured targets."""
     matchers = ", ".join(f'{other}=~"${other}"' for other in narrowed_by)
@@ -440,11 +537,12 @@ def variable(name: str, label: str, narrowed_by: list[str]) -> Json:
 
 
 def build() -> Json:
-    panels = [*overview_panels(), *vantage_panels(), *monitor_panels()]
+    panels = [*overview_panels(), *vantage_panels(), *monitor_panels(), *detail_panels()]
     for number, item in enumerate(panels, start=1):
         item["id"] = number
     names = [name for name, _ in VARIABLES]
     return {
+        **IMPORT_HEADER,
         "uid": "vpnwatch",
         "title": "vpnwatch",
         "description": "VPN and circumvention endpoints probed with real handshakes, per vantage.",
@@ -457,16 +555,83 @@ def build() -> Json:
         "time": {"from": "now-6h", "to": "now"},
         "timepicker": {},
         "timezone": "",
-        "annotations": {"list": []},
+        "annotations": {"list": [BUILTIN_ANNOTATIONS, VERDICT_ANNOTATIONS]},
         "links": [],
         "templating": {
             "list": [
-                variable(name, label, names[:index])
-                for index, (name, label) in enumerate(VARIABLES)
+                datasource_variable(),
+                *(
+                    variable(name, label, names[:index])
+                    for index, (name, label) in enumerate(VARIABLES)
+                ),
             ]
         },
         "panels": panels,
     }
+
+
+def datasource_variable() -> Json:
+    """The Prometheus every query goes to: on import the one picked for ``DS_PROMETHEUS``."""
+    chosen = f"${{{DATASOURCE_INPUT}}}"
+    return {
+        "type": "datasource",
+        "name": DATASOURCE_VARIABLE,
+        "label": "Data source",
+        "query": "prometheus",
+        "current": {"selected": False, "text": chosen, "value": chosen},
+        "refresh": 1,
+        "regex": "",
+        "hide": 0,
+        "includeAll": False,
+        "multi": False,
+        "options": [],
+    }
+
+
+#: What Grafana shows for ``__inputs``: the Prometheus to bind when importing the JSON.
+IMPORT_HEADER: Json = {
+    "__inputs": [
+        {
+            "name": DATASOURCE_INPUT,
+            "label": "Prometheus",
+            "description": "The Prometheus that scrapes vpnwatch (or receives its sites' writes).",
+            "type": "datasource",
+            "pluginId": "prometheus",
+            "pluginName": "Prometheus",
+        }
+    ],
+    "__requires": [
+        {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"},
+        {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+    ],
+}
+BUILTIN_ANNOTATIONS: Json = {
+    "builtIn": 1,
+    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+    "enable": True,
+    "hide": True,
+    "iconColor": "rgba(0, 211, 255, 1)",
+    "name": "Annotations & Alerts",
+    "type": "dashboard",
+}
+#: A region on every time series for each stretch a target was failing or offline: the incidents
+#: the report lists, where the curves show them.
+VERDICT_ANNOTATIONS: Json = {
+    "name": "Incidents (verdict changes)",
+    "datasource": DATASOURCE,
+    "enable": True,
+    "hide": False,
+    "iconColor": "red",
+    "expr": (
+        "max by (vantage, target, protocol, vpnwatch_verdict) "
+        f'(vpnwatch_verdict{{vpnwatch_verdict!="ok", {SELECTOR}}}) == 1'
+    ),
+    "step": "1m",
+    "titleFormat": "{{target}} {{vpnwatch_verdict}}",
+    "textFormat": "{{protocol}} target {{target}} is {{vpnwatch_verdict}} from {{vantage}}",
+    "tagKeys": "vantage,protocol,vpnwatch_verdict",
+    "useValueForTime": False,
+}
 
 
 def render() -> str:

@@ -1,8 +1,10 @@
-"""The monitor's HTTP face: /metrics, /healthz, /api/targets and, when enabled, POST /-/reload.
+"""The monitor's HTTP face: /metrics, /healthz, /api/targets and, when enabled, POST /-/reload
+and GET /probe.
 
 Everything but the reload endpoint is read-only. Reload is off unless asked for, as Prometheus does
 with ``--web.enable-lifecycle``: anyone who can reach the port could otherwise make the monitor
-re-read files.
+re-read files; /probe likewise (``--web.enable-probe``). A web config file adds basic
+authentication to every path but /healthz (TLS is the listener's, see monitor.py).
 """
 
 from __future__ import annotations
@@ -15,24 +17,35 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from vpnwatch.metrics import Metrics, TargetStats
+from vpnwatch.ondemand import OnDemand
 from vpnwatch.records import result_record
+from vpnwatch.webconfig import WebConfig
 
 #: Reloads the configuration; returns None on success, else the one-line reason it failed.
 Reload = Callable[[], Awaitable[str | None]]
 
 
-def build_app(metrics: Metrics, reload: Reload | None) -> web.Application:
-    """``reload`` is None when the lifecycle endpoint is disabled."""
+def build_app(
+    metrics: Metrics,
+    reload: Reload | None,
+    *,
+    web_config: WebConfig | None = None,
+    on_demand: OnDemand | None = None,
+) -> web.Application:
+    """``reload`` and ``on_demand`` are None when their endpoints are disabled."""
     registry = CollectorRegistry()
     registry.register(metrics)
     registry.register(ProcessCollector(registry=None))
-    app = web.Application()
+    middlewares = [web_config.middleware()] if web_config is not None else []
+    app = web.Application(middlewares=middlewares)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/targets", _targets_handler(metrics))
     app.router.add_get("/", _index)
     if reload is not None:
         app.router.add_post("/-/reload", _reload_handler(reload))
+    if on_demand is not None:
+        app.router.add_get("/probe", on_demand.handle)
     return app
 
 

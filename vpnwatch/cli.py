@@ -1,7 +1,12 @@
 """The ``vpnwatch`` command: check, run, config check, and the subcommands other modules add.
 
 Exit status: 0 all ok, 1 some probe failed, 2 bad usage or bad input, or ``run`` cannot start
-(its listen address in use or not permitted): one line, no traceback.
+(its listen address in use or not permitted): one line, no traceback;
+3 nothing failed but some probe could not be carried out on this host (a local error: out of file
+descriptors, a local firewall, a clock that went back), so the answer is incomplete.
+The global options (``--log-format``, ``--log-level``, ``-v``) are accepted before the
+subcommand and after it (``vpnwatch run --log-format json``), as the README writes them.
+Shell completion for bash, zsh and fish is argcomplete's: ``vpnwatch completion SHELL``.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ import logging
 import signal
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import argcomplete
+from argcomplete.shell_integration import shellcode
 
 from vpnwatch import __version__
 from vpnwatch.config import DEFAULT_LISTEN, Config, load_config
@@ -24,24 +33,37 @@ from vpnwatch.errors import ConfigError
 from vpnwatch.importers import ImportOptions
 from vpnwatch.lab.cli import add_lab_parser
 from vpnwatch.lab.demo import demo_lab
+from vpnwatch.limits import probe_capacity
 from vpnwatch.logs import setup_logging
 from vpnwatch.monitor import Monitor
 from vpnwatch.printable import printable
 from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
-from vpnwatch.records import result_record
+from vpnwatch.records import error_record, result_record
 from vpnwatch.report.cli import add_report_parser
-from vpnwatch.result import Result
+from vpnwatch.result import LocalError, LocalReason, Result
 from vpnwatch.shard import Shard
+from vpnwatch.stack.cli import add_stack_parser
+from vpnwatch.status.cli import add_status_parser
 from vpnwatch.targets.base import TargetBase
+from vpnwatch.webconfig import load_web_config
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCAL = 0, 1, 2, 3
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    argcomplete.autocomplete(parser)  # answers the shell and exits when it is asking; else nothing
     args = parser.parse_args(argv)
-    setup_logging(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    level = logging.DEBUG if args.verbose else LOG_LEVELS[args.log_level]
+    setup_logging(args.log_format, level)
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -56,8 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="vpnwatch", description="VPN and circumvention health monitor."
     )
     parser.add_argument("--version", action="version", version=f"vpnwatch {__version__}")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines too")
+    _add_global_arguments(parser, defaults=True)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="probe every target once and print the results")
@@ -81,6 +102,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow POST /-/reload (off by default, as in Prometheus)",
     )
+    run.add_argument(
+        "--web.enable-probe",
+        dest="enable_probe",
+        action="store_true",
+        help="serve GET /probe?target=NAME: probe one configured target now (off by default)",
+    )
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        type=Path,
+        metavar="FILE",
+        help="TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit format",
+    )
     run.set_defaults(func=_run)
 
     demo = commands.add_parser(
@@ -91,7 +125,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="probe every lab target once and exit")
     demo.add_argument("--json", action="store_true", help="with --once: JSON lines")
     demo.set_defaults(
-        func=_demo, files=[], timeout=None, shard=None, enable_lifecycle=True, auth_user_pass=None
+        func=_demo,
+        files=[],
+        timeout=None,
+        shard=None,
+        enable_lifecycle=True,
+        enable_probe=True,
+        web_config=None,
+        auth_user_pass=None,
     )
 
     config = commands.add_parser("config", help="work with configuration files")
@@ -103,8 +144,63 @@ def _parser() -> argparse.ArgumentParser:
     config_check.set_defaults(func=_config_check)
 
     add_report_parser(commands)
+    add_status_parser(commands)
     add_lab_parser(commands)
+    add_stack_parser(commands)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        description=(
+            "bash: vpnwatch completion bash > /etc/bash_completion.d/vpnwatch;"
+            ' zsh: vpnwatch completion zsh > "${fpath[1]}/_vpnwatch";'
+            " fish: vpnwatch completion fish > ~/.config/fish/completions/vpnwatch.fish"
+        ),
+    )
+    completion.add_argument("shell", choices=COMPLETION_SHELLS)
+    completion.set_defaults(func=_completion)
+
+    for subcommand in _subparsers(parser):
+        _add_global_arguments(subcommand, defaults=False)
     return parser
+
+
+def _add_global_arguments(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options of every command. After the subcommand they default to SUPPRESS, so that
+    one given before it is not reset by the subcommand's own (absent) copy."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default=default("text"), help="default text"
+    )
+    parser.add_argument(
+        "--log-level", choices=tuple(LOG_LEVELS), default=default("info"), help="default info"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default(False),
+        help="log debug lines too (--log-level debug)",
+    )
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand's parser, at any depth (``config check``, ``lab censor dpi``)."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            children = {id(child): child for child in action.choices.values()}  # aliases
+            for child in children.values():
+                found += [child, *_subparsers(child)]
+    return found
+
+
+def _completion(args: argparse.Namespace) -> int:
+    print(shellcode(["vpnwatch"], shell=args.shell), end="")
+    return EXIT_OK
 
 
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,62 +253,128 @@ def _shard(text: str) -> Shard:
 
 def _check(args: argparse.Namespace) -> int:
     config = _load(args)
-    probed = asyncio.run(_probe_all([(job.target, job.timeout) for job in config.jobs]))
-    results = [(target, result) for target, result in probed if result is not None]
-    if args.json:
-        for target, result in results:
-            print(json.dumps(result_record(target, result)), flush=True)
-    else:
-        _print_table(results)
-    return EXIT_OK if all(result is not None and result.ok for _, result in probed) else EXIT_FAILED
+    targets = [(job.target, job.timeout) for job in config.jobs]
+    output = _JsonOutput() if args.json else _TableOutput(targets)
+    concurrency = probe_capacity(config.settings.concurrency)
+    tally = asyncio.run(_probe_all(targets, concurrency, output))
+    print(
+        f"vpnwatch: {len(targets)} targets: {tally['ok']} ok, {tally['failed']} failed"
+        + (f", {tally['error']} could not be probed here" if tally["error"] else ""),
+        file=sys.stderr,
+    )
+    if tally["failed"]:
+        return EXIT_FAILED
+    return EXIT_LOCAL if tally["error"] else EXIT_OK
+
+
+Outcome = Result | LocalError
 
 
 async def _probe_all(
-    targets: Sequence[tuple[TargetBase, float]],
-) -> list[tuple[TargetBase, Result | None]]:
-    """Probe every target at once; a probe that raised (a bug in vpnwatch) gives None."""
-    outcomes = await asyncio.gather(
-        *(run_probe(PROBES[target.protocol], target, timeout) for target, timeout in targets),
-        return_exceptions=True,
-    )
-    probed: list[tuple[TargetBase, Result | None]] = []
-    for (target, _), outcome in zip(targets, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            logging.getLogger("vpnwatch").error(
-                "probe of %s raised (a bug in vpnwatch)", target.name, exc_info=outcome
-            )
-            probed.append((target, None))
-        else:
-            probed.append((target, outcome))
-    return probed
+    targets: Sequence[tuple[TargetBase, float]], concurrency: int, output: _Output
+) -> Counter[str]:
+    """Probe every target, at most ``concurrency`` at once, printing each as it ends."""
+    limit = asyncio.Semaphore(concurrency)
+    tally: Counter[str] = Counter({"ok": 0, "failed": 0, "error": 0})
+
+    async def probe(target: TargetBase, timeout: float) -> None:
+        async with limit:
+            try:
+                outcome: Outcome = await run_probe(PROBES[target.protocol], target, timeout)
+            except LocalError as exc:
+                outcome = exc
+            except Exception as exc:  # a bug in vpnwatch: say so, keep probing the others
+                logging.getLogger("vpnwatch").error(
+                    "probe of %s raised (a bug in vpnwatch)", target.name, exc_info=exc
+                )
+                outcome = LocalError(LocalReason.INTERNAL, "the probe raised (a bug in vpnwatch)")
+        tally["error" if isinstance(outcome, LocalError) else "ok" if outcome.ok else "failed"] += 1
+        output.show(target, outcome)
+
+    async with asyncio.TaskGroup() as group:
+        for target, timeout in targets:
+            group.create_task(probe(target, timeout))
+    return tally
 
 
-def _print_table(results: Sequence[tuple[TargetBase, Result]]) -> None:
-    rows = [("TARGET", "PROTOCOL", "ENDPOINT", "RESULT", "FAILURE", "STAGE", "TIME")]
-    for target, result in results:
-        rows.append(
-            (
-                target.name,
-                target.protocol,
-                target.endpoint,
-                "ok" if result.ok else "FAILED",
-                str(result.failure or "-"),
-                result.stage or "-",
-                f"{result.duration * 1000:.1f} ms",
+class _Output(Protocol):
+    def show(self, target: TargetBase, outcome: Outcome) -> None: ...
+
+
+class _JsonOutput:
+    """One JSON object per line, as each probe ends."""
+
+    def show(self, target: TargetBase, outcome: Outcome) -> None:
+        record = (
+            error_record(target, outcome)
+            if isinstance(outcome, LocalError)
+            else result_record(target, outcome)
+        )
+        print(json.dumps(record), flush=True)
+
+
+class _TableOutput:
+    """A table whose rows appear as probes end; columns sized from the targets up front.
+
+    Names, endpoints and details come from configs and peers: every cell and detail is shown
+    through :func:`printable`, and the widths are those of the escaped text.
+    """
+
+    _HEADER = ("TARGET", "PROTOCOL", "ENDPOINT", "RESULT", "FAILURE", "STAGE", "TIME")
+    #: Widest values of the columns that depend on the outcome, not the target.
+    _OUTCOME_WIDTHS = (6, 16, 9, 10)
+
+    def __init__(self, targets: Sequence[tuple[TargetBase, float]]) -> None:
+        self._widths = [
+            max([len(header), *(len(printable(value)) for value in values)])
+            for header, values in zip(
+                self._HEADER,
+                (
+                    [t.name for t, _ in targets],
+                    [t.protocol for t, _ in targets],
+                    [t.endpoint for t, _ in targets],
+                ),
+                strict=False,
             )
+        ]
+        self._widths += [
+            max(len(header), width)
+            for header, width in zip(self._HEADER[3:], self._OUTCOME_WIDTHS, strict=False)
+        ]
+        self._print(self._HEADER)
+
+    def show(self, target: TargetBase, outcome: Outcome) -> None:
+        if isinstance(outcome, LocalError):
+            row = (target.name, target.protocol, target.endpoint, "ERROR", str(outcome.reason))
+            self._print((*row, "-", "-"))
+            print(
+                printable(f"  {target.name}: could not be probed here: {outcome.detail}"),
+                flush=True,
+            )
+            return
+        failure = str(outcome.failure or "-")
+        result = "ok" if outcome.ok else "FAILED"
+        stage, took = outcome.stage or "-", f"{outcome.duration * 1000:.1f} ms"
+        self._print((target.name, target.protocol, target.endpoint, result, failure, stage, took))
+        if outcome.detail and not outcome.ok:
+            print(printable(f"  {target.name}: {outcome.detail}"), flush=True)
+
+    def _print(self, row: Sequence[str]) -> None:
+        cells = (
+            printable(cell).ljust(width) for cell, width in zip(row, self._widths, strict=False)
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
-    for target, result in results:
-        if result.detail and not result.ok:
-            print(f"{target.name}: {result.detail}")
+        print("  ".join(cells).rstrip(), flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
-    monitor = Monitor(lambda: _load(args), PROBES, enable_lifecycle=args.enable_lifecycle)
+    web_config = load_web_config(args.web_config) if args.web_config is not None else None
+    monitor = Monitor(
+        lambda: _load(args),
+        PROBES,
+        enable_lifecycle=args.enable_lifecycle,
+        enable_probe=args.enable_probe,
+        web_config=web_config,
+    )
     asyncio.run(_until_signalled(monitor))
     return EXIT_OK
 

@@ -25,15 +25,28 @@ from pydantic import (
 )
 
 from vpnwatch.errors import ConfigError, describe_validation_error
-from vpnwatch.evidence import EvidenceSettings
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
+from vpnwatch.jobs import Job
 from vpnwatch.targets import TARGET_MODELS
 from vpnwatch.targets.base import MAX_INTERVAL, MAX_TIMEOUT, Seconds, TargetBase
 
 #: Not one of the exporter ports in Prometheus's default port allocations (9100-9999 is full).
 DEFAULT_PORT = 10877
 DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
+
+
+class EvidenceSettings(BaseModel):
+    """``settings.evidence`` in a config: where captures go and how much of them to keep."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    directory: Path
+    max_files: Annotated[int, Field(ge=1, le=100_000)] = 100
+    max_bytes: Annotated[int, Field(ge=4096, le=2**40)] = 50_000_000
+    #: Packets kept per probe, and bytes per packet: a probe's handshake needs far less.
+    max_packets: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    snaplen: Annotated[int, Field(ge=64, le=65535)] = 2048
 
 
 class Settings(BaseModel):
@@ -58,7 +71,9 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _timeout_fits_interval(self) -> Settings:
         if self.timeout > self.interval:
-            raise ValueError("timeout must not exceed interval")
+            raise ValueError(
+                f"timeout ({self.timeout:g} s) must not exceed interval ({self.interval:g} s)"
+            )
         return self
 
 
@@ -95,20 +110,6 @@ class ConfigFile(BaseModel):
     settings: Settings = Settings()
     include: list[str] = Field(default_factory=list)
     targets: list[dict[str, Any]] = Field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A target with its effective schedule: what the scheduler runs."""
-
-    target: TargetBase
-    interval: float
-    timeout: float
-    source: str
-
-    @property
-    def name(self) -> str:
-        return self.target.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +249,9 @@ def _jobs(found: Iterable[tuple[TargetBase, str]], settings: Settings) -> list[J
         timeout = target.timeout or min(settings.timeout, interval)
         if timeout > interval:
             raise ConfigError(
-                f"target {target.name!r}: timeout must not exceed interval", where=source
+                f"target {target.name!r}: timeout ({timeout:g} s) must not exceed interval"
+                f" ({interval:g} s)",
+                where=source,
             )
         jobs[target.name] = Job(target, interval, timeout, source)
     return list(jobs.values())

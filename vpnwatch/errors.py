@@ -31,10 +31,13 @@ class ConfigError(Exception):
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """The first problem pydantic found, as ``field.path: message``, without the input value."""
-    error = exc.errors(include_input=False, include_url=False)[0]
-    location = ".".join(str(part) for part in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    more = len(exc.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{location}: {message}{suffix}" if location else f"{message}{suffix}"
+    """Every problem pydantic found, as ``field.path: message; other.field: message``.
+
+    All of them, so that a file with two mistakes is fixed in one round; never the input value.
+    """
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{location}: {message}" if location else message)
+    return "; ".join(problems)

@@ -31,10 +31,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from vpnwatch.config import EvidenceSettings
 from vpnwatch.errors import ConfigError
 from vpnwatch.probes import Probe
 from vpnwatch.result import Result
@@ -48,19 +47,6 @@ LINKTYPE_RAW = 101
 _ETH_P_ALL = 0x0003
 _SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@qq")
-
-
-class EvidenceSettings(BaseModel):
-    """``settings.evidence`` in a config: where captures go and how much of them to keep."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    directory: Path
-    max_files: Annotated[int, Field(ge=1, le=100_000)] = 100
-    max_bytes: Annotated[int, Field(ge=4096, le=2**40)] = 50_000_000
-    #: Packets kept per probe, and bytes per packet: a probe's handshake needs far less.
-    max_packets: Annotated[int, Field(ge=1, le=100_000)] = 1000
-    snaplen: Annotated[int, Field(ge=64, le=65535)] = 2048
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,13 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
+    StateSetMetricFamily,
 )
 from prometheus_client.registry import Collector
 
 from vpnwatch import __version__
-from vpnwatch.config import Job
-from vpnwatch.result import Result
+from vpnwatch.jobs import Job
+from vpnwatch.result import LocalReason, Result
 from vpnwatch.verdict import Verdict, judge
 
 #: Resolve handshakes from 1 ms (loopback, a LAN) to 10 s (a throttled path on another continent).
@@ -72,16 +73,23 @@ class TargetStats:
     job: Job
     probes: int = 0
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)
-    errors: int = 0
     last: Result | None = None
     last_success: float | None = None
     durations: Buckets = field(default_factory=lambda: Buckets(DURATION_BUCKETS))
     recent: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
+    probe_durations: Buckets = field(default_factory=lambda: Buckets(DURATION_BUCKETS))
+    stage_durations: dict[str, Buckets] = field(default_factory=dict)
+    certificate_not_after: float | None = None
 
     def observe(self, result: Result, wall_time: float) -> None:
         self.probes += 1
         self.last = result
         self.recent.append(result.ok)
+        self.probe_durations.observe(result.duration)
+        for stage, took in stage_times(result.stages):
+            self.stage_durations.setdefault(stage, Buckets(DURATION_BUCKETS)).observe(took)
+        if result.certificate_not_after is not None:
+            self.certificate_not_after = result.certificate_not_after
         if result.ok:
             self.last_success = wall_time
             self.durations.observe(result.duration)
@@ -94,6 +102,17 @@ class TargetStats:
         return sum(self.recent) / len(self.recent) if self.recent else None
 
 
+def stage_times(stages: Iterable[tuple[str, float]]) -> Iterator[tuple[str, float]]:
+    """Each stage reached with the time it took itself, from the one before (or the start).
+
+    A stage reached twice (a retransmitted handshake) counts as two observations: each is a wait.
+    """
+    before = 0.0
+    for stage, at in stages:
+        yield stage, max(at - before, 0.0)
+        before = at
+
+
 class Metrics(Collector):
     """Holds per-target state and turns it into metric families at scrape time."""
 
@@ -102,6 +121,7 @@ class Metrics(Collector):
         self.reload_ok = True
         self.reload_success_time = time.time()
         self.lateness = Buckets(LATENESS_BUCKETS)
+        self.errors: Counter[LocalReason] = Counter({reason: 0 for reason in LocalReason})
 
     def started(self, lateness: float) -> None:
         """A probe started ``lateness`` seconds after it was due (waiting for a free slot)."""
@@ -126,12 +146,16 @@ class Metrics(Collector):
         if stats is not None and stats.job == job:  # else the target was reloaded away meanwhile
             stats.observe(result, time.time())
 
-    def internal_error(self, job: Job) -> None:
-        stats = self.targets.get(job.name)
-        if stats is not None:
-            stats.errors += 1
+    def local_error(self, reason: LocalReason) -> None:
+        """A probe made no Result: this host's trouble or a bug, not the endpoint's."""
+        self.errors[reason] += 1
 
     def collect(self) -> Iterator[Metric]:
+        yield from self.target_families()
+        yield from self._self_metrics()
+
+    def target_families(self) -> Iterator[Metric]:
+        """The families about targets, without those about the monitor itself."""
         stats = list(self.targets.values())
         extra = sorted({key for s in stats for key in s.job.target.labels})
         base = ["target", "protocol", *extra]
@@ -155,47 +179,73 @@ class Metrics(Collector):
             "vpnwatch_handshake_duration_seconds",
             "Time from the first packet to a verified handshake (or the deepest stage probed).",
             labels=base,
+            unit="seconds",
+        )
+        probe_durations = HistogramMetricFamily(
+            "vpnwatch_probe_duration_seconds",
+            "How long each probe took, failed ones included (a timeout takes the whole timeout).",
+            labels=base,
+            unit="seconds",
+        )
+        stage_durations = HistogramMetricFamily(
+            "vpnwatch_probe_stage_duration_seconds",
+            "Time each stage a probe reached took, from the stage before it.",
+            labels=[*base, "stage"],
+            unit="seconds",
         )
         last_success = GaugeMetricFamily(
             "vpnwatch_last_success_timestamp_seconds",
             "Unix time of the last successful probe.",
             labels=base,
+            unit="seconds",
         )
-        info = GaugeMetricFamily(
-            "vpnwatch_target_info",
+        certificate_expiry = GaugeMetricFamily(
+            "vpnwatch_certificate_expiry_timestamp_seconds",
+            "Unix time the server certificate the last verifying probe accepted stops being valid.",
+            labels=base,
+            unit="seconds",
+        )
+        info = InfoMetricFamily(
+            "vpnwatch_target",
             "Configured targets, with their endpoint and transport.",
-            labels=[*base, "endpoint", "transport", "role"],
-        )
-        verdicts = GaugeMetricFamily(
-            "vpnwatch_verdict",
-            "The target's state judged against its site's controls: ok, failing or offline.",
-            labels=[*base, "verdict"],
-        )
-        controls = _controls_by_site(stats)
-        errors = CounterMetricFamily(
-            "vpnwatch_probe_errors",
-            "Probes that raised inside vpnwatch: bugs, not network failures.",
             labels=base,
         )
+        verdicts = StateSetMetricFamily(
+            "vpnwatch_verdict",
+            "The target's state judged against its site's controls: ok, failing or offline.",
+            labels=base,
+        )
+        controls = _controls_by_site(stats)
+
         for s in stats:
             labels = values(s)
             target = s.job.target
             probes.add_metric(labels, s.probes)
-            errors.add_metric(labels, s.errors)
-            info.add_metric([*labels, target.endpoint, target.transport, target.role], 1)
+            info.add_metric(
+                labels,
+                {"endpoint": target.endpoint, "transport": target.transport, "role": target.role},
+            )
             for (failure, stage), count in sorted(s.failures.items()):
                 failures.add_metric([*labels, failure, stage], count)
             if s.last is not None:
                 success.add_metric(labels, float(s.last.ok))
                 if target.role == "target":
                     verdict = judge(s.last.ok, controls.get(target.labels.get("site", ""), ()))
-                    for state in Verdict:
-                        verdicts.add_metric([*labels, state.value], float(state is verdict))
+                    verdicts.add_metric(
+                        labels, {state.value: state is verdict for state in Verdict}
+                    )
             if s.last_success is not None:
                 last_success.add_metric(labels, s.last_success)
+            if s.certificate_not_after is not None:
+                certificate_expiry.add_metric(labels, s.certificate_not_after)
             durations.add_metric(labels, s.durations.cumulative(), s.durations.total)
-        yield from (probes, failures, success, durations, last_success, info, verdicts, errors)
-        yield from self._self_metrics()
+            probe_durations.add_metric(
+                labels, s.probe_durations.cumulative(), s.probe_durations.total
+            )
+            for stage, buckets in sorted(s.stage_durations.items()):
+                stage_durations.add_metric([*labels, stage], buckets.cumulative(), buckets.total)
+        yield from (probes, failures, success, durations, probe_durations, stage_durations)
+        yield from (last_success, certificate_expiry, info, verdicts)
 
     def _self_metrics(self) -> Iterable[Metric]:
         reload_ok = GaugeMetricFamily(
@@ -206,6 +256,7 @@ class Metrics(Collector):
         reload_time = GaugeMetricFamily(
             "vpnwatch_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load.",
+            unit="seconds",
         )
         reload_time.add_metric([], self.reload_success_time)
         build = InfoMetricFamily("vpnwatch_build", "vpnwatch's version.")
@@ -213,9 +264,18 @@ class Metrics(Collector):
         lateness = HistogramMetricFamily(
             "vpnwatch_schedule_lateness_seconds",
             "How long after its due time each probe started: a monitor that cannot keep up.",
+            unit="seconds",
         )
         lateness.add_metric([], self.lateness.cumulative(), self.lateness.total)
-        return (reload_ok, reload_time, build, lateness)
+        errors = CounterMetricFamily(
+            "vpnwatch_probe_errors",
+            "Probes this host could not carry out, by what it ran out of or refused (internal: "
+            "a bug): vpnwatch's own trouble, never counted against an endpoint.",
+            labels=["reason"],
+        )
+        for reason, count in self.errors.items():
+            errors.add_metric([reason.value], count)
+        return (reload_ok, reload_time, build, lateness, errors)
 
 
 def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:

@@ -12,13 +12,17 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 
 from vpnwatch.app import build_app
-from vpnwatch.config import Config, Job, parse_listen
+from vpnwatch.config import Config, parse_listen
 from vpnwatch.errors import ConfigError
 from vpnwatch.evidence import EvidenceRecorder
+from vpnwatch.jobs import Job
+from vpnwatch.limits import probe_capacity
 from vpnwatch.metrics import Metrics
+from vpnwatch.ondemand import OnDemand
 from vpnwatch.probes import Probe
-from vpnwatch.result import Result
+from vpnwatch.result import LocalError, LocalReason, Result
 from vpnwatch.scheduler import Scheduler
+from vpnwatch.webconfig import WebConfig
 
 log = logging.getLogger("vpnwatch")
 
@@ -32,23 +36,31 @@ class Monitor:
         probes: Mapping[str, Probe],
         *,
         enable_lifecycle: bool = False,
+        enable_probe: bool = False,
+        web_config: WebConfig | None = None,
     ) -> None:
         self._load = load
         self._config = load()
         self._enable_lifecycle = enable_lifecycle
+        self._enable_probe = enable_probe
+        self._web_config = web_config
         self.metrics = Metrics()
         self.metrics.configure(self._config.jobs)
         self._failing_since: dict[str, float] = {}
         self._errors_logged: set[str] = set()
+        self._local_errors_logged: set[LocalReason] = set()
+        self._background: set[asyncio.Task[object]] = set()
         if self._config.settings.evidence is not None:
             recorder = EvidenceRecorder(self._config.settings.evidence)
             probes = {name: recorder.capturing(probe) for name, probe in probes.items()}
+        self._probes = probes
         self._scheduler = Scheduler(
             probes,
             self._on_result,
             self._on_error,
+            on_local_error=self._on_local_error,
             on_start=self.metrics.started,
-            concurrency=self._config.settings.concurrency,
+            concurrency=probe_capacity(self._config.settings.concurrency),
             jitter=self._config.settings.jitter,
         )
         self.address: tuple[str, int] | None = None  # where it listens, once running
@@ -56,10 +68,17 @@ class Monitor:
     async def run(self) -> None:
         host, port = parse_listen(self._config.settings.listen)
         reload = self.reload if self._enable_lifecycle else None
-        runner = web.AppRunner(build_app(self.metrics, reload), access_log=None)
+        on_demand = (
+            OnDemand(lambda: {job.name: job for job in self._config.jobs}, self._probes)
+            if self._enable_probe
+            else None
+        )
+        app = build_app(self.metrics, reload, web_config=self._web_config, on_demand=on_demand)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
+        tls = self._web_config.ssl_context if self._web_config is not None else None
         try:
-            site = web.TCPSite(runner, host or None, port)
+            site = web.TCPSite(runner, host or None, port, ssl_context=tls)
             try:
                 await site.start()
             except OSError as exc:
@@ -69,11 +88,12 @@ class Monitor:
                 raise ConfigError(f"cannot listen on {listen}: {reason}") from None
             self.address = tuple(runner.addresses[0][:2])  # the real port when asked for port 0
             loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, self._reload_in_background)
             # Logged once SIGHUP is handled: whoever waits for this line may send it safely.
             log.info(
-                "probing %d targets; metrics at http://%s/metrics",
+                "probing %d targets; metrics at %s://%s/metrics",
                 len(self._config.jobs),
+                "https" if tls is not None else "http",
                 _format_listen(*self.address),
             )
             try:
@@ -83,10 +103,16 @@ class Monitor:
         finally:
             await runner.cleanup()
 
+    def _reload_in_background(self) -> None:
+        """SIGHUP: reload in a task kept until it ends (the loop holds tasks only weakly)."""
+        task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def reload(self) -> str | None:
-        """Re-read the configuration; on error keep the running one and say why."""
+        """Re-read the configuration off the event loop; on error keep the running one, say why."""
         try:
-            config = self._load()
+            config = await asyncio.to_thread(self._load)
         except ConfigError as exc:
             log.error("reload failed, keeping the previous configuration: %s", exc)
             self.metrics.reloaded(ok=False)
@@ -97,7 +123,9 @@ class Monitor:
         self._config = config
         self.metrics.configure(config.jobs)
         self._scheduler.update(
-            config.jobs, concurrency=config.settings.concurrency, jitter=config.settings.jitter
+            config.jobs,
+            concurrency=probe_capacity(config.settings.concurrency),
+            jitter=config.settings.jitter,
         )
         names = {job.name for job in config.jobs}
         self._failing_since = {k: v for k, v in self._failing_since.items() if k in names}
@@ -106,10 +134,18 @@ class Monitor:
         return None
 
     def _on_result(self, job: Job, result: Result) -> None:
+        """Hand the result to every sink; one sink's bug costs neither the others nor the loop."""
         stats = self.metrics.targets.get(job.name)
         previous = stats.last if stats is not None else None
-        self.metrics.observe(job, result)
-        self._log_transition(job, previous, result)
+        sinks: tuple[Callable[[], None], ...] = (
+            lambda: self.metrics.observe(job, result),
+            lambda: self._log_transition(job, previous, result),
+        )
+        for sink in sinks:
+            try:
+                sink()
+            except Exception as exc:
+                self._on_error(job, exc)
 
     def _log_transition(self, job: Job, previous: Result | None, result: Result) -> None:
         """One line per change of state, never one per probe."""
@@ -138,9 +174,23 @@ class Monitor:
                 extra={**extra, "down_seconds": round(down, 3)},
             )
 
+    def _on_local_error(self, job: Job, error: LocalError) -> None:
+        """This host's trouble: counted, and logged once per cause, never blamed on the target."""
+        self.metrics.local_error(error.reason)
+        if error.reason not in self._local_errors_logged:
+            self._local_errors_logged.add(error.reason)
+            log.error(
+                "probe of %s could not run here (%s): %s; vpnwatch's own problem, not the "
+                "endpoint's (counted in vpnwatch_probe_errors_total, logged once per cause)",
+                job.name,
+                error.reason,
+                error.detail,
+                extra={"target": job.name, "reason": str(error.reason)},
+            )
+
     def _on_error(self, job: Job, exc: BaseException) -> None:
         """A bug: the first one per target gets a traceback, every one is counted."""
-        self.metrics.internal_error(job)
+        self.metrics.local_error(LocalReason.INTERNAL)
         if job.name not in self._errors_logged:
             self._errors_logged.add(job.name)
             log.error("probe of %s raised (a bug in vpnwatch)", job.name, exc_info=exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vpnwatch.result import Result
+from vpnwatch.result import LocalError, Result
 from vpnwatch.targets.base import TargetBase
 
 
@@ -21,4 +21,18 @@ def result_record(target: TargetBase, result: Result) -> dict[str, Any]:
         "stages": {stage: round(at, 6) for stage, at in result.stages},
         "duration_seconds": round(result.duration, 6),
         "detail": result.detail,
+    }
+
+
+def error_record(target: TargetBase, error: LocalError) -> dict[str, Any]:
+    """A probe this host could not carry out: no verdict, so no ``failure`` and no ``stage``."""
+    return {
+        "target": target.name,
+        "protocol": target.protocol,
+        "endpoint": target.endpoint,
+        "transport": target.transport,
+        "ok": False,
+        "failure": None,
+        "error": error.reason.value,
+        "detail": error.detail,
     }

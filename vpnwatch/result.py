@@ -6,8 +6,6 @@ new member is a breaking change and an existing one is never renamed.
 
 from __future__ import annotations
 
-import errno
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +33,9 @@ class Result:
 
     ``stages`` lists every stage reached with its time since the probe started, so a report can
     say not only that a handshake failed but how far it got and how long each step took.
+    ``certificate_not_after`` is the Unix time the server certificate the probe verified expires
+    (None when the protocol has none or verification did not get that far), so an expiry is
+    seen days before it breaks every client.
     """
 
     target: str
@@ -45,22 +46,40 @@ class Result:
     stages: tuple[tuple[str, float], ...]
     duration: float
     detail: str = ""
+    certificate_not_after: float | None = None
 
     def __post_init__(self) -> None:
         if self.ok != (self.failure is None):
             raise ValueError("a Result is ok exactly when it carries no failure")
 
 
-class ProbeFailed(Exception):
-    """Raised inside a probe to end it with a classified failure.
+class LocalReason(StrEnum):
+    """What the monitor's own host ran out of or refused: never an endpoint's failure.
 
-    Drivers raise this from deep inside their I/O loops; :class:`Timeline` turns it into a
-    :class:`Result` at the stage the probe had reached.
+    A closed set like :class:`Failure`, and a metric label (``vpnwatch_probe_errors_total``).
     """
 
-    def __init__(self, failure: Failure, detail: str = "") -> None:
-        super().__init__(detail or failure.value)
-        self.failure = failure
+    FILE_DESCRIPTORS = "file_descriptors"  # EMFILE, ENFILE: too many open files here
+    BUFFERS = "buffers"  # ENOBUFS: the kernel's socket buffers are full
+    MEMORY = "memory"  # ENOMEM
+    PERMISSION = "permission"  # EPERM, EACCES: this host's firewall or privileges refused
+    ADDRESS = "address"  # no local address or port for the family (EADDRNOTAVAIL, EAFNOSUPPORT)
+    CLOCK = "clock"  # the wall clock stepped back: a timestamp the peer would drop
+    BUSY = "busy"  # the probe's turn never came: other probes of its key held it
+    OS = "os"  # any other error of this host's that says nothing about the peer
+    INTERNAL = "internal"  # a probe raised: a bug in vpnwatch
+
+
+class LocalError(Exception):
+    """A probe could not be carried out here; no Result, so no verdict on the endpoint.
+
+    Raised out of a probe. The scheduler counts and logs it as the monitor's own trouble, ``check``
+    prints it as an error, and nothing reaches failure counters, verdicts, reports or evidence.
+    """
+
+    def __init__(self, reason: LocalReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
         self.detail = detail
 
 
@@ -116,26 +135,3 @@ class Timeline:
             duration=self.elapsed(),
             detail=detail,
         )
-
-
-_ERRNO_FAILURES = {
-    errno.ECONNREFUSED: Failure.REFUSED,
-    errno.ECONNRESET: Failure.RESET,
-    errno.EPIPE: Failure.RESET,
-    errno.ECONNABORTED: Failure.RESET,
-    errno.EHOSTUNREACH: Failure.UNREACHABLE,
-    errno.ENETUNREACH: Failure.UNREACHABLE,
-    errno.EHOSTDOWN: Failure.UNREACHABLE,
-    errno.ENETDOWN: Failure.UNREACHABLE,
-    errno.EADDRNOTAVAIL: Failure.UNREACHABLE,
-    errno.ETIMEDOUT: Failure.TIMEOUT,
-}
-
-
-def failure_from_oserror(exc: OSError) -> Failure:
-    """Map what the operating system reported to the taxonomy, at the edge of every driver."""
-    if isinstance(exc, socket.gaierror):
-        return Failure.DNS
-    if isinstance(exc, TimeoutError):
-        return Failure.TIMEOUT
-    return _ERRNO_FAILURES.get(exc.errno or 0, Failure.UNREACHABLE)

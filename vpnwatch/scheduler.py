@@ -2,8 +2,10 @@
 
 Each target gets one loop: a random initial offset spreads targets over their interval (a thousand
 targets loaded at once must not probe in one burst), later probes come every interval ±jitter, and a
-global semaphore caps how many probes are in flight. A probe that overruns its timeout is cut off; a
-probe that raises is a bug, reported through ``on_error``, and its target keeps its schedule.
+global limit caps how many probes are in flight, across reloads too. A probe that overruns its
+timeout is cut off; a probe that could not run on this host (a :class:`LocalError`) goes to
+``on_local_error``, and one that raises anything else is a bug, reported through ``on_error``;
+either way no Result is made and the target keeps its schedule.
 ``on_start`` hears how late each probe started against its due time: a monitor that cannot keep
 up (too many targets for its concurrency cap or its CPU) shows there first.
 """
@@ -13,13 +15,65 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
 
-from vpnwatch.config import Job
+from vpnwatch.jobs import Job
 from vpnwatch.probes import Probe, run_probe
-from vpnwatch.result import Result
+from vpnwatch.result import LocalError, Result
 
 log = logging.getLogger(__name__)
+
+
+class Limiter:
+    """A semaphore whose size can change while it is held.
+
+    A reload must not replace the limit with a fresh one: probes holding the old one would no
+    longer count, and the cap would be exceeded by as many probes as were in flight.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._in_use = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    def resize(self, limit: int) -> None:
+        self._limit = limit
+        self._wake()
+
+    async def __aenter__(self) -> None:
+        if self._in_use >= self._limit or self._waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter  # its slot was counted for it by whoever woke it
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # woken, then cancelled: hand the slot on
+                else:
+                    self._waiters.remove(waiter)
+                raise
+        else:
+            self._in_use += 1
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        self._in_use -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_use < self._limit:
+            self._in_use += 1
+            self._waiters.popleft().set_result(None)
 
 
 class Scheduler:
@@ -31,6 +85,7 @@ class Scheduler:
         on_result: Callable[[Job, Result], None],
         on_error: Callable[[Job, BaseException], None],
         *,
+        on_local_error: Callable[[Job, LocalError], None],
         on_start: Callable[[float], None] = lambda lateness: None,
         concurrency: int,
         jitter: float,
@@ -39,8 +94,9 @@ class Scheduler:
         self._probes = probes
         self._on_result = on_result
         self._on_error = on_error
+        self._on_local_error = on_local_error
         self._on_start = on_start
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self._limiter = Limiter(concurrency)
         self._jitter = jitter
         self._rng = rng or random.Random()  # noqa: S311 - spreading load, not secrecy
         self._jobs: dict[str, Job] = {}
@@ -67,7 +123,7 @@ class Scheduler:
         if self._group is None:
             raise RuntimeError("the scheduler is not running")
         if concurrency is not None:
-            self._semaphore = asyncio.Semaphore(concurrency)
+            self._limiter.resize(concurrency)
         if jitter is not None:
             self._jitter = jitter
         wanted = {job.name: job for job in jobs}
@@ -84,16 +140,24 @@ class Scheduler:
     def jobs(self) -> Sequence[Job]:
         return list(self._jobs.values())
 
+    @property
+    def in_flight(self) -> int:
+        """Probes running now."""
+        return self._limiter.in_use
+
     async def _loop(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time() + self._rng.uniform(0, job.interval)
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
-            async with self._semaphore:
+            async with self._limiter:
                 self._on_start(loop.time() - next_at)
                 result = await self._probe_once(job)
             if result is not None:
-                self._on_result(job, result)
+                try:
+                    self._on_result(job, result)
+                except Exception as exc:  # a sink's bug must not end this target's loop
+                    self._on_error(job, exc)
             spread = 1 + self._rng.uniform(-self._jitter, self._jitter)
             # After an overrun, start afresh from now rather than firing a burst to catch up.
             next_at = max(next_at + job.interval * spread, loop.time())
@@ -101,6 +165,8 @@ class Scheduler:
     async def _probe_once(self, job: Job) -> Result | None:
         try:
             return await run_probe(self._probes[job.target.protocol], job.target, job.timeout)
+        except LocalError as exc:
+            self._on_local_error(job, exc)
         except Exception as exc:  # a bug in one probe must not stop the others
             self._on_error(job, exc)
-            return None
+        return None

@@ -48,7 +48,7 @@ def write_config(lab: Lab, directory: Path) -> Path:
 
 def verdicts(metrics: dict, target: str) -> dict[str, float]:
     return {
-        dict(labels)["verdict"]: value
+        dict(labels)["vpnwatch_verdict"]: value
         for (name, labels), value in metrics.items()
         if name == "vpnwatch_verdict" and dict(labels)["target"] == target
     }

@@ -12,17 +12,20 @@ import pytest
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
-from vpnwatch.config import Config, Job, Settings
+from vpnwatch.config import Config, Settings
 from vpnwatch.evidence import INDEX, EvidenceRecorder, EvidenceSettings, flow_filter
+from vpnwatch.jobs import Job
 from vpnwatch.lab.censor import Censor
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
 from vpnwatch.monitor import Monitor
 from vpnwatch.probes.registry import PROBES
-from vpnwatch.probes.wireguard import probe_wireguard
+from vpnwatch.probes.wireguard import WIREGUARD
 from vpnwatch.result import Result
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.wireguard import WireGuardTarget
+
+probe_wireguard = WIREGUARD.probe()
 
 pytestmark = pytest.mark.lab
 

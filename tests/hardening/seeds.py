@@ -15,9 +15,7 @@ from functools import cache
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 
-from vpnwatch.lab.obfs4 import BridgeIdentity, impostor_hello
-from vpnwatch.protocols.obfs4 import ClientHandshake
-from vpnwatch.protocols.obfs4.elligator import ElligatorKeypair, generate_keypair
+from tests.vectors.obfs4 import Obfs4Capture, captures
 from vpnwatch.protocols.obfs4.framing import FrameEncoder, PacketType
 from vpnwatch.protocols.openvpn.keymethod import SERVER_KEY_SOURCE_SIZE
 from vpnwatch.protocols.openvpn.packets import ControlPacket, Opcode, frame_tcp
@@ -176,39 +174,6 @@ def obfs4_frames() -> bytes:
     )
 
 
-OBFS4_NOW = 1_700_000_000.0
-
-
-@dataclass(frozen=True)
-class Obfs4Exchange:
-    """A bridge, one client key, and the server hello that answers that client's request."""
-
-    identity: BridgeIdentity
-    keypair: ElligatorKeypair
-    hello: bytes
-
-    @classmethod
-    def generate(cls) -> Obfs4Exchange:
-        private = X25519PrivateKey.generate()
-        identity = BridgeIdentity(
-            node_id=os.urandom(20),
-            public_key=private.public_key().public_bytes_raw(),
-            private_key=private.private_bytes_raw(),
-        )
-        exchange = cls(identity, generate_keypair(), b"")
-        answer = impostor_hello(
-            exchange.client().data_to_send(), identity, now=OBFS4_NOW, corrupt_auth=False
-        )
-        assert answer is not None
-        return cls(identity, exchange.keypair, answer[0])
-
-    def client(self) -> ClientHandshake:
-        """A client in the state of the one the hello answers: same key, same request."""
-        return ClientHandshake(
-            self.identity.node_id,
-            self.identity.public_key,
-            now=OBFS4_NOW,
-            random_bytes=bytes,
-            keypair=self.keypair,
-            pad_length=85,
-        )
+def obfs4_capture() -> Obfs4Capture:
+    """The real obfs4proxy's hello to one client, and that client's inputs (tests/vectors)."""
+    return captures()["handshake"]

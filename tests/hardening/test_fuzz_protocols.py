@@ -2,8 +2,8 @@
 
 The documented contracts under test:
 
-* WireGuard: ``WireGuardInitiator.receive`` answers every datagram with an event and changes state
-  only for a verified response or cookie;
+* WireGuard: ``WireGuardInitiator.receive`` never raises, fails the probe for no forged datagram,
+  and acts only on a verified response (it completes) or cookie reply (it initiates again);
 * OpenVPN: ``decode``, ``TcpDeframer.feed`` and every wrapper's ``unwrap`` raise only
   ``PacketError``; ``OpenVPNClient.receive`` never raises (bad packets are counted, failures are
   events); key-method parsing raises only ``KeyMethodError``; the reliability layer delivers each
@@ -27,8 +27,8 @@ from tests.hardening.seeds import (
     CLIENT_SESSION,
     SERVER_COMMANDS,
     SERVER_KEY_METHOD,
-    Obfs4Exchange,
     WireGuardPeers,
+    obfs4_capture,
     obfs4_frames,
     openvpn_tcp_stream,
     openvpn_wire,
@@ -36,15 +36,16 @@ from tests.hardening.seeds import (
 )
 from vpnwatch.lab.openvpn import generate_pki
 from vpnwatch.protocols import wireguard
+from vpnwatch.protocols.machine import Completed, Event, StageCompleted
 from vpnwatch.protocols.obfs4 import (
     NEED_DATA,
     DataReceived,
-    HandshakeCompleted,
+    HelloAccepted,
     Obfs4Error,
     Obfs4Session,
 )
 from vpnwatch.protocols.openvpn import keymethod
-from vpnwatch.protocols.openvpn.client import ClientConfig, Event, OpenVPNClient
+from vpnwatch.protocols.openvpn.client import ClientConfig, OpenVPNClient
 from vpnwatch.protocols.openvpn.packets import (
     MAX_PACKET_SIZE,
     Opcode,
@@ -54,6 +55,7 @@ from vpnwatch.protocols.openvpn.packets import (
 )
 from vpnwatch.protocols.openvpn.reliable import RECEIVE_WINDOW, Message, ReliableLayer
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, build_context
+from vpnwatch.result import Failure
 
 WIREGUARD = WireGuardPeers.generate()
 _STAMP = iter(range(10**18, 2 * 10**18, 1000))
@@ -66,32 +68,33 @@ OPENVPN_KINDS = sorted(openvpn_wrappers())
 @FUZZ_SLOW
 @given(data=st.data())
 def test_wireguard_initiator_only_a_verified_reply_changes_its_state(data: st.DataObject) -> None:
-    initiator = wireguard.WireGuardInitiator(WIREGUARD.client_private, WIREGUARD.server_public)
-    initiation = initiator.initiate(wireguard.tai64n(next(_STAMP)))
+    initiator = wireguard.WireGuardInitiator(
+        wireguard.NoiseHandshake(WIREGUARD.client_private, WIREGUARD.server_public),
+        timestamps=lambda: wireguard.tai64n(next(_STAMP)),
+    )
+    initiator.start(0.0)
+    [initiation] = initiator.data_to_send(0.0)
     genuine = WIREGUARD.response(initiation)
     seeds = [genuine, WIREGUARD.cookie_reply(initiation)]
     datagrams = data.draw(st.lists(mutated(seeds, max_size=65_507), min_size=1, max_size=6))
-    completed = False
     with no_hang():
         for datagram in datagrams:
-            event = initiator.receive(datagram)
-            assert isinstance(event, wireguard.Event)
-            assert isinstance(
-                event,
-                (
-                    wireguard.HandshakeCompleted,
-                    wireguard.CookieReceived,
-                    wireguard.DatagramRejected,
-                ),
-            )
-            if isinstance(event, wireguard.HandshakeCompleted):
-                # Nothing else authenticates; mac2 is not checked (servers send it zero).
+            initiator.receive(datagram, 0.0)
+            for sent in initiator.data_to_send(0.0):
+                if sent[0] == wireguard.MESSAGE_INITIATION:  # a retry, after a cookie reply
+                    initiation = sent
+            while (event := initiator.next_event()) is not None:
+                # Nothing forged fails the probe, and nothing else authenticates; mac2 is not
+                # checked (servers send it zero).
+                assert isinstance(event, (StageCompleted, Completed)), event
                 assert datagram[:-16] == genuine[:-16] and len(datagram) == len(genuine)
-                completed = True
+            if initiator.finished:
                 break
     count("wireguard.receive", len(datagrams))
-    if not completed:  # whatever came before, the genuine reply still completes the handshake
-        assert isinstance(initiator.receive(genuine), wireguard.HandshakeCompleted)
+    assert initiator.timed_out().failure in (Failure.TIMEOUT, Failure.PROTOCOL)
+    if not initiator.finished:  # whatever came before, a genuine reply still completes it
+        initiator.receive(WIREGUARD.response(initiation), 0.0)
+        assert initiator.finished and isinstance(initiator.session, wireguard.ResponseAccepted)
 
 
 # -- OpenVPN packets and wrappers -----------------------------------------------------------------
@@ -197,15 +200,16 @@ def test_openvpn_client_never_raises_for_what_arrives(
     client = OpenVPNClient(
         openvpn_config,
         openvpn_wrappers()[kind],
-        now=0.0,
         unix_time=1.7e9,
         random_bytes=lambda n: CLIENT_SESSION[:n] if n == 8 else os.urandom(n),
     )
+    client.start(0.0)
     count(f"openvpn.client.{kind}", len(packets) + 1)
     with no_hang():
         for now, packet in enumerate([wire[0], *packets]):
             client.receive(packet, float(now))
-            client.packets_to_send(float(now))
+            client.handle_timer(float(now))
+            client.data_to_send(float(now))
             while (event := client.next_event()) is not None:
                 assert isinstance(event, Event)
 
@@ -236,23 +240,24 @@ def test_server_text_is_made_one_short_printable_line(text: str) -> None:
 
 # -- obfs4 ----------------------------------------------------------------------------------------
 
-OBFS4 = Obfs4Exchange.generate()
+OBFS4 = obfs4_capture()
 
 
 @FUZZ
 @given(data=st.data())
 def test_obfs4_server_hello_completes_or_raises_an_obfs4_error(data: st.DataObject) -> None:
-    hello = data.draw(mutated([OBFS4.hello, OBFS4.hello + obfs4_frames()], max_size=20_000))
+    genuine = OBFS4.hello.raw
+    hello = data.draw(mutated([genuine, OBFS4.sent("server")], max_size=20_000))
     chunks = data.draw(chunked(hello))
-    client = OBFS4.client()
+    client = OBFS4.handshake()
     count("obfs4.server_hello", len(chunks))
     with no_hang():
         try:
             for chunk in chunks:
                 client.receive_data(chunk)
                 event = client.next_event()
-                if isinstance(event, HandshakeCompleted):
-                    assert hello.startswith(OBFS4.hello)  # only the genuine hello completes
+                if isinstance(event, HelloAccepted):
+                    assert hello.startswith(genuine)  # only the genuine hello completes
                     return
                 assert event is NEED_DATA
         except Obfs4Error:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import pytest
 
 from tests.hardening.files import static_key_file
-from vpnwatch.config import Config, Job, Settings
+from vpnwatch.config import Config, Settings
+from vpnwatch.jobs import Job
 from vpnwatch.lab.hostile import Behaviour, HostilePeers, PublicKeys, port_of
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.openvpn import Pki, generate_pki
@@ -156,4 +157,5 @@ async def test_hostile_targets_do_not_delay_the_others(lab: HostileLab) -> None:
         # probe rightly times out; any class but the expected one and timeout is wrong.
         seen = {seen_failure for seen_failure, _ in stats[name].failures}
         assert failure in seen and seen <= {failure, "timeout"}, (name, seen)
-        assert stats[name].errors == 0
+    # No hostile peer makes a probe raise or look like this host's own trouble.
+    assert sum(monitor.metrics.errors.values()) == 0, monitor.metrics.errors

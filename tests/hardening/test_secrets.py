@@ -2,9 +2,9 @@
 
 The files hold a WireGuard private and preshared key, an OpenVPN client key, tls-auth key and
 password (all of them fake, and recognisable). Every command runs on them, with debug logging
-on, in text and JSON: ``config check``, ``check``, ``run`` (its logs, ``/metrics`` and
-``/api/targets``, the packet captures of failed probes), ``report`` (with the password as a
-Prometheus credential in the URL and as a token file) and ``demo --once``; then
+on, in text and JSON: ``config check``, ``check``, ``run`` (its logs, ``/metrics``,
+``/api/targets``, ``/probe``, the packet captures of failed probes), ``report`` (with the password
+as a Prometheus credential in the URL and as a token file) and ``demo --once``; then
 every kind of bad file. Everything they
 print, log, serve or write is searched for each secret raw, in base64 and in hex.
 """
@@ -218,7 +218,16 @@ def test_run_logs_metrics_and_api(lab: SecretLab) -> None:
     log = lab.directory / "run.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [*CLI, "-v", "--log-format", "json", "run", "--config", "vpnwatch.yml"],
+            [
+                *CLI,
+                "-v",
+                "--log-format",
+                "json",
+                "run",
+                "--config",
+                "vpnwatch.yml",
+                "--web.enable-probe",
+            ],
             cwd=lab.directory,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -228,6 +237,7 @@ def test_run_logs_metrics_and_api(lab: SecretLab) -> None:
         time.sleep(3)  # a few probes of every target: failures and recoveries get logged
         lab.outputs["run: /metrics"] = _scrape(port, "/metrics")
         lab.outputs["run: /api/targets"] = _scrape(port, "/api/targets")
+        lab.outputs["run: /probe"] = _scrape(port, "/probe?target=ovpn-wrong")
         process.send_signal(signal.SIGHUP)  # a reload re-reads every file
         time.sleep(1)
     finally:
@@ -239,6 +249,7 @@ def test_run_logs_metrics_and_api(lab: SecretLab) -> None:
     for path in evidence:
         lab.outputs[f"run: evidence {path.name}"] = path.read_bytes()
     assert b"vpnwatch_probe_success" in lab.outputs["run: /metrics"]
+    assert b'target="ovpn-wrong"' in lab.outputs["run: /probe"]
     assert b"configuration reloaded" in lab.outputs["run: log"]
 
 

@@ -21,7 +21,8 @@ import yaml
 
 from tests.hardening.files import bridge_lines, ovpn_text, wgquick_text
 from vpnwatch.cli import _parser
-from vpnwatch.config import Config, Job, Settings
+from vpnwatch.config import Config, Settings
+from vpnwatch.jobs import Job
 from vpnwatch.monitor import Monitor
 from vpnwatch.probes.registry import PROBES
 from vpnwatch.targets import TcpTarget

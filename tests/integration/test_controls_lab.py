@@ -7,8 +7,17 @@ import pytest
 from vpnwatch.lab.controls import LAB_NAME, start_controls
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.pki import CertificateAuthority
-from vpnwatch.probes.control import probe_dns, probe_tcp, probe_tls
+from vpnwatch.probes.control import DNS, TCP, TLS
+from vpnwatch.result import Result
 from vpnwatch.targets import DnsTarget, TcpTarget, TlsTarget
+
+pytestmark = pytest.mark.lab
+
+probe_tcp, probe_tls, probe_dns = TCP.probe(), TLS.probe(), DNS.probe()
+
+
+def stage_names(result: Result) -> list[str]:
+    return [stage for stage, _ in result.stages]
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +30,15 @@ def lab(tmp_path_factory):
 async def test_tcp_connects_and_a_closed_port_is_refused(lab):
     ns, controls, _ = lab
     ok = await probe_tcp(TcpTarget(name="tcp", host=ns.ip, port=controls.tls_port), 2)
-    assert (ok.ok, ok.stage) == (True, "connect")
+    assert (ok.ok, ok.stage, stage_names(ok)) == (True, "connect", ["resolve", "connect"])
     closed = await probe_tcp(TcpTarget(name="tcp", host=ns.ip, port=9), 2)
     assert (closed.ok, closed.failure, closed.stage) == (False, "refused", "connect")
+    assert stage_names(closed) == ["resolve"]
+
+
+async def test_a_name_that_does_not_resolve_fails_at_resolve(lab):
+    result = await probe_tcp(TcpTarget(name="tcp", host="nowhere.invalid", port=443), 2)
+    assert (result.failure, result.stage, stage_names(result)) == ("dns", "resolve", [])
 
 
 async def test_tls_verifies_the_certificate(lab, tmp_path):
@@ -37,15 +52,19 @@ async def test_tls_verifies_the_certificate(lab, tmp_path):
     )
     result = await probe_tls(target, 3)
     assert result.ok, result
-    assert [stage for stage, _ in result.stages] == ["connect", "tls"]
+    assert (result.stage, stage_names(result)) == ("tls", ["resolve", "connect", "tls"])
+    assert result.detail.startswith("TLSv1.")
 
     other_ca = CertificateAuthority.create().cert
     wrong_ca = await probe_tls(target.model_copy(update={"ca": other_ca}), 3)
     assert (wrong_ca.failure, wrong_ca.stage) == ("tls_cert", "tls")
+    assert stage_names(wrong_ca) == ["resolve", "connect"]
+    assert "certificate" in wrong_ca.detail
     wrong_name = await probe_tls(
         target.model_copy(update={"server_name": "other.vpnwatch.test"}), 3
     )
     assert (wrong_name.failure, wrong_name.stage) == ("tls_cert", "tls")
+    assert "certificate" in wrong_name.detail
 
 
 async def test_dns_answers_and_silence_times_out(lab):
@@ -54,6 +73,8 @@ async def test_dns_answers_and_silence_times_out(lab):
         DnsTarget(name="dns", host=ns.ip, port=controls.dns_port, query=LAB_NAME), 3
     )
     assert result.ok, result
+    assert (result.stage, stage_names(result)) == ("answer", ["resolve", "answer"])
     assert result.detail.startswith("NOERROR, 1 records")
     closed = await probe_dns(DnsTarget(name="dns", host=ns.ip, port=5353, query=LAB_NAME), 2)
     assert (closed.failure, closed.stage) == ("refused", "answer")
+    assert stage_names(closed) == ["resolve"]

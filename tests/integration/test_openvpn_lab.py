@@ -24,11 +24,13 @@ from vpnwatch.lab.openvpn import (
     run_real_client,
     write_ovpn,
 )
-from vpnwatch.probes.openvpn import probe_openvpn
+from vpnwatch.probes.openvpn import OPENVPN
 from vpnwatch.result import Failure, Result
 from vpnwatch.targets.openvpn import OpenVPNTarget
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+probe_openvpn = OPENVPN.probe()
 
 PROBE_TIMEOUT = 4.0
 REAL_CLIENT_TIMEOUT = 8.0
@@ -145,7 +147,7 @@ async def test_probe_and_real_client_agree(
     reached = [stage for stage, _ in result.stages]
     if case.ok:
         tcp = lab.servers[case.server].variant.proto == "tcp"
-        assert reached == (["connect"] if tcp else []) + ["reset", "tls", "auth"]
+        assert reached == ["resolve"] + (["connect"] if tcp else []) + ["reset", "tls", "auth"]
         assert all(seconds >= 0 for _, seconds in result.stages)
     if case.password is not None:
         assert case.password not in repr(result) and case.password not in caplog.text
@@ -162,7 +164,7 @@ async def test_tcp_reset_after_connect(lab: OpenVPNLab, tmp_path: Path) -> None:
     assert not real_ok, real_log
     assert "Connection reset" in real_log
     assert (result.ok, result.failure, result.stage) == (False, Failure.RESET, "reset"), result
-    assert [stage for stage, _ in result.stages] == ["connect"]
+    assert [stage for stage, _ in result.stages] == ["resolve", "connect"]
 
 
 def test_keys_and_passwords_stay_out_of_target_reprs(lab: OpenVPNLab, tmp_path: Path) -> None:
@@ -247,4 +249,21 @@ async def test_bad_tcp_streams_never_raise_out_of_the_driver(
 async def test_unresolvable_name_is_a_dns_failure(proto: str) -> None:
     target = loopback_target(1194, proto).model_copy(update={"host": "vpn.example.invalid"})
     result = await probe_openvpn(target, 3.0)
-    assert (result.ok, result.failure) == (False, Failure.DNS), result
+    assert (result.ok, result.failure, result.stage) == (False, Failure.DNS, "resolve"), result
+    assert result.stages == ()
+
+
+async def test_pem_openssl_refuses_is_a_tls_failure_not_a_crash() -> None:
+    """A client certificate and a key that parse but do not belong together: OpenSSL refuses."""
+    one, other = generate_pki(), generate_pki()
+    target = OpenVPNTarget(
+        name="mismatched",
+        host="127.0.0.1",
+        port=1,
+        ca=one.ca,
+        cert=one.client_cert,
+        key=other.client_key,
+    )
+    result = await probe_openvpn(target, 1.5)
+    assert (result.ok, result.failure, result.stage) == (False, Failure.TLS, "reset"), result
+    assert result.detail.startswith("TLS setup failed: ") and "MISMATCH" in result.detail

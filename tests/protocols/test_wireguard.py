@@ -2,8 +2,10 @@
 
 The responder below shares no code with vpnwatch.protocols.wireguard: it builds every primitive
 from hashlib, hmac, cryptography and PyNaCl itself, so that a mistake on one side shows up as a
-failed handshake instead of cancelling out. Interoperability with the real wireguard-go is proven
-in tests/integration/test_wireguard_lab.py.
+failed handshake instead of cancelling out. :class:`NoiseHandshake` is tested message by message;
+:class:`WireGuardInitiator`, the probe's machine, on the shared contract with ``now`` moved by
+hand (nothing here sleeps). Known answers from the real wireguard-go are replayed in
+test_wireguard_vectors.py, and the probe runs against it in tests/integration/test_wireguard_lab.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import hashlib
 import hmac
 import os
 import struct
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -21,21 +26,31 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 
+from vpnwatch.protocols.machine import (
+    Completed,
+    Event,
+    Failed,
+    LocalProtocolError,
+    StageCompleted,
+)
 from vpnwatch.protocols.wireguard import (
     COOKIE_REPLY_SIZE,
     INITIATION_SIZE,
     KEEPALIVE_SIZE,
+    REKEY_TIMEOUT,
+    REKEY_TIMEOUT_JITTER,
     RESPONSE_SIZE,
     ClockBehindError,
-    CookieReceived,
+    CookieAccepted,
     DatagramRejected,
-    HandshakeCompleted,
-    LocalProtocolError,
+    NoiseHandshake,
     Rejection,
+    ResponseAccepted,
     TimestampGuard,
     WireGuardInitiator,
     tai64n,
 )
+from vpnwatch.result import Failure, LocalError, LocalReason
 
 # --- an independent responder -------------------------------------------------------------------
 
@@ -156,18 +171,35 @@ def client_key() -> bytes:
     return os.urandom(32)
 
 
+def initiate(
+    handshake: NoiseHandshake, stamp: bytes = STAMP, *, sender_index: int | None = None
+) -> bytes:
+    """An initiation with a fresh ephemeral key and (unless given) a random sender index."""
+    if sender_index is None:
+        sender_index = int.from_bytes(os.urandom(4), "little")
+    return handshake.create_initiation(
+        stamp, ephemeral_private=os.urandom(32), sender_index=sender_index
+    )
+
+
 def pair(
     initiator_psk: bytes | None = None, responder_psk: bytes | None = None
-) -> tuple[WireGuardInitiator, Responder]:
+) -> tuple[NoiseHandshake, Responder]:
     responder = Responder(responder_psk)
-    initiator = WireGuardInitiator(client_key(), responder.public, initiator_psk)
-    return initiator, responder
+    return NoiseHandshake(client_key(), responder.public, initiator_psk), responder
 
 
-def complete(initiator: WireGuardInitiator, response: bytes) -> HandshakeCompleted:
-    event = initiator.receive(response)
-    assert isinstance(event, HandshakeCompleted), event
-    return event
+def complete(handshake: NoiseHandshake, response: bytes) -> ResponseAccepted:
+    accepted = handshake.consume(response)
+    assert isinstance(accepted, ResponseAccepted), accepted
+    return accepted
+
+
+def answered(handshake: NoiseHandshake, responder: Responder) -> ResponseAccepted:
+    """Run a whole handshake: initiation, the responder's response, its acceptance."""
+    return complete(
+        handshake, responder.create_response(responder.consume_initiation(initiate(handshake)))
+    )
 
 
 def rejected(reason: Rejection) -> DatagramRejected:
@@ -178,19 +210,31 @@ def rejected(reason: Rejection) -> DatagramRejected:
 
 
 def test_initiation_layout() -> None:
-    initiator = WireGuardInitiator(client_key(), Responder().public, sender_index=0x01020304)
-    msg = initiator.initiate(STAMP)
+    ephemeral = os.urandom(32)
+    handshake = NoiseHandshake(client_key(), Responder().public)
+    msg = handshake.create_initiation(STAMP, ephemeral_private=ephemeral, sender_index=0x01020304)
     assert len(msg) == INITIATION_SIZE == 148
     assert msg[:4] == b"\x01\x00\x00\x00"
     assert msg[4:8] == b"\x04\x03\x02\x01"  # sender index, little-endian
+    assert msg[8:40] == _raw(X25519PrivateKey.from_private_bytes(ephemeral))  # the given one
     assert msg[132:148] == bytes(16)  # no cookie held: mac2 is zero
-    again = initiator.initiate(LATER_STAMP)
-    assert again[8:40] != msg[8:40]  # a fresh ephemeral key for every initiation
+
+
+def test_the_same_inputs_give_the_same_initiation() -> None:
+    """Nothing random is drawn inside: what a capture injects, a replay reproduces."""
+    private, ephemeral, server = client_key(), os.urandom(32), Responder().public
+    made = [
+        NoiseHandshake(private, server).create_initiation(
+            STAMP, ephemeral_private=ephemeral, sender_index=7
+        )
+        for _ in range(2)
+    ]
+    assert made[0] == made[1]
 
 
 def test_mac1_is_keyed_blake2s_128_over_everything_before_it() -> None:
     responder = Responder()
-    msg = WireGuardInitiator(client_key(), responder.public).initiate(STAMP)
+    msg = initiate(NoiseHandshake(client_key(), responder.public))
     key = hashlib.blake2s(b"mac1----" + responder.public).digest()
     assert msg[116:132] == hashlib.blake2s(msg[:116], key=key, digest_size=16).digest()
     # BLAKE2s-128 is not BLAKE2s-256 cut short: the digest size is a parameter of the hash.
@@ -198,17 +242,11 @@ def test_mac1_is_keyed_blake2s_128_over_everything_before_it() -> None:
 
 
 def test_responder_decrypts_our_static_key_and_timestamp() -> None:
-    initiator, responder = pair()
-    consumed = responder.consume_initiation(initiator.initiate(STAMP))
-    assert consumed.initiator_static == initiator.public_key
+    handshake, responder = pair()
+    consumed = responder.consume_initiation(initiate(handshake, sender_index=0xCAFE))
+    assert consumed.initiator_static == handshake.public_key
     assert consumed.timestamp == STAMP
-    assert consumed.sender == initiator.sender_index
-
-
-def test_sender_index_is_random_unless_given() -> None:
-    server = Responder().public
-    indices = {WireGuardInitiator(client_key(), server).sender_index for _ in range(8)}
-    assert len(indices) > 1
+    assert consumed.sender == 0xCAFE
 
 
 @pytest.mark.parametrize(
@@ -217,7 +255,6 @@ def test_sender_index_is_random_unless_given() -> None:
         ({"private_key": bytes(31)}, "private key"),
         ({"peer_public_key": bytes(33)}, "peer public key"),
         ({"preshared_key": bytes(16)}, "preshared key"),
-        ({"sender_index": 2**32}, "32 bits"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> None:
@@ -227,37 +264,46 @@ def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> N
     }
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        WireGuardInitiator(**arguments)  # type: ignore[arg-type]
+        NoiseHandshake(**arguments)  # type: ignore[arg-type]
+
+
+def test_low_order_peer_key_is_refused() -> None:
+    """The all-zero point gives an all-zero shared secret: no server can hold such a key."""
+    with pytest.raises(ValueError):
+        NoiseHandshake(client_key(), bytes(32))
+
+
+def test_sender_index_must_fit_in_32_bits() -> None:
+    handshake, _ = pair()
+    with pytest.raises(ValueError, match="32 bits"):
+        initiate(handshake, sender_index=2**32)
 
 
 def test_timestamp_must_be_twelve_bytes() -> None:
-    initiator, _ = pair()
+    handshake, _ = pair()
     with pytest.raises(ValueError, match="12 bytes"):
-        initiator.initiate(STAMP[:11])
+        initiate(handshake, STAMP[:11])
 
 
 # --- the response -----------------------------------------------------------------------------------
 
 
 def test_handshake_derives_the_same_transport_keys_on_both_sides() -> None:
-    initiator, responder = pair()
-    response = responder.create_response(responder.consume_initiation(initiator.initiate(STAMP)))
+    handshake, responder = pair()
+    response = responder.create_response(responder.consume_initiation(initiate(handshake)))
     assert len(response) == RESPONSE_SIZE == 92
-    event = complete(initiator, response)
-    assert event.remote_index == responder.index
-    assert event.sending_key == responder.receiving_key
-    assert event.receiving_key == responder.sending_key
-    assert event.sending_key != event.receiving_key
-    assert repr(event) == f"HandshakeCompleted(remote_index={responder.index})"  # no keys
+    accepted = complete(handshake, response)
+    assert accepted.remote_index == responder.index
+    assert accepted.sending_key == responder.receiving_key
+    assert accepted.receiving_key == responder.sending_key
+    assert accepted.sending_key != accepted.receiving_key
+    assert repr(accepted) == f"ResponseAccepted(remote_index={responder.index})"  # no keys
 
 
 def test_keepalive_is_an_empty_transport_message_the_responder_opens() -> None:
-    initiator, responder = pair()
-    complete(
-        initiator,
-        responder.create_response(responder.consume_initiation(initiator.initiate(STAMP))),
-    )
-    first, second = initiator.keepalive(), initiator.keepalive()
+    handshake, responder = pair()
+    answered(handshake, responder)
+    first, second = handshake.keepalive(), handshake.keepalive()
     assert len(first) == KEEPALIVE_SIZE == 32
     assert responder.open_transport(first) == (responder.index, 0, b"")
     assert responder.open_transport(second) == (responder.index, 1, b"")
@@ -265,12 +311,8 @@ def test_keepalive_is_an_empty_transport_message_the_responder_opens() -> None:
 
 def test_preshared_key_on_both_sides_completes() -> None:
     psk = os.urandom(32)
-    initiator, responder = pair(psk, psk)
-    event = complete(
-        initiator,
-        responder.create_response(responder.consume_initiation(initiator.initiate(STAMP))),
-    )
-    assert event.sending_key == responder.receiving_key
+    handshake, responder = pair(psk, psk)
+    assert answered(handshake, responder).sending_key == responder.receiving_key
 
 
 @pytest.mark.parametrize(
@@ -281,20 +323,18 @@ def test_preshared_key_on_both_sides_completes() -> None:
 def test_preshared_key_mismatch_fails_authentication(
     initiator_psk: bytes | None, responder_psk: bytes | None
 ) -> None:
-    initiator, responder = pair(initiator_psk, responder_psk)
-    response = responder.create_response(responder.consume_initiation(initiator.initiate(STAMP)))
-    assert initiator.receive(response) == rejected(Rejection.AUTHENTICATION)
+    handshake, responder = pair(initiator_psk, responder_psk)
+    response = responder.create_response(responder.consume_initiation(initiate(handshake)))
+    assert handshake.consume(response) == rejected(Rejection.AUTHENTICATION)
 
 
 def test_impostor_that_knows_our_key_fails_authentication() -> None:
     """A server with another private key cannot follow the transcript, so its reply fails."""
-    initiator, _ = pair()
+    handshake, _ = pair()
     impostor = Responder()
-    consumed = impostor.consume_initiation(
-        initiator.initiate(STAMP), impersonate=initiator.public_key
-    )
+    consumed = impostor.consume_initiation(initiate(handshake), impersonate=handshake.public_key)
     response = impostor.create_response(consumed)  # right index, valid mac1, wrong static key
-    assert initiator.receive(response) == rejected(Rejection.AUTHENTICATION)
+    assert handshake.consume(response) == rejected(Rejection.AUTHENTICATION)
 
 
 # Each field of a response, and what a flipped bit in it must cause.
@@ -317,16 +357,16 @@ RESPONSE_FIELDS = [
 def test_tampered_response_is_rejected_and_changes_nothing(
     start: int, end: int, reason: Rejection
 ) -> None:
-    initiator, responder = pair()
-    response = responder.create_response(responder.consume_initiation(initiator.initiate(STAMP)))
+    handshake, responder = pair()
+    response = responder.create_response(responder.consume_initiation(initiate(handshake)))
     flips = [(start, bit) for bit in range(8)] + [
         (offset, offset % 8) for offset in range(start, end)
     ]
     for offset, bit in flips:
         tampered = bytearray(response)
         tampered[offset] ^= 1 << bit
-        assert initiator.receive(bytes(tampered)) == rejected(reason), (offset, bit)
-    complete(initiator, response)  # the genuine reply still completes: nothing was consumed
+        assert handshake.consume(bytes(tampered)) == rejected(reason), (offset, bit)
+    complete(handshake, response)  # the genuine reply still completes: nothing was consumed
 
 
 @pytest.mark.parametrize(
@@ -334,30 +374,38 @@ def test_tampered_response_is_rejected_and_changes_nothing(
 )
 def test_tampered_response_with_recomputed_mac1_fails_authentication(offset: int) -> None:
     """Someone who knows our public key can forge mac1, but not the Noise transcript."""
-    initiator, responder = pair()
-    consumed = responder.consume_initiation(initiator.initiate(STAMP))
+    handshake, responder = pair()
+    consumed = responder.consume_initiation(initiate(handshake))
     response = bytearray(responder.create_response(consumed))
     response[offset] ^= 0x01
-    response[60:76] = _mac(_hash(b"mac1----", initiator.public_key), bytes(response[:60]))
-    assert initiator.receive(bytes(response)) == rejected(Rejection.AUTHENTICATION)
+    response[60:76] = _mac(_hash(b"mac1----", handshake.public_key), bytes(response[:60]))
+    assert handshake.consume(bytes(response)) == rejected(Rejection.AUTHENTICATION)
 
 
 def test_mac2_of_a_response_is_not_checked() -> None:
     """We never send the server a cookie, so a response's mac2 carries nothing to verify."""
-    initiator, responder = pair()
+    handshake, responder = pair()
     response = bytearray(
-        responder.create_response(responder.consume_initiation(initiator.initiate(STAMP)))
+        responder.create_response(responder.consume_initiation(initiate(handshake)))
     )
     response[-1] ^= 0xFF
-    complete(initiator, bytes(response))
+    complete(handshake, bytes(response))
 
 
 def test_response_to_another_index_is_ignored() -> None:
-    initiator, responder = pair()
-    consumed = responder.consume_initiation(initiator.initiate(STAMP))
-    stray = responder.create_response(consumed, receiver=(initiator.sender_index + 1) % 2**32)
-    assert initiator.receive(stray) == rejected(Rejection.WRONG_INDEX)
-    complete(initiator, responder.create_response(consumed))
+    handshake, responder = pair()
+    consumed = responder.consume_initiation(initiate(handshake))
+    stray = responder.create_response(consumed, receiver=(consumed.sender + 1) % 2**32)
+    assert handshake.consume(stray) == rejected(Rejection.WRONG_INDEX)
+    complete(handshake, responder.create_response(consumed))
+
+
+def test_response_to_an_earlier_initiation_is_ignored_not_taken_for_an_impostor() -> None:
+    handshake, responder = pair()
+    first = responder.consume_initiation(initiate(handshake))
+    latest = responder.consume_initiation(initiate(handshake, LATER_STAMP))
+    assert handshake.consume(responder.create_response(first)) == rejected(Rejection.WRONG_INDEX)
+    complete(handshake, responder.create_response(latest))
 
 
 @pytest.mark.parametrize(
@@ -374,71 +422,66 @@ def test_response_to_another_index_is_ignored() -> None:
     ids=["empty", "short", "response-91", "response-93", "cookie-63", "type-5", "garbage"],
 )
 def test_wrong_type_or_length_is_malformed(datagram: bytes) -> None:
-    initiator, _ = pair()
-    initiator.initiate(STAMP)
-    assert initiator.receive(datagram) == rejected(Rejection.MALFORMED)
+    handshake, _ = pair()
+    initiate(handshake)
+    assert handshake.consume(datagram) == rejected(Rejection.MALFORMED)
 
 
 def test_messages_we_do_not_await_are_unexpected() -> None:
-    initiator, responder = pair()
+    handshake, responder = pair()
     early = Responder()
-    other = WireGuardInitiator(client_key(), early.public)
-    early_response = early.create_response(early.consume_initiation(other.initiate(STAMP)))
-    assert initiator.receive(early_response) == rejected(Rejection.UNEXPECTED)  # nothing sent yet
-    initiation = initiator.initiate(STAMP)
-    assert initiator.receive(initiation) == rejected(Rejection.UNEXPECTED)  # our own echo
+    other = NoiseHandshake(client_key(), early.public)
+    early_response = early.create_response(early.consume_initiation(initiate(other)))
+    assert handshake.consume(early_response) == rejected(Rejection.UNEXPECTED)  # nothing sent
+    initiation = initiate(handshake)
+    assert handshake.consume(initiation) == rejected(Rejection.UNEXPECTED)  # our own echo
     response = responder.create_response(responder.consume_initiation(initiation))
-    complete(initiator, response)
-    assert initiator.receive(response) == rejected(Rejection.UNEXPECTED)  # a replayed response
-    assert initiator.receive(initiator.keepalive()) == rejected(Rejection.UNEXPECTED)
+    complete(handshake, response)
+    assert handshake.consume(response) == rejected(Rejection.UNEXPECTED)  # a replayed response
+    assert handshake.consume(handshake.keepalive()) == rejected(Rejection.UNEXPECTED)
 
 
 def test_out_of_order_calls_are_local_errors() -> None:
-    initiator, responder = pair()
+    handshake, responder = pair()
     with pytest.raises(LocalProtocolError):
-        initiator.keepalive()
-    complete(
-        initiator,
-        responder.create_response(responder.consume_initiation(initiator.initiate(STAMP))),
-    )
+        handshake.keepalive()
+    answered(handshake, responder)
     with pytest.raises(LocalProtocolError):
-        initiator.initiate(LATER_STAMP)
+        initiate(handshake, LATER_STAMP)
 
 
 # --- the cookie reply -------------------------------------------------------------------------------
 
 
 def test_cookie_reply_then_retry_carries_mac2_and_completes() -> None:
-    initiator, responder = pair()
-    first = initiator.initiate(STAMP)
+    handshake, responder = pair()
+    first = initiate(handshake)
     cookie = os.urandom(16)
     reply = responder.cookie_reply(first, cookie)
     assert len(reply) == COOKIE_REPLY_SIZE == 64
-    assert initiator.receive(reply) == CookieReceived()
-    retry = initiator.initiate(LATER_STAMP)
+    assert handshake.consume(reply) == CookieAccepted()
+    retry = initiate(handshake, LATER_STAMP)
     assert retry[132:148] == hashlib.blake2s(retry[:132], key=cookie, digest_size=16).digest()
     consumed = responder.consume_initiation(retry)  # also checks mac1 of the retry
     assert consumed.timestamp == LATER_STAMP
-    complete(initiator, responder.create_response(consumed))
+    complete(handshake, responder.create_response(consumed))
 
 
 def test_only_one_cookie_is_accepted() -> None:
-    initiator, responder = pair()
-    assert initiator.receive(responder.cookie_reply(initiator.initiate(STAMP), os.urandom(16))) == (
-        CookieReceived()
-    )
-    retry = initiator.initiate(LATER_STAMP)
-    again = responder.cookie_reply(retry, os.urandom(16))
-    assert initiator.receive(again) == rejected(Rejection.UNEXPECTED)
+    handshake, responder = pair()
+    reply = responder.cookie_reply(initiate(handshake), os.urandom(16))
+    assert handshake.consume(reply) == CookieAccepted()
+    again = responder.cookie_reply(initiate(handshake, LATER_STAMP), os.urandom(16))
+    assert handshake.consume(again) == rejected(Rejection.UNEXPECTED)
 
 
 def test_cookie_bound_to_another_initiation_does_not_decrypt() -> None:
-    initiator, responder = pair()
-    first = initiator.initiate(STAMP)
-    second = initiator.initiate(LATER_STAMP)  # the cookie's associated data is this one's mac1
+    handshake, responder = pair()
+    first = initiate(handshake, sender_index=9)
+    second = initiate(handshake, LATER_STAMP, sender_index=9)  # the cookie's AD is its mac1
     stale = responder.cookie_reply(first, os.urandom(16))
     assert stale[4:8] == second[4:8]
-    assert initiator.receive(stale) == rejected(Rejection.BAD_COOKIE)
+    assert handshake.consume(stale) == rejected(Rejection.BAD_COOKIE)
 
 
 @pytest.mark.parametrize(
@@ -452,18 +495,300 @@ def test_cookie_bound_to_another_initiation_does_not_decrypt() -> None:
     ],
 )
 def test_tampered_cookie_reply_is_rejected(offset: int, reason: Rejection) -> None:
-    initiator, responder = pair()
-    reply = bytearray(responder.cookie_reply(initiator.initiate(STAMP), os.urandom(16)))
+    handshake, responder = pair()
+    reply = bytearray(responder.cookie_reply(initiate(handshake), os.urandom(16)))
     reply[offset] ^= 0x80
-    assert initiator.receive(bytes(reply)) == rejected(reason)
-    assert initiator.initiate(LATER_STAMP)[132:148] == bytes(16)  # no cookie was taken
+    assert handshake.consume(bytes(reply)) == rejected(reason)
+    assert initiate(handshake, LATER_STAMP)[132:148] == bytes(16)  # no cookie was taken
 
 
 def test_cookie_before_any_initiation_is_unexpected() -> None:
-    initiator, responder = pair()
-    other = WireGuardInitiator(client_key(), responder.public, sender_index=initiator.sender_index)
-    reply = responder.cookie_reply(other.initiate(STAMP), os.urandom(16))
-    assert initiator.receive(reply) == rejected(Rejection.UNEXPECTED)
+    handshake, responder = pair()
+    other = NoiseHandshake(client_key(), responder.public)
+    reply = responder.cookie_reply(initiate(other), os.urandom(16))
+    assert handshake.consume(reply) == rejected(Rejection.UNEXPECTED)
+
+
+# --- the machine: retransmission, cookies, failures, on the shared contract ---------------------
+
+T0 = 1000.0  # the driver's monotonic clock when the machine starts
+
+
+class Draws:
+    """A ``random_bytes`` that keeps every draw, so a test knows each key and index it made.
+
+    ``jitter`` fixes the 2-byte draws (the retransmission jitter); all others are fresh.
+    """
+
+    def __init__(self, jitter: bytes | None = None) -> None:
+        self.jitter = jitter
+        self.taken: list[bytes] = []
+
+    def __call__(self, length: int) -> bytes:
+        draw = self.jitter if length == 2 and self.jitter is not None else os.urandom(length)
+        self.taken.append(draw)
+        return draw
+
+
+class WallClock:
+    """A wall clock in nanoseconds that only a test moves."""
+
+    def __init__(self, ns: int = 1_700_000_000 * 10**9) -> None:
+        self.ns = ns
+
+    def __call__(self) -> int:
+        return self.ns
+
+
+@dataclass
+class Probe:
+    machine: WireGuardInitiator
+    responder: Responder
+    draws: Draws
+    clock: WallClock
+
+    def sent(self, now: float) -> list[bytes]:
+        return self.machine.data_to_send(now)
+
+    def events(self) -> list[Event]:
+        out = []
+        while (event := self.machine.next_event()) is not None:
+            out.append(event)
+        return out
+
+    def receive(self, datagram: bytes, now: float) -> list[Event]:
+        self.machine.receive(datagram, now)
+        return self.events()
+
+    def tick(self, seconds: float = 0.001) -> None:
+        """Let the wall clock move on, as it does between two initiations."""
+        self.clock.ns += round(seconds * 1e9)
+
+
+def probe(
+    *,
+    psk: bytes | None = None,
+    responder_psk: bytes | None = None,
+    keepalive: bool = True,
+    jitter: bytes | None = None,
+    timestamps: Callable[[], bytes] | None = None,
+    clock: WallClock | None = None,
+) -> Probe:
+    responder = Responder(responder_psk)
+    draws = Draws(jitter)
+    clock = clock or WallClock()
+    machine = WireGuardInitiator(
+        NoiseHandshake(client_key(), responder.public, psk),
+        timestamps=timestamps or TimestampGuard(clock).issue,
+        keepalive=keepalive,
+        random_bytes=draws,
+    )
+    return Probe(machine, responder, draws, clock)
+
+
+def started(**kwargs: Any) -> tuple[Probe, bytes]:
+    """A started machine and the one initiation it sent."""
+    run = probe(**kwargs)
+    run.machine.start(T0)
+    [initiation] = run.sent(T0)
+    return run, initiation
+
+
+def test_start_sends_one_initiation_made_of_the_injected_draws() -> None:
+    run, initiation = started()
+    assert run.sent(T0) == [] and run.events() == []
+    ephemeral, index, _jitter = run.draws.taken
+    consumed = run.responder.consume_initiation(initiation)
+    assert consumed.ephemeral == _raw(X25519PrivateKey.from_private_bytes(ephemeral))
+    assert consumed.sender == int.from_bytes(index, "little")
+    assert consumed.timestamp == tai64n(run.clock.ns)
+    assert run.machine.initiations == 1 and not run.machine.finished
+
+
+@pytest.mark.parametrize(
+    ("jitter", "delay"),
+    [(b"\x00\x00", REKEY_TIMEOUT), (b"\xff\xff", REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER)],
+    ids=["least", "most"],
+)
+def test_no_answer_retransmits_after_rekey_timeout_plus_jitter(jitter: bytes, delay: float) -> None:
+    run, _ = started(jitter=jitter)
+    assert run.machine.timer() == pytest.approx(T0 + delay)
+    assert 5.0 <= delay <= 5.333
+
+
+def test_random_jitter_stays_within_a_third_of_a_second() -> None:
+    timers = []
+    for _ in range(64):
+        run, _ = started()
+        timer = run.machine.timer()
+        assert timer is not None
+        timers.append(timer - T0)
+    assert all(5.0 <= delay <= 5.333 for delay in timers)
+    assert len(set(timers)) > 1  # drawn, not fixed
+
+
+def test_retransmission_is_a_new_initiation_with_new_index_and_ephemeral() -> None:
+    run, first = started()
+    due = run.machine.timer()
+    assert due is not None
+    run.machine.handle_timer(due - 0.001)  # early: nothing is due yet
+    assert run.sent(due - 0.001) == []
+    run.tick()
+    run.machine.handle_timer(due)
+    [second] = run.sent(due)
+    one, two = (run.responder.consume_initiation(msg) for msg in (first, second))
+    assert two.sender != one.sender
+    assert two.ephemeral != one.ephemeral
+    assert two.timestamp > one.timestamp
+    assert run.machine.initiations == 2 and run.events() == []
+    again = run.machine.timer()
+    assert again is not None and 5.0 <= again - due <= 5.333
+
+
+def test_late_answer_to_the_first_is_ignored_and_the_latest_completes() -> None:
+    run, first = started()
+    due = run.machine.timer()
+    assert due is not None
+    run.tick()
+    run.machine.handle_timer(due)
+    [second] = run.sent(due)
+    one, two = (run.responder.consume_initiation(msg) for msg in (first, second))
+    late = run.responder.create_response(one)
+    assert run.receive(late, due + 0.1) == []  # not an impostor: an answer to another index
+    assert run.machine.ignored == Counter({Rejection.WRONG_INDEX: 1})
+    assert not run.machine.finished
+    response = run.responder.create_response(two)
+    assert run.receive(response, due + 0.2) == [
+        StageCompleted("handshake"),
+        Completed("handshake verified"),
+    ]
+    [keepalive] = run.sent(due + 0.2)
+    assert run.responder.open_transport(keepalive) == (run.responder.index, 0, b"")
+    assert run.machine.finished and run.machine.timer() is None
+    assert run.machine.session is not None
+    assert run.machine.session.remote_index == run.responder.index
+    # Finished: whatever follows is ignored, and nothing more is sent.
+    assert run.receive(response, due + 0.3) == [] and run.sent(due + 0.3) == []
+    run.machine.handle_timer(due + 10)
+    assert run.sent(due + 10) == []
+
+
+def test_without_keepalive_nothing_follows_the_handshake() -> None:
+    run, initiation = started(keepalive=False)
+    response = run.responder.create_response(run.responder.consume_initiation(initiation))
+    assert run.receive(response, T0 + 0.01)[-1] == Completed("handshake verified")
+    assert run.sent(T0 + 0.01) == []
+
+
+def test_cookie_reply_is_answered_at_once_with_mac2() -> None:
+    run, first = started()
+    cookie = os.urandom(16)
+    run.tick()
+    assert run.receive(run.responder.cookie_reply(first, cookie), T0 + 0.01) == []
+    [retry] = run.sent(T0 + 0.01)
+    assert retry[132:148] == hashlib.blake2s(retry[:132], key=cookie, digest_size=16).digest()
+    assert run.machine.cookie_received and run.machine.initiations == 2
+    timer = run.machine.timer()
+    assert timer is not None and 5.0 <= timer - (T0 + 0.01) <= 5.333  # re-armed from the retry
+    consumed = run.responder.consume_initiation(retry)
+    assert consumed.sender != run.responder.consume_initiation(first).sender
+    assert run.receive(run.responder.create_response(consumed), T0 + 0.02) == [
+        StageCompleted("handshake"),
+        Completed("handshake verified after a cookie reply"),
+    ]
+
+
+def test_reply_that_fails_authentication_fails_the_probe() -> None:
+    run, initiation = started(responder_psk=os.urandom(32))
+    response = run.responder.create_response(run.responder.consume_initiation(initiation))
+    [failed] = run.receive(response, T0 + 0.01)
+    assert isinstance(failed, Failed) and failed.failure is Failure.AUTH
+    assert "preshared key" in failed.detail
+    assert run.machine.finished and run.machine.timer() is None
+    assert run.sent(T0 + 0.01) == []
+
+
+def test_forged_datagrams_never_end_the_probe() -> None:
+    run, initiation = started()
+    consumed = run.responder.consume_initiation(initiation)
+    stray = run.responder.create_response(consumed, receiver=(consumed.sender + 1) % 2**32)
+    for datagram in (b"\xff" * 92, stray, initiation, os.urandom(64)):
+        assert run.receive(datagram, T0 + 0.01) == []
+    assert not run.machine.finished
+    assert run.receive(run.responder.create_response(consumed), T0 + 0.02)[-1] == Completed(
+        "handshake verified"
+    )
+
+
+@pytest.mark.parametrize(
+    ("datagrams", "failure", "detail"),
+    [
+        ([], Failure.TIMEOUT, "no valid reply to 1 initiation"),
+        (
+            [b"\xff" * 92, b"\x01"],
+            Failure.PROTOCOL,
+            "no valid reply to 1 initiation; ignored 2 datagrams (2 wrong type or length)",
+        ),
+        (
+            [bytes([2, 0, 0, 0]) + bytes(88)],
+            Failure.TIMEOUT,
+            "no valid reply to 1 initiation; ignored 1 datagram (1 index is not ours)",
+        ),
+    ],
+    ids=["silence", "garbage", "stray"],
+)
+def test_timed_out_blames_protocol_only_when_garbage_came_back(
+    datagrams: list[bytes], failure: Failure, detail: str
+) -> None:
+    run, _ = started()
+    for datagram in datagrams:
+        run.receive(datagram, T0 + 0.01)
+    assert run.machine.timed_out() == Failed(failure, detail)
+
+
+def test_timed_out_counts_every_initiation() -> None:
+    run, _ = started()
+    due = run.machine.timer()
+    assert due is not None
+    run.tick()
+    run.machine.handle_timer(due)
+    assert run.machine.timed_out() == Failed(Failure.TIMEOUT, "no valid reply to 2 initiations")
+
+
+def test_a_clock_slightly_behind_is_waited_out() -> None:
+    """Another probe issued a timestamp 50 ms ahead of this clock: wait, do not send an old one."""
+    clock = WallClock()
+    guard = TimestampGuard(clock)
+    guard.issue()
+    clock.ns -= 50_000_000
+    run = probe(timestamps=guard.issue, clock=clock)
+    run.machine.start(T0)
+    assert run.sent(T0) == [] and run.events() == []
+    timer = run.machine.timer()
+    assert timer is not None and timer == pytest.approx(T0 + 0.050000001)
+    clock.ns += 50_000_001
+    run.machine.handle_timer(timer)
+    [initiation] = run.sent(timer)
+    assert run.responder.consume_initiation(initiation).timestamp == tai64n(clock.ns)
+
+
+def test_a_clock_that_went_far_back_is_a_local_error() -> None:
+    clock = WallClock()
+    guard = TimestampGuard(clock)
+    guard.issue()
+    clock.ns -= 2 * 10**9
+    run = probe(timestamps=guard.issue, clock=clock)
+    with pytest.raises(LocalError) as error:
+        run.machine.start(T0)
+    assert error.value.reason is LocalReason.CLOCK
+    assert "went back 2.000 s" in error.value.detail
+    assert run.sent(T0) == []
+
+
+def test_starting_twice_is_a_local_protocol_error() -> None:
+    run, _ = started()
+    with pytest.raises(LocalProtocolError):
+        run.machine.start(T0)
 
 
 # --- TAI64N -----------------------------------------------------------------------------------------

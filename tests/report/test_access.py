@@ -30,6 +30,7 @@ from tests.hardening.hostile_http import AnsweringHandler, threaded
 from tests.report import scenario
 from tests.report.test_scenario import DAY_ARGS
 from tests.stack.promlib import backfill_file, serving_tsdb
+from vpnwatch import cli
 from vpnwatch.errors import ConfigError
 from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.report.access import ENV_PASSWORD, ENV_TOKEN, AccessOptions, prometheus_access
@@ -40,6 +41,8 @@ USER = "reporter"
 PASSWORD = "s3cret:pa ss-é"
 TOKEN = "tok-7f3a9c1e5b2d4068"
 TENANT = "karachi-press"
+#: A successful run prints only its summary line (``run`` checks there is at most one).
+WROTE = "vpnwatch report: wrote "
 
 
 @dataclass(frozen=True)
@@ -144,13 +147,28 @@ def test_report_through_tls_client_certificate_and_basic_auth(
         tmp_path, capsys, *guarded.options(),
         "--prometheus-user", USER, "--prometheus-password-file", str(guarded.password_file),
     )  # fmt: skip
-    assert (done.status, done.err) == (EXIT_OK, "")
+    assert done.status == EXIT_OK and done.err.startswith(WROTE)
     provenance = done.document["report"]
     assert isinstance(provenance, dict)
     assert provenance["prometheus"] == guarded.url
     incidents = done.document["incidents"]
     assert isinstance(incidents, list)
     assert len(incidents) == len(scenario.expected_incidents())
+
+
+def test_the_status_page_reaches_the_same_protected_prometheus(
+    guarded: Guarded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "status.html"
+    auth = ["--prometheus-user", USER, "--prometheus-password-file", str(guarded.password_file)]
+    argv = ["status", *guarded.options(), *auth, "--at", "2024-03-11T00:00:00Z", "--days", "2"]
+    assert cli.main([*argv, "-o", str(page)]) == EXIT_OK
+    out, err = capsys.readouterr()
+    html = page.read_text()
+    assert err.startswith("vpnwatch status: wrote ") and err.count("\n") == 1
+    assert scenario.KARACHI in html and scenario.LAHORE in html
+    for secret in (PASSWORD, TOKEN, "s3cret"):
+        assert secret not in out + err + html
 
 
 def test_credentials_in_the_url_or_the_environment_work_and_are_never_shown(
@@ -163,12 +181,12 @@ def test_credentials_in_the_url_or_the_environment_work_and_are_never_shown(
     in_url = guarded.url.replace("https://", f"https://{USER}:{quoted}@")
     options = guarded.options()
     done = run(tmp_path, capsys, *options, "--prometheus", in_url)
-    assert (done.status, done.err) == (EXIT_OK, "")
+    assert done.status == EXIT_OK and done.err.startswith(WROTE)
     assert done.document["report"]["prometheus"] == guarded.url  # type: ignore[index]
 
     monkeypatch.setenv(ENV_PASSWORD, PASSWORD)
     done = run(tmp_path, capsys, *options, "--prometheus-user", USER)
-    assert (done.status, done.err) == (EXIT_OK, "")
+    assert done.status == EXIT_OK and done.err.startswith(WROTE)
 
 
 def test_a_wrong_password_is_one_line_without_it(
@@ -257,7 +275,7 @@ def test_a_bearer_token_and_a_tenant_header_are_sent(
     tenant = ["--prometheus-header", f"X-Scope-OrgID: {TENANT}"]
     done = run(tmp_path, capsys, "--prometheus", url, "--prometheus-token-file", str(token_file),
                *tenant)  # fmt: skip
-    assert (done.status, done.err) == (EXIT_OK, "")
+    assert done.status == EXIT_OK and done.err.startswith(WROTE)
     assert gateway.seen and all(h["Authorization"] == f"Bearer {TOKEN}" for h in gateway.seen)
 
     monkeypatch.setenv(ENV_TOKEN, TOKEN)

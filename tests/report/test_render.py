@@ -8,10 +8,11 @@ import json
 from datetime import UTC, datetime
 
 from tests.report.test_incidents import dataset, series
+from vpnwatch.messages import load
 from vpnwatch.report.dataset import ProbeSeries
 from vpnwatch.report.incidents import Rules, analyse
 from vpnwatch.report.narrative import Report, summary
-from vpnwatch.report.render_html import FAILURE_MEANINGS, render_html
+from vpnwatch.report.render_html import FAILURE_KEYS, render_html
 from vpnwatch.report.render_text import render_csv, render_json
 from vpnwatch.report.timespec import parse_zone
 from vpnwatch.result import Failure
@@ -32,7 +33,9 @@ def make_report(*members: ProbeSeries, zone: str = "UTC", start: float = 0.0) ->
 
 
 def test_every_failure_class_is_explained() -> None:
-    assert set(FAILURE_MEANINGS) == set(Failure)
+    assert set(FAILURE_KEYS) == set(Failure)
+    english = load("en")
+    assert all(english(key) for key in FAILURE_KEYS.values())
 
 
 def test_summary_tells_unusable_from_degraded_and_lists_the_unaffected() -> None:

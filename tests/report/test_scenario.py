@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.report import chromium, scenario
+from tests.report import chromium, pdf, scenario
 from tests.stack.promlib import backfill_file, free_port, serving_tsdb
+from vpnwatch.messages import load as load_messages
 from vpnwatch.report.access import prometheus_access
 from vpnwatch.report.cli import main
 from vpnwatch.report.dataset import load_dataset
@@ -20,6 +23,8 @@ from vpnwatch.report.query import Grid, PrometheusClient
 from vpnwatch.report.selector import parse_selector
 
 DAY_ARGS = ["--from", "2024-03-10T00:00:00Z", "--to", "2024-03-11T00:00:00Z"]
+#: Set to a directory to keep the pictures (docs/ for the README's).
+SCREENSHOTS = os.environ.get("VPNWATCH_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +200,60 @@ def test_unreachable_prometheus_is_one_line_and_exit_1(
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     assert f"cannot reach Prometheus at {url}" in error
+
+
+def test_pdf_report_pages_render_and_hold_the_incidents_table(
+    prometheus: str, tmp_path: Path
+) -> None:
+    out = report(tmp_path, prometheus, fmt="pdf")
+    assert out.read_bytes().startswith(b"%PDF-")
+    pages = pdf.pages_as_png(out, tmp_path / "pages", dpi=80)
+    assert len(pages) >= 2
+    assert all(png.read_bytes().startswith(b"\x89PNG") for png in pages)
+    assert all(pdf.inked_share(out, number) > 0.005 for number in range(1, len(pages) + 1))
+    assert "SHA-256 of the data" in pdf.text(out)
+    # the page with the incidents table: its header and the WireGuard incident's first row
+    table = next(
+        number
+        for number in range(1, len(pages) + 1)
+        if "Failures (dominant)" in pdf.text(out, number)
+    )
+    rows = pdf.text(out, table)
+    assert "Incidents" in rows
+    assert "2024-03-10 07:00 PKT" in rows
+    if SCREENSHOTS:
+        shutil.copy(pages[table - 1], Path(SCREENSHOTS) / "report-pdf.png")
+
+
+def test_a_report_says_in_one_line_what_it_wrote(
+    prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = report(tmp_path, prometheus)
+    assert capsys.readouterr().err == (
+        f"vpnwatch report: wrote {out}: 7 incidents (10 per-target incidents) at 2 sites from"
+        " 14 targets, 2024-03-10 00:00 UTC to 2024-03-11 00:00 UTC\n"
+    )
+
+
+def test_pdf_needs_a_file(prometheus: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--prometheus", prometheus, *DAY_ARGS, "--format", "pdf"]) == 2
+    assert capsys.readouterr().err == "vpnwatch report: --format pdf: give a file with -o\n"
+
+
+def test_urdu_report_is_right_to_left_with_every_heading_translated(
+    prometheus: str, tmp_path: Path
+) -> None:
+    html = report(tmp_path, prometheus, "--lang", "ur", fmt="html")
+    text = html.read_text()
+    urdu, english = load_messages("ur"), load_messages("en")
+    assert '<html lang="ur" dir="rtl">' in text
+    for key in ("report.title", "report.summary", "report.incidents", "report.column.verdict"):
+        assert urdu(key) in text
+        assert f">{english(key)}<" not in text
+    assert urdu("verdict.failing") in text
+    assert chromium.open_page(html).console == []
+    summary = json.loads(report(tmp_path, prometheus, "--lang", "ur").read_text())["summary"]
+    # the site's name kept left-to-right inside the sentence (Unicode isolates)
+    assert summary[0].startswith(
+        "WireGuard سائٹ \u2066karachi-1\u2069 سے 3 گھنٹے تک ناقابلِ استعمال"
+    )

@@ -57,6 +57,8 @@ TARGETS = (
               {"site": "fra"}, 0.020),
 )  # fmt: skip
 VANTAGES = {"fra-home": 1.0, "tehran-isp": 3.0, "kabul-mobile": 2.0}
+#: When the OpenVPN servers' certificate expires: 20 days after the fleet's fixed histories end.
+END_OF_CERTIFICATE = 1_717_243_200.0 + 20 * 86400
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,18 @@ class TargetState:
     failures: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
+    probe_buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    probe_duration_sum: float = 0.0
     last: Outcome | None = None
     last_success: float | None = None
 
     def observe(self, result: Outcome, when: float) -> None:
         self.probes += 1
         self.last = result
+        # A failed probe lasts until its timeout (5 s) or the reset that ends it (at once).
+        took = result.duration if result.ok else 5.0 if result.failure == "timeout" else 0.05
+        self.probe_buckets[bisect.bisect_left(DURATION_BUCKETS, took)] += 1
+        self.probe_duration_sum += took
         if result.ok:
             self.last_success = when
             self.buckets[bisect.bisect_left(DURATION_BUCKETS, result.duration)] += 1
@@ -195,7 +203,10 @@ def _target_samples(
         "transport": target.transport,
         "role": target.role,
     }
-    families.add("vpnwatch_target_info", "gauge", "vpnwatch_target_info", info, when, 1)
+    families.add("vpnwatch_target", "info", "vpnwatch_target_info", info, when, 1)
+    if target.protocol == "openvpn":  # the certificate its server presented, valid 20 more days
+        expiry = "vpnwatch_certificate_expiry_timestamp_seconds"
+        families.add(expiry, "gauge", expiry, labels, when, END_OF_CERTIFICATE)
     families.add("vpnwatch_probes", "counter", "vpnwatch_probes_total", labels, when, state.probes)
     families.add("vpnwatch_probe_errors", "counter", "vpnwatch_probe_errors_total", labels, when, 0)
     for (failure, stage), count in state.failures.items():
@@ -223,21 +234,24 @@ def _target_samples(
     for name in ("ok", "failing", "offline") if target.role == "target" else ():
         families.add(
             "vpnwatch_verdict",
-            "gauge",
+            "stateset",
             "vpnwatch_verdict",
-            {**labels, "verdict": name},
+            {**labels, "vpnwatch_verdict": name},
             when,
             float(name == verdict),
         )
-    histogram = "vpnwatch_handshake_duration_seconds"
-    running = 0
-    for bound, count in zip([*map(str, DURATION_BUCKETS), "+Inf"], state.buckets, strict=True):
-        running += count
-        families.add(
-            histogram, "histogram", f"{histogram}_bucket", {**labels, "le": bound}, when, running
-        )
-    families.add(histogram, "histogram", f"{histogram}_sum", labels, when, state.duration_sum)
-    families.add(histogram, "histogram", f"{histogram}_count", labels, when, running)
+    histograms = (
+        ("vpnwatch_handshake_duration_seconds", labels, state.buckets, state.duration_sum),
+        ("vpnwatch_probe_duration_seconds", labels, state.probe_buckets, state.probe_duration_sum),
+        # Every success went through two stages of equal length: a round trip and the handshake.
+        *(
+            ("vpnwatch_probe_stage_duration_seconds", {**labels, "stage": stage},
+             state.buckets, state.duration_sum / 2)
+            for stage in ("connect", "handshake")
+        ),
+    )  # fmt: skip
+    for histogram, histogram_labels, buckets, total in histograms:
+        _histogram(families, histogram, histogram_labels, buckets, total, when)
     if state.last_success is not None:
         families.add(
             "vpnwatch_last_success_timestamp_seconds",
@@ -247,6 +261,22 @@ def _target_samples(
             when,
             state.last_success,
         )
+
+
+def _histogram(
+    families: Families,
+    name: str,
+    labels: dict[str, str],
+    buckets: list[int],
+    total: float,
+    when: float,
+) -> None:
+    running = 0
+    for bound, count in zip([*map(str, DURATION_BUCKETS), "+Inf"], buckets, strict=True):
+        running += count
+        families.add(name, "histogram", f"{name}_bucket", {**labels, "le": bound}, when, running)
+    families.add(name, "histogram", f"{name}_sum", labels, when, total)
+    families.add(name, "histogram", f"{name}_count", labels, when, running)
 
 
 def _monitor_samples(families: Families, scope: dict[str, str], when: float, start: float) -> None:

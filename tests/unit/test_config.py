@@ -66,7 +66,10 @@ def test_plain_files_and_command_line_overrides(files, tmp_path):
             "settings: {interval: soon}\ntargets: [{from: fra.conf}]",
             "settings.interval: Input should be a valid number",
         ),
-        ("settings: {interval: 5, timeout: 10}", "settings: timeout must not exceed interval"),
+        (
+            "settings: {interval: 5, timeout: 10}",
+            "settings: timeout (10 s) must not exceed interval (5 s)",
+        ),
         ("targets: [{from: gone.conf}]", "gone.conf: no such file"),
         (
             "targets: [{from: fra.conf, colour: red}]",

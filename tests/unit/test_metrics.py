@@ -3,12 +3,15 @@ from __future__ import annotations
 import base64
 import subprocess
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from tests.conftest import new_key
-from vpnwatch.config import Job
+from vpnwatch.jobs import Job
 from vpnwatch.metrics import Metrics
-from vpnwatch.result import Failure, Result
+from vpnwatch.result import Failure, LocalReason, Result
 from vpnwatch.targets import TcpTarget, WireGuardTarget
 
 
@@ -110,6 +113,7 @@ def test_exposition_passes_promtool_and_holds_no_secret():
     metrics.configure([j, job("bad")])
     metrics.observe(j, ok("good", 0.01))
     metrics.observe(j, failed("good", Failure.AUTH))
+    metrics.observe(j, staged("good", True, ("tls", 0.04), not_after=1_900_000_000.0))
     text = generate_latest(registry_with(metrics))
     check = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
@@ -142,7 +146,7 @@ def test_verdict_is_offline_only_when_every_control_of_the_site_fails():
         states = {
             v: value(
                 "vpnwatch_verdict",
-                {"target": name, "protocol": "wireguard", "site": site, "verdict": v},
+                {"target": name, "protocol": "wireguard", "site": site, "vpnwatch_verdict": v},
             )
             for v in ("ok", "failing", "offline")
         }
@@ -154,9 +158,108 @@ def test_verdict_is_offline_only_when_every_control_of_the_site_fails():
     assert (
         value(
             "vpnwatch_verdict",
-            {"target": "ctl-b", "protocol": "tcp", "site": "b", "verdict": "offline"},
+            {"target": "ctl-b", "protocol": "tcp", "site": "b", "vpnwatch_verdict": "offline"},
         )
         is None
     )
     metrics.observe(wg_b, ok("wg-b", 0.01))
     assert verdict("wg-b", "b") == "ok"
+
+
+def test_local_errors_are_the_monitors_own_and_never_an_endpoints_failure():
+    metrics = Metrics()
+    target = job("fra")
+    metrics.configure([target])
+    metrics.observe(target, ok("fra", 0.01))
+    metrics.local_error(LocalReason.FILE_DESCRIPTORS)
+    metrics.local_error(LocalReason.FILE_DESCRIPTORS)
+    metrics.local_error(LocalReason.INTERNAL)
+    value = registry_with(metrics).get_sample_value
+    assert value("vpnwatch_probe_errors_total", {"reason": "file_descriptors"}) == 2
+    assert value("vpnwatch_probe_errors_total", {"reason": "internal"}) == 1
+    # Every reason is exported from the start, so increase() sees the first one.
+    assert value("vpnwatch_probe_errors_total", {"reason": "clock"}) == 0
+    labels = {"target": "fra", "protocol": "wireguard"}
+    assert value("vpnwatch_probes_total", labels) == 1
+    assert value("vpnwatch_probe_success", labels) == 1
+
+
+def staged(
+    name: str, ok_: bool, *stages: tuple[str, float], not_after: float | None = None
+) -> Result:
+    failure = None if ok_ else Failure.TIMEOUT
+    duration = 5.0 if failure else stages[-1][1]
+    stage = stages[-1][0] if ok_ else "handshake"
+    return Result(
+        name, "openvpn", ok_, failure, stage, stages, duration, certificate_not_after=not_after
+    )
+
+
+def test_every_probe_has_a_duration_and_each_stage_its_own():
+    metrics = Metrics()
+    j = job("ovpn")
+    metrics.configure([j])
+    metrics.observe(j, staged("ovpn", True, ("reset", 0.004), ("tls", 0.04), ("auth", 0.3)))
+    metrics.observe(j, staged("ovpn", False, ("reset", 0.002)))  # timed out after the reset
+    value = registry_with(metrics).get_sample_value
+    labels = {"target": "ovpn", "protocol": "wireguard"}
+    assert value("vpnwatch_probe_duration_seconds_count", labels) == 2  # the failed one too
+    assert value("vpnwatch_probe_duration_seconds_bucket", {**labels, "le": "2.5"}) == 1
+    assert value("vpnwatch_probe_duration_seconds_sum", labels) == 5.3
+    assert value("vpnwatch_handshake_duration_seconds_count", labels) == 1  # successes only
+
+    def stage(name: str, suffix: str, **extra: str) -> float | None:
+        return value(
+            f"vpnwatch_probe_stage_duration_seconds_{suffix}", {**labels, "stage": name, **extra}
+        )
+
+    assert stage("reset", "count") == 2
+    assert stage("tls", "count") == stage("auth", "count") == 1
+    assert stage("tls", "sum") == pytest.approx(0.036)  # from the reset to the TLS handshake
+    assert stage("auth", "sum") == pytest.approx(0.26)
+    assert stage("auth", "bucket", le="0.25") == 0 and stage("auth", "bucket", le="0.5") == 1
+    assert stage("handshake", "count") is None  # the stage that failed was never reached
+
+
+def test_the_last_certificate_seen_is_exported_until_a_new_one_is():
+    metrics = Metrics()
+    j, plain = job("ovpn"), job("wg")
+    metrics.configure([j, plain])
+    metrics.observe(j, staged("ovpn", True, ("tls", 0.04), not_after=1_900_000_000.0))
+    metrics.observe(j, staged("ovpn", False, ("reset", 0.002)))  # failed before the certificate
+    metrics.observe(plain, ok("wg", 0.01))
+    value = registry_with(metrics).get_sample_value
+    expiry = "vpnwatch_certificate_expiry_timestamp_seconds"
+    assert value(expiry, {"target": "ovpn", "protocol": "wireguard"}) == 1_900_000_000.0
+    assert value(expiry, {"target": "wg", "protocol": "wireguard"}) is None
+    metrics.observe(j, staged("ovpn", True, ("tls", 0.04), not_after=1_950_000_000.0))
+    assert (
+        registry_with(metrics).get_sample_value(expiry, {"target": "ovpn", "protocol": "wireguard"})
+        == 1_950_000_000.0
+    )
+
+
+def test_openmetrics_types_units_and_parse_with_the_client_library():
+    metrics = Metrics()
+    j = job("ovpn", site="a")
+    metrics.configure([j, control("ctl", "a")])
+    metrics.observe(j, staged("ovpn", True, ("tls", 0.04), not_after=1_900_000_000.0))
+    text = openmetrics_latest(registry_with(metrics)).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["vpnwatch_target"].type == "info"
+    assert families["vpnwatch_verdict"].type == "stateset"
+    states = {s.labels["vpnwatch_verdict"]: s.value for s in families["vpnwatch_verdict"].samples}
+    assert states == {"ok": 1, "failing": 0, "offline": 0}
+    assert families["vpnwatch_build"].type == "info"
+    for name in (
+        "vpnwatch_handshake_duration_seconds", "vpnwatch_probe_duration_seconds",
+        "vpnwatch_probe_stage_duration_seconds", "vpnwatch_schedule_lateness_seconds",
+    ):  # fmt: skip
+        assert (families[name].type, families[name].unit) == ("histogram", "seconds"), name
+    for name in (
+        "vpnwatch_last_success_timestamp_seconds",
+        "vpnwatch_certificate_expiry_timestamp_seconds",
+        "vpnwatch_config_last_reload_success_timestamp_seconds",
+    ):
+        assert (families[name].type, families[name].unit) == ("gauge", "seconds"), name
+    assert families["vpnwatch_probes"].type == "counter"

@@ -1,14 +1,23 @@
-"""The scheduler against plain probe functions: it knows nothing of protocols, so none are needed."""
+"""The scheduler against plain probe functions: it knows nothing of protocols, so none are needed.
+
+Every test runs on looptime's fake event-loop clock: ``asyncio.sleep`` moves time forward at once,
+so the schedules below are exact and nothing here waits in real time.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 
+import pytest
+
 from tests.unit.test_metrics import job as make_job
-from vpnwatch.config import Job
-from vpnwatch.result import Result
-from vpnwatch.scheduler import Scheduler
+from vpnwatch.jobs import Job
+from vpnwatch.result import LocalError, LocalReason, Result
+from vpnwatch.scheduler import Limiter, Scheduler
+
+pytestmark = pytest.mark.looptime
 
 
 def quick(name: str, interval: float = 0.1) -> Job:
@@ -20,6 +29,7 @@ class Recorder:
     def __init__(self) -> None:
         self.results: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.local_errors: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
         self.lateness: list[float] = []
@@ -31,6 +41,8 @@ class Recorder:
             await asyncio.sleep(0.01)
             if target.name.startswith("buggy"):
                 raise RuntimeError("a bug")
+            if target.name.startswith("starved"):
+                raise LocalError(LocalReason.FILE_DESCRIPTORS, "Too many open files")
             return Result(target.name, target.protocol, True, None, "handshake", (), 0.01)
         finally:
             self.in_flight -= 1
@@ -40,9 +52,11 @@ class Recorder:
             {"wireguard": self.probe},
             lambda job, result: self.results.update([job.name]),
             lambda job, exc: self.errors.update([job.name]),
+            on_local_error=lambda job, exc: self.local_errors.update([job.name]),
             on_start=self.lateness.append,
             concurrency=concurrency,
             jitter=0.1,
+            rng=random.Random(7),
         )
 
 
@@ -101,3 +115,90 @@ async def test_cancellation_leaves_no_task_behind():
     before = len(asyncio.all_tasks())
     await run_for(recorder.scheduler(), [quick(f"t{i}") for i in range(20)], 0.2)
     assert len(asyncio.all_tasks()) == before
+
+
+async def test_a_local_error_is_the_hosts_and_makes_no_result():
+    recorder = Recorder()
+    await run_for(recorder.scheduler(), [quick("starved"), quick("fine")], 0.6)
+    assert recorder.local_errors["starved"] >= 3
+    assert recorder.results["starved"] == 0
+    assert recorder.errors["starved"] == 0  # not a bug either
+    assert recorder.results["fine"] >= 3
+
+
+async def test_reloads_that_keep_the_cap_never_let_more_probes_run():
+    recorder = Recorder()
+    scheduler = recorder.scheduler(concurrency=4)
+    jobs = [quick(f"t{i}", 0.02) for i in range(40)]
+    task = asyncio.create_task(scheduler.run(jobs))
+    for _ in range(3):
+        await asyncio.sleep(0.105)
+        scheduler.update(jobs, concurrency=4)
+    await asyncio.sleep(0.2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert recorder.max_in_flight == 4
+
+
+async def test_a_sink_that_raises_is_reported_and_the_target_keeps_its_schedule():
+    errors: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+
+    def sink(job: Job, result: Result) -> None:
+        seen[job.name] += 1
+        raise ValueError("a broken sink")
+
+    scheduler = Scheduler(
+        {"wireguard": Recorder().probe},
+        sink,
+        lambda job, exc: errors.update([job.name]),
+        on_local_error=lambda job, exc: None,
+        concurrency=4,
+        jitter=0.0,
+    )
+    await run_for(scheduler, [quick("t")], 0.55)
+    assert seen["t"] >= 4
+    assert errors["t"] == seen["t"]
+
+
+async def test_limiter_shrinks_and_grows_while_held():
+    limiter = Limiter(2)
+    held = [asyncio.Event() for _ in range(4)]
+    running = 0
+    most = 0
+
+    async def worker(release: asyncio.Event) -> None:
+        nonlocal running, most
+        async with limiter:
+            running += 1
+            most = max(most, running)
+            await release.wait()
+            running -= 1
+
+    tasks = [asyncio.create_task(worker(event)) for event in held]
+    await asyncio.sleep(0)
+    assert running == 2
+    limiter.resize(1)
+    held[0].set()
+    await asyncio.sleep(0)
+    assert running == 1  # one released, none admitted: the new cap is 1
+    limiter.resize(3)
+    await asyncio.sleep(0)
+    assert running == 3
+    for event in held:
+        event.set()
+    await asyncio.gather(*tasks)
+    assert most == 3
+    assert limiter.in_use == 0
+
+
+async def test_a_cancelled_waiter_gives_up_its_place():
+    limiter = Limiter(1)
+    async with limiter:
+        waiter = asyncio.create_task(limiter.__aenter__())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+    assert limiter.in_use == 0
+    async with limiter:
+        assert limiter.in_use == 1

@@ -64,7 +64,7 @@ class Mode(StrEnum):
     REJECT = "reject"  # an ICMP error: refused (port unreachable) or unreachable (the rest)
     RESET = "reset"  # a TCP RST answering the SYN: refused
     RESET_DATA = "reset-data"  # a TCP RST once the client sends data: reset
-    LOSS = "loss"  # a random share of packets towards the server is dropped
+    LOSS = "loss"  # a random share of packets towards the server (or both ways) is dropped
     THROTTLE = "throttle"  # each direction policed to a byte rate: handshakes starve
     DELAY = "delay"  # every packet held a while, both ways
     DPI = "dpi"  # WireGuard and OpenVPN handshakes recognised by payload and dropped
@@ -76,7 +76,7 @@ ICMP_ERRORS = ("port-unreachable", "host-unreachable", "no-route", "admin-prohib
 #: Each mode's parameters and their defaults.
 PARAMETERS: dict[Mode, dict[str, float | str]] = {
     Mode.REJECT: {"icmp": "port-unreachable"},
-    Mode.LOSS: {"percent": 30.0},
+    Mode.LOSS: {"percent": 30.0, "direction": "in"},  # in: towards the server; or both
     Mode.THROTTLE: {"rate": 2048.0, "burst": 2048.0},  # bytes per second, bytes
     Mode.DELAY: {"ms": 500.0},  # each way
 }
@@ -195,9 +195,15 @@ class Policy:
                 percent = self.param("percent")
                 if percent > 100:
                     raise CensorError("loss percent must be at most 100")
-                # Towards the server only: an exchange of one request and one answer then fails
-                # with exactly this probability, which is what the ground-truth tests measure.
-                return [f"in: {inbound} numgen random mod 10000 < {round(percent * 100)} drop"]
+                # Towards the server only by default: an exchange of one request and one answer
+                # then fails with exactly this probability, which is what the ground-truth tests
+                # measure. Both ways, each direction drops its own share independently.
+                direction = str(self.params["direction"])
+                if direction not in ("in", "both"):
+                    raise CensorError("loss direction must be in or both")
+                drop = f"numgen random mod 10000 < {round(percent * 100)} drop"
+                both = direction == "both"
+                return [f"in: {inbound} {drop}", *([f"out: {outbound} {drop}"] if both else [])]
             case Mode.THROTTLE:
                 rate, burst = round(self.param("rate")), round(self.param("burst"))
                 if rate < 1:

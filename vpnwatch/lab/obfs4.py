@@ -1,19 +1,13 @@
-"""obfs4 peers for the lab: the real Debian obfs4proxy, and a Python impostor for tampering tests.
+"""The lab's obfs4 bridge: the real Debian obfs4proxy.
 
 :class:`Obfs4Server` runs ``obfs4proxy`` as a Tor managed server transport (configured entirely
 through ``TOR_PT_*`` variables, as tor itself would) inside a lab namespace, in front of a small
 echo backend standing in for the relay's ORPort. Its cert is read back from the state directory
 obfs4proxy writes, exactly as a bridge operator would copy it.
-
-:func:`impostor_hello` answers a client request as a server that knows the bridge's keys would,
-but can corrupt the ntor AUTH tag: the one failure real servers never produce on purpose, needed
-to prove the probe reports ``auth`` for it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import json
 import os
 import re
@@ -23,28 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from vpnwatch.lab.netns import LabError, Namespace
-from vpnwatch.protocols.obfs4.elligator import (
-    REPRESENTATIVE_LENGTH,
-    generate_keypair,
-    representative_to_public_key,
-)
-from vpnwatch.protocols.obfs4.handshake import (
-    EPOCH_HOUR_SKEW,
-    MAC_LENGTH,
-    MARK_LENGTH,
-    MAX_HANDSHAKE_LENGTH,
-    epoch_hour,
-    hmac_sha256_128,
-)
-from vpnwatch.protocols.obfs4.ntor import derive, exchange, session_key_material
-from vpnwatch.protocols.obfs4.session import Obfs4Session
 
 STATE_FILE = "obfs4_state.json"
 BRIDGE_LINE_FILE = "obfs4_bridgeline.txt"
@@ -219,79 +197,3 @@ def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what
             if done(line):
                 return line
     raise LabError(f"{what} did not start within {_STARTUP_SECONDS:.0f} s; it said: {seen}")
-
-
-def impostor_hello(
-    request: bytes, identity: BridgeIdentity, *, now: float, corrupt_auth: bool
-) -> tuple[bytes, Obfs4Session] | None:
-    """A server's answer to a complete client ``request``, or None when it is not one.
-
-    With ``corrupt_auth`` the hello's mark and MAC are right (they need only the public bridge
-    line) but the AUTH tag is flipped, as from a server lacking the private key.
-    """
-    mac_key = identity.public_key + identity.node_id
-    representative = request[:REPRESENTATIVE_LENGTH]
-    mark_at = len(request) - MARK_LENGTH - MAC_LENGTH
-    if len(request) > MAX_HANDSHAKE_LENGTH or not hmac.compare_digest(
-        request[mark_at : mark_at + MARK_LENGTH], hmac_sha256_128(mac_key, representative)
-    ):
-        return None
-    covered, received = request[: mark_at + MARK_LENGTH], request[mark_at + MARK_LENGTH :]
-    hours = [str(epoch_hour(now) + skew).encode() for skew in EPOCH_HOUR_SKEW]
-    hour = next((h for h in hours if hmac_sha256_128(mac_key, covered, h) == received), None)
-    if hour is None:
-        return None
-    client_key = representative_to_public_key(representative)
-    ephemeral = generate_keypair()
-    key_seed, auth = derive(
-        exchange(ephemeral.private_key, client_key),
-        exchange(identity.private_key, client_key),
-        identity_key=identity.public_key,
-        client_key=client_key,
-        server_key=ephemeral.public_key,
-        node_id=identity.node_id,
-    )
-    if corrupt_auth:
-        auth = bytes([auth[0] ^ 1]) + auth[1:]
-    body = ephemeral.representative + auth + os.urandom(64)
-    body += hmac_sha256_128(mac_key, ephemeral.representative)
-    hello = body + hmac_sha256_128(mac_key, body, hour)
-    return hello, Obfs4Session.for_server(session_key_material(key_seed))
-
-
-@asynccontextmanager
-async def impostor_server(
-    identity: BridgeIdentity, *, host: str = "127.0.0.1", corrupt_auth: bool = True
-) -> AsyncIterator[tuple[str, int]]:
-    """A TCP server answering obfs4 requests through :func:`impostor_hello`; yields its address."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = b""
-        answered = None
-        try:
-            while answered is None and len(request) <= MAX_HANDSHAKE_LENGTH:
-                chunk = await reader.read(4096)
-                if not chunk:
-                    return
-                request += chunk
-                answered = impostor_hello(
-                    request, identity, now=time.time(), corrupt_auth=corrupt_auth
-                )
-            if answered is not None:
-                writer.write(answered[0])
-                await writer.drain()
-                # Hold the connection open until the client leaves, as a real server would.
-                while await reader.read(4096):
-                    pass
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(answer, host, 0)
-    try:
-        address = server.sockets[0].getsockname()
-        yield address[0], address[1]
-    finally:
-        server.close()
-        await server.wait_closed()

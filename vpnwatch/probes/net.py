@@ -1,50 +1,34 @@
-"""What every driver does at the edge: resolve, connect, and turn what went wrong into a Failure.
+"""The two transports a machine can run over, and name resolution.
 
-Drivers write their happy path inside :func:`guarded`; anything the network or the peer does to end
-it early (a timeout, an OS error, a closed stream, a ProbeFailed of the driver's own) becomes a
-Result failed at the stage the probe was attempting.
+A link carries bytes for the driver and nothing more: a :class:`DatagramLink` is a connected UDP
+socket, a :class:`StreamLink` a TCP connection. Both hand the OS's errors up unchanged; the driver
+maps them in one place (:mod:`vpnwatch.probes.oserrors`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import socket
 import sys
-from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import Protocol, cast
 
-from vpnwatch.result import Failure, ProbeFailed, Result, Timeline, failure_from_oserror
+#: Linux's IP_RECVERR and IPV6_RECVERR (named in the socket module only from Python 3.12).
+_RECVERR = {
+    socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVERR", 25)),
+}
+#: Datagrams and errors held for a probe that has not read them yet; a flood beyond is dropped.
+UDP_BACKLOG = 256
+_READ_SIZE = 65536
 
-
-async def guarded(timeline: Timeline, timeout: float, body: Callable[[], Awaitable[str]]) -> Result:
-    """Run ``body`` within ``timeout``; its return value is the success detail."""
-    try:
-        async with asyncio.timeout(timeout):
-            detail = await body()
-    except TimeoutError:
-        return timeline.failed(Failure.TIMEOUT, timeline.pending, f"no answer within {timeout:g} s")
-    except ProbeFailed as exc:
-        return timeline.failed(exc.failure, timeline.pending, exc.detail)
-    except asyncio.IncompleteReadError:
-        return timeline.failed(Failure.EOF, timeline.pending, "the peer closed the connection")
-    except OSError as exc:
-        return timeline.failed(failure_from_oserror(exc), timeline.pending, describe_oserror(exc))
-    return timeline.success(detail)
-
-
-def describe_oserror(exc: OSError) -> str:
-    """A short human line for an OS error: no traceback, no repr."""
-    if isinstance(exc, socket.gaierror):
-        return f"name did not resolve: {exc.strerror}"
-    return exc.strerror or exc.__class__.__name__
+Address = tuple[str, int]
 
 
 async def resolve(
     host: str, port: int, kind: socket.SocketKind
-) -> tuple[socket.AddressFamily, tuple[str, int]]:
-    """The first address of ``host``: (family, (address, port)); fails as ``dns``.
+) -> tuple[socket.AddressFamily, Address]:
+    """The first address of ``host``: (family, (address, port)); raises ``socket.gaierror``.
 
     An address literal is taken as it is: the event loop's ``getaddrinfo`` would hand it to a
     worker thread and back, which costs a probe of an IP endpoint a tenth of its CPU.
@@ -56,37 +40,27 @@ async def resolve(
     else:
         family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
         return family, (str(literal), port)
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=kind)
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=kind)
     if not infos:
-        raise ProbeFailed(Failure.DNS, f"{host} resolves to no address")
+        raise socket.gaierror(socket.EAI_NONAME, "resolves to no address")
     family, _, _, _, sockaddr = infos[0]
     return family, (str(sockaddr[0]), int(sockaddr[1]))
 
 
-async def connect_tcp(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Resolve and connect; resolution fails as ``dns``, a RST to our SYN as ``refused``."""
-    _, (address, _) = await resolve(host, port, socket.SOCK_STREAM)
-    return await asyncio.open_connection(address, port)
+class Link(Protocol):
+    """One transport to the peer, as the driver uses it."""
+
+    async def send(self, chunks: list[bytes]) -> None:
+        """Send datagrams (or stream chunks, in order)."""
+
+    async def receive(self, delay: float | None) -> bytes | None:
+        """What arrives within ``delay`` seconds (None: the delay passed); ``b""`` is EOF."""
+        ...
+
+    def close(self) -> None: ...
 
 
-async def close_writer(writer: asyncio.StreamWriter) -> None:
-    """Close a stream without letting a peer that already vanished raise at us."""
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-
-
-#: Linux's IP_RECVERR and IPV6_RECVERR (named in the socket module only from Python 3.12).
-_RECVERR = {
-    socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)),
-    socket.AF_INET6: (socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVERR", 25)),
-}
-#: Datagrams and errors held for a probe that has not read them yet; a flood beyond is dropped.
-UDP_BACKLOG = 256
-
-
-class UdpChannel(asyncio.DatagramProtocol):
+class DatagramLink(asyncio.DatagramProtocol):
     """A connected UDP socket as an async queue of datagrams and ICMP errors.
 
     Connected, so that the kernel reports ICMP errors for it: port unreachable arrives as
@@ -99,12 +73,7 @@ class UdpChannel(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
 
     @classmethod
-    async def open(cls, host: str, port: int) -> UdpChannel:
-        """Resolve ``host`` and connect to it."""
-        return await cls.connect(*await resolve(host, port, socket.SOCK_DGRAM))
-
-    @classmethod
-    async def connect(cls, family: socket.AddressFamily, address: tuple[str, int]) -> UdpChannel:
+    async def connect(cls, family: socket.AddressFamily, address: Address) -> DatagramLink:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
@@ -112,11 +81,11 @@ class UdpChannel(asyncio.DatagramProtocol):
                 sock.setsockopt(*_RECVERR[family], 1)
             sock.connect(address)
             loop = asyncio.get_running_loop()
-            _, channel = await loop.create_datagram_endpoint(cls, sock=sock)
+            _, link = await loop.create_datagram_endpoint(cls, sock=sock)
         except BaseException:
             sock.close()
             raise
-        return channel
+        return link
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
@@ -129,13 +98,18 @@ class UdpChannel(asyncio.DatagramProtocol):
         if isinstance(exc, OSError) and not self._datagrams.full():
             self._datagrams.put_nowait(exc)
 
-    def send(self, data: bytes) -> None:
+    async def send(self, chunks: list[bytes]) -> None:
         assert self._transport is not None
-        self._transport.sendto(data)
+        for datagram in chunks:
+            self._transport.sendto(datagram)
 
-    async def receive(self) -> bytes:
+    async def receive(self, delay: float | None) -> bytes | None:
         """The next datagram; an ICMP error reported meanwhile is raised as its OSError."""
-        item = await self._datagrams.get()
+        try:
+            async with asyncio.timeout(delay):  # not wait_for: on 3.11 it can swallow a cancel
+                item = await self._datagrams.get()
+        except TimeoutError:
+            return None
         if isinstance(item, OSError):
             raise item
         return item
@@ -143,3 +117,31 @@ class UdpChannel(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+class StreamLink:
+    """A TCP connection; a RST to our SYN is ECONNREFUSED, one later ECONNRESET."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def connect(cls, family: socket.AddressFamily, address: Address) -> StreamLink:
+        reader, writer = await asyncio.open_connection(*address, family=family)
+        return cls(reader, writer)
+
+    async def send(self, chunks: list[bytes]) -> None:
+        self._writer.writelines(chunks)
+        await self._writer.drain()
+
+    async def receive(self, delay: float | None) -> bytes | None:
+        try:
+            async with asyncio.timeout(delay):
+                return await self._reader.read(_READ_SIZE)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        """Close politely (what was written is still flushed) without waiting for the peer."""
+        self._writer.close()

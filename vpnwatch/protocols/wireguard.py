@@ -1,13 +1,14 @@
 """WireGuard's handshake from the initiator's side, without I/O.
 
 The handshake is Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s as section 5.4 of the WireGuard whitepaper
-specifies it. A monitor plays the initiator: it sends one handshake initiation, and counts the
+specifies it. A monitor plays the initiator: it sends handshake initiations, and counts the
 endpoint as up only when a handshake response decrypts and authenticates, which proves that the
 server holds its private key, knows ours, and (when one is set) shares our preshared key.
 
-:class:`WireGuardInitiator` turns datagrams into events and returns the datagrams to send; the
-caller owns sockets and clocks. :class:`TimestampGuard` issues the TAI64N timestamps an initiation
-carries from a wall clock the caller passes in.
+:class:`NoiseHandshake` builds and checks the messages; :class:`WireGuardInitiator` is the probe's
+machine on the shared contract (:mod:`vpnwatch.protocols.machine`), with retransmission. The caller
+owns sockets and clocks; :class:`TimestampGuard` issues the TAI64N timestamps an initiation carries
+from a wall clock the caller passes in.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import secrets
+import os
 import struct
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -25,6 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
 from nacl.exceptions import CryptoError
+
+from vpnwatch.protocols.machine import Failed, LocalProtocolError, MachineBase, StageCompleted
+from vpnwatch.result import Failure, LocalError, LocalReason
 
 CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
 IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
@@ -55,6 +60,12 @@ KEEPALIVE_SIZE = TRANSPORT_HEADER_SIZE + TAG_SIZE
 #: it accepted from that peer (its flood guard), so initiations of one key to one server must be
 #: spaced further apart than this.
 INITIATION_INTERVAL = 0.020
+#: wireguard-go sends a new initiation when no response came within this many seconds, plus a
+#: random jitter of up to a third of a second.
+REKEY_TIMEOUT = 5.0
+REKEY_TIMEOUT_JITTER = 0.333
+#: How far back the wall clock may have stepped for an initiation to wait for it rather than fail.
+MAX_CLOCK_WAIT = 0.1
 
 # type, sender, ephemeral, encrypted static, encrypted timestamp; then mac1, mac2
 _INITIATION = struct.Struct(f"<II{KEY_SIZE}s{KEY_SIZE + TAG_SIZE}s{TIMESTAMP_SIZE + TAG_SIZE}s")
@@ -170,10 +181,6 @@ class TimestampGuard:
         return tai64n(now_ns)
 
 
-class LocalProtocolError(RuntimeError):
-    """The caller used the initiator out of order (a bug in the caller, not the peer's doing)."""
-
-
 class Rejection(enum.StrEnum):
     """Why a datagram was not accepted.
 
@@ -191,14 +198,14 @@ class Rejection(enum.StrEnum):
     AUTHENTICATION = "reply fails authentication"
 
 
-class Event:
-    """Base of everything :meth:`WireGuardInitiator.receive` reports."""
+class Consumed:
+    """Base of what :meth:`NoiseHandshake.consume` makes of one datagram."""
 
     __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
-class HandshakeCompleted(Event):
+class ResponseAccepted(Consumed):
     """A response decrypted and authenticated; the transport keys are derived."""
 
     remote_index: int
@@ -207,13 +214,13 @@ class HandshakeCompleted(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class CookieReceived(Event):
+class CookieAccepted(Consumed):
     """The server is under load and sent a cookie: initiate again, which now carries mac2."""
 
 
 @dataclass(frozen=True, slots=True)
-class DatagramRejected(Event):
-    """A datagram was not accepted, and why; the initiator's state did not change."""
+class DatagramRejected(Consumed):
+    """A datagram was not accepted, and why; the handshake's state did not change."""
 
     reason: Rejection
 
@@ -248,8 +255,9 @@ class _SymmetricState:
 
 @dataclass(slots=True)
 class _PendingInitiation:
-    """What answering the last initiation needs: its ephemeral key, Noise state and mac1."""
+    """What answering the last initiation needs: its index, ephemeral key, Noise state and mac1."""
 
+    sender_index: int
     ephemeral: X25519PrivateKey
     noise: _SymmetricState
     mac1: bytes
@@ -262,31 +270,24 @@ class _Session:
     next_counter: int = 0
 
 
-class WireGuardInitiator:
-    """One handshake with one WireGuard peer, as its initiator.
+class NoiseHandshake:
+    """The handshake's messages with one WireGuard peer, from the initiator's side.
 
-    ``initiate`` returns the initiation to send, ``receive`` takes each datagram that arrives and
-    says what it was, and after a :class:`HandshakeCompleted` ``keepalive`` returns the empty
-    transport message that lets the server confirm the session (and record the handshake).
-    A :class:`CookieReceived` is accepted once; call ``initiate`` again with a fresh timestamp.
+    ``create_initiation`` returns an initiation, ``consume`` says what a datagram was, and after a
+    :class:`ResponseAccepted` ``keepalive`` returns the empty transport message that lets the
+    server confirm the session. Every initiation has its own ephemeral key and sender index, as
+    wireguard-go's do, so a late response to an earlier one is ignored, not taken for an impostor.
+    A :class:`CookieAccepted` is taken once; initiate again with a fresh timestamp.
     """
 
     def __init__(
-        self,
-        private_key: bytes,
-        peer_public_key: bytes,
-        preshared_key: bytes | None = None,
-        *,
-        sender_index: int | None = None,
+        self, private_key: bytes, peer_public_key: bytes, preshared_key: bytes | None = None
     ) -> None:
         for name, key in (("private key", private_key), ("peer public key", peer_public_key)):
             if len(key) != KEY_SIZE:
                 raise ValueError(f"the {name} must be {KEY_SIZE} bytes")
         if preshared_key is not None and len(preshared_key) != KEY_SIZE:
             raise ValueError(f"the preshared key must be {KEY_SIZE} bytes")
-        if sender_index is not None and not 0 <= sender_index < 2**32:
-            raise ValueError("the sender index must fit in 32 bits")
-        self.sender_index = secrets.randbits(32) if sender_index is None else sender_index
         self._static = X25519PrivateKey.from_private_bytes(private_key)
         self.public_key = self._static.public_key().public_bytes_raw()
         self._peer_public_key = peer_public_key
@@ -305,13 +306,17 @@ class WireGuardInitiator:
         self._cookie: bytes | None = None
         self._session: _Session | None = None
 
-    def initiate(self, timestamp_tai64n: bytes) -> bytes:
-        """A handshake initiation carrying ``timestamp_tai64n``, with mac2 if a cookie is held."""
+    def create_initiation(
+        self, timestamp_tai64n: bytes, *, ephemeral_private: bytes, sender_index: int
+    ) -> bytes:
+        """An initiation carrying ``timestamp_tai64n``, with mac2 if a cookie is held."""
         if self._session is not None:
             raise LocalProtocolError("the handshake is already complete")
         if len(timestamp_tai64n) != TIMESTAMP_SIZE:
             raise ValueError(f"a TAI64N timestamp is {TIMESTAMP_SIZE} bytes")
-        ephemeral = X25519PrivateKey.generate()
+        if not 0 <= sender_index < 2**32:
+            raise ValueError("the sender index must fit in 32 bits")
+        ephemeral = X25519PrivateKey.from_private_bytes(ephemeral_private)
         ephemeral_public = ephemeral.public_key().public_bytes_raw()
         noise = replace(self._initial)
         noise.mix_key(ephemeral_public)
@@ -322,25 +327,25 @@ class WireGuardInitiator:
         encrypted_timestamp = noise.encrypt_and_hash(key, timestamp_tai64n)
         body = _INITIATION.pack(
             MESSAGE_INITIATION,
-            self.sender_index,
+            sender_index,
             ephemeral_public,
             encrypted_static,
             encrypted_timestamp,
         )
         mac1 = keyed_mac(self._initiation_mac1_key, body)
         mac2 = bytes(MAC_SIZE) if self._cookie is None else keyed_mac(self._cookie, body + mac1)
-        self._pending = _PendingInitiation(ephemeral, noise, mac1)
+        self._pending = _PendingInitiation(sender_index, ephemeral, noise, mac1)
         return body + mac1 + mac2
 
-    def receive(self, datagram: bytes) -> Event:
+    def consume(self, datagram: bytes) -> Consumed:
         """Say what ``datagram`` was; only a verified response or cookie changes any state."""
         if len(datagram) < _TYPE.size:
             return DatagramRejected(Rejection.MALFORMED)
         (message_type,) = _TYPE.unpack_from(datagram)
         if message_type == MESSAGE_RESPONSE:
-            return self._receive_response(datagram)
+            return self._consume_response(datagram)
         if message_type == MESSAGE_COOKIE_REPLY:
-            return self._receive_cookie_reply(datagram)
+            return self._consume_cookie_reply(datagram)
         if message_type in (MESSAGE_INITIATION, MESSAGE_TRANSPORT):
             return DatagramRejected(Rejection.UNEXPECTED)
         return DatagramRejected(Rejection.MALFORMED)
@@ -355,13 +360,13 @@ class WireGuardInitiator:
         header = _TRANSPORT_HEADER.pack(MESSAGE_TRANSPORT, session.remote_index, counter)
         return header + aead_seal(session.sending_key, counter, b"", b"")
 
-    def _receive_response(self, datagram: bytes) -> Event:
+    def _consume_response(self, datagram: bytes) -> Consumed:
         if len(datagram) != RESPONSE_SIZE:
             return DatagramRejected(Rejection.MALFORMED)
         if self._pending is None:  # nothing sent, or already answered
             return DatagramRejected(Rejection.UNEXPECTED)
         _, sender, receiver, ephemeral_public, encrypted_nothing = _RESPONSE.unpack_from(datagram)
-        if receiver != self.sender_index:
+        if receiver != self._pending.sender_index:
             return DatagramRejected(Rejection.WRONG_INDEX)
         mac1_end = _RESPONSE.size + MAC_SIZE
         expected_mac1 = keyed_mac(self._response_mac1_key, datagram[: _RESPONSE.size])
@@ -382,15 +387,15 @@ class WireGuardInitiator:
         sending_key, receiving_key = kdf(noise.chaining_key, b"", 2)
         self._pending = None
         self._session = _Session(sender, sending_key)
-        return HandshakeCompleted(sender, sending_key, receiving_key)
+        return ResponseAccepted(sender, sending_key, receiving_key)
 
-    def _receive_cookie_reply(self, datagram: bytes) -> Event:
+    def _consume_cookie_reply(self, datagram: bytes) -> Consumed:
         if len(datagram) != COOKIE_REPLY_SIZE:
             return DatagramRejected(Rejection.MALFORMED)
         if self._pending is None or self._cookie is not None:
             return DatagramRejected(Rejection.UNEXPECTED)
         _, receiver, nonce, encrypted_cookie = _COOKIE_REPLY.unpack(datagram)
-        if receiver != self.sender_index:
+        if receiver != self._pending.sender_index:
             return DatagramRejected(Rejection.WRONG_INDEX)
         try:
             cookie = crypto_aead_xchacha20poly1305_ietf_decrypt(
@@ -399,4 +404,111 @@ class WireGuardInitiator:
         except CryptoError:
             return DatagramRejected(Rejection.BAD_COOKIE)
         self._cookie = bytes(cookie)
-        return CookieReceived()
+        return CookieAccepted()
+
+
+class WireGuardInitiator(MachineBase):
+    """A probe's handshake with one WireGuard server, on the shared machine contract.
+
+    It sends an initiation at :meth:`start` and, as wireguard-go does, a new one every
+    :data:`REKEY_TIMEOUT` plus up to :data:`REKEY_TIMEOUT_JITTER` of jitter until a response
+    verifies, so one lost datagram costs a retry, not the probe. A cookie reply is answered at once
+    with an initiation carrying mac2. Only a reply that fails authentication ends the probe early;
+    stray, forged and malformed datagrams are counted and ignored, and decide the failure only if
+    time runs out (``protocol`` when the endpoint answered with something that is not WireGuard).
+
+    ``timestamps`` issues TAI64N labels (a process-wide :class:`TimestampGuard`); ``random_bytes``
+    draws every ephemeral key, sender index and jitter, so a test can replay a captured exchange.
+    """
+
+    stages: tuple[str, ...] = ("handshake",)
+
+    def __init__(
+        self,
+        handshake: NoiseHandshake,
+        *,
+        timestamps: Callable[[], bytes],
+        keepalive: bool = True,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        super().__init__()
+        self.handshake = handshake
+        self._timestamps = timestamps
+        self._keepalive = keepalive
+        self._random = random_bytes
+        self._resend_at: float | None = None
+        self.initiations = 0
+        self.cookie_received = False
+        self.session: ResponseAccepted | None = None
+        self.ignored: Counter[Rejection] = Counter()
+
+    def start(self, now: float) -> None:
+        super().start(now)
+        self._initiate(now)
+
+    def timer(self) -> float | None:
+        return None if self.finished else self._resend_at
+
+    def handle_timer(self, now: float) -> None:
+        if not self.finished and self._resend_at is not None and now >= self._resend_at:
+            self._initiate(now)
+
+    def receive(self, data: bytes, now: float) -> None:
+        if self.finished:
+            return
+        match self.handshake.consume(data):
+            case ResponseAccepted() as accepted:
+                self.session = accepted
+                self._emit(StageCompleted("handshake"))
+                if self._keepalive:
+                    self._send(self.handshake.keepalive())
+                retried = " after a cookie reply" if self.cookie_received else ""
+                self._complete(f"handshake verified{retried}")
+            case CookieAccepted():
+                self.cookie_received = True
+                self._initiate(now)
+            case DatagramRejected(reason=Rejection.AUTHENTICATION):
+                self._fail(
+                    Failure.AUTH,
+                    "the server's reply fails authentication: a wrong preshared key, "
+                    "or a server without the private key of this public key",
+                )
+            case DatagramRejected(reason=reason):
+                self.ignored[reason] += 1
+
+    def timed_out(self) -> Failed:
+        """``protocol`` if the endpoint answered with anything but WireGuard, else ``timeout``."""
+        sent = f"no valid reply to {self.initiations} initiation{'s' * (self.initiations != 1)}"
+        if not self.ignored:
+            return Failed(Failure.TIMEOUT, sent)
+        total = sum(self.ignored.values())
+        reasons = ", ".join(f"{count} {reason}" for reason, count in self.ignored.most_common())
+        detail = f"{sent}; ignored {total} datagram{'s' * (total != 1)} ({reasons})"
+        if self.ignored[Rejection.MALFORMED]:
+            return Failed(Failure.PROTOCOL, detail)
+        return Failed(Failure.TIMEOUT, detail)
+
+    def _initiate(self, now: float) -> None:
+        """Send a new initiation, or wait out a wall clock that has not passed the last one."""
+        try:
+            timestamp = self._timestamps()
+        except ClockBehindError as behind:
+            wait = behind.wait_ns / _NS_PER_SECOND
+            if wait > MAX_CLOCK_WAIT:
+                raise LocalError(
+                    LocalReason.CLOCK,
+                    f"the system clock went back {wait:.3f} s; the server drops initiations "
+                    "until the clock passes the last one sent",
+                ) from None
+            self._resend_at = now + wait
+            return
+        self._send(
+            self.handshake.create_initiation(
+                timestamp,
+                ephemeral_private=self._random(KEY_SIZE),
+                sender_index=int.from_bytes(self._random(4), "little"),
+            )
+        )
+        self.initiations += 1
+        jitter = int.from_bytes(self._random(2), "little") / 0xFFFF * REKEY_TIMEOUT_JITTER
+        self._resend_at = now + REKEY_TIMEOUT + jitter

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
 from vpnwatch.errors import ConfigError
+from vpnwatch.messages import DEFAULT_LANGUAGE, languages
+from vpnwatch.messages import load as load_messages
 from vpnwatch.printable import printable
+from vpnwatch.progress import Step, progress
 from vpnwatch.report.access import ENV_PASSWORD, ENV_TOKEN, AccessOptions, prometheus_access
-from vpnwatch.report.dataset import NoDataError, load_dataset
-from vpnwatch.report.incidents import Rules, analyse
+from vpnwatch.report.browser import print_pdf
+from vpnwatch.report.dataset import LOAD_STEPS, Dataset, NoDataError, load_dataset
+from vpnwatch.report.incidents import Analysis, Rules, analyse
 from vpnwatch.report.narrative import Report
 from vpnwatch.report.query import (
     PROMETHEUS_MAX_POINTS,
@@ -31,8 +38,8 @@ from vpnwatch.report.query import (
 )
 from vpnwatch.report.render_html import render_html
 from vpnwatch.report.render_text import render_csv, render_json, render_markdown
-from vpnwatch.report.selector import parse_selector
-from vpnwatch.report.timespec import parse_duration, parse_time, parse_zone
+from vpnwatch.report.selector import Selector, parse_selector
+from vpnwatch.report.timespec import format_utc, parse_duration, parse_time, parse_zone
 
 EXIT_OK, EXIT_PROMETHEUS, EXIT_USAGE = 0, 1, 2
 _T = TypeVar("_T")
@@ -43,7 +50,14 @@ RENDERERS: dict[str, Callable[[Report], str]] = {
     "csv": render_csv,
     "json": render_json,
 }
-_SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".csv": "csv", ".json": "json"}
+_SUFFIX_FORMATS = {
+    ".html": "html",
+    ".htm": "html",
+    ".md": "md",
+    ".csv": "csv",
+    ".json": "json",
+    ".pdf": "pdf",
+}
 
 #: Steps the automatic choice picks from. The finest is 5 minutes so that every interval holds
 #: several probes at the usual 30-60 s probe interval: a ratio of one probe is only 0 or 1.
@@ -62,15 +76,30 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
             " --tz (2024-03-10, 2024-03-10T19:00), or now-DURATION (now-24h, now-7d)."
         ),
     )
+    parser.add_argument("--from", dest="start", default="now-24h", metavar="TIME")
+    parser.add_argument("--to", dest="end", default="now", metavar="TIME")
+    add_source_arguments(
+        parser,
+        step_help="resolution (default: the finest of 5m, 10m, 15m, 30m, 1h, ... within 11,000"
+        " steps)",
+    )
+    parser.add_argument(
+        "--format", choices=[*sorted(RENDERERS), "pdf"], help="default: from -o, else html"
+    )
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
+    parser.set_defaults(func=run_report)
+    return parser
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, step_help: str) -> None:
+    """What every command reading the monitor's data takes: where from, what, how to judge it,
+    and for whom (time zone, language). ``vpnwatch report`` and ``vpnwatch status`` share it."""
     parser.add_argument(
         "--prometheus",
         required=True,
         metavar="URL",
         help="Prometheus base URL; http://user:password@host works, but see below",
     )
-    _add_access_arguments(parser)
-    parser.add_argument("--from", dest="start", default="now-24h", metavar="TIME")
-    parser.add_argument("--to", dest="end", default="now", metavar="TIME")
     parser.add_argument(
         "--match",
         default="",
@@ -101,7 +130,13 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--step",
         metavar="DURATION",
-        help="resolution (default: the finest of 5m, 10m, 15m, 30m, 1h, ... within 11,000 steps)",
+        help=step_help,
+    )
+    parser.add_argument(
+        "--lang",
+        default=DEFAULT_LANGUAGE,
+        choices=languages(),
+        help="language of the text (default en); a translation is a file in vpnwatch/messages",
     )
     parser.add_argument(
         "--timeout",
@@ -109,10 +144,7 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DURATION",
         help="give up when Prometheus has not answered every query within this (default 10m)",
     )
-    parser.add_argument("--format", choices=sorted(RENDERERS), help="default: from -o, else html")
-    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
-    parser.set_defaults(func=run_report)
-    return parser
+    _add_access_arguments(parser)
 
 
 def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,63 +185,125 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    fmt = output_format(args.format, args.output)
+
+    def work(step: Step) -> str:
+        if fmt == "pdf" and args.output is None:
+            raise ConfigError("give a file with -o", where="--format pdf")
+        report = build_report(args, now=time.time(), step=step)
+        step(f"writing {fmt}")
+        if fmt == "pdf":
+            print_pdf(render_html(report), args.output)
+        else:
+            write_text(RENDERERS[fmt](report), args.output)
+        return report_summary(report, args.output)
+
+    return run_reader("report", LOAD_STEPS + 2, args.output, work)
+
+
+def run_reader(name: str, steps: int, output: Path | None, work: Callable[[Step], str]) -> int:
+    """Run a command that reads Prometheus and writes ``output``: a progress bar of ``steps``
+    on a terminal, any error as one line and its exit status, else ``work``'s summary line."""
     try:
-        report = build_report(args, now=time.time())
-        text = RENDERERS[output_format(args.format, args.output)](report)
-        _write(text, args.output)
+        check_writable(output)
+        with progress(name, steps) as step:
+            done = work(step)
     except (ConfigError, NoDataError) as exc:
-        print(f"vpnwatch report: {printable(str(exc))}", file=sys.stderr)
+        print(f"vpnwatch {name}: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except PrometheusError as exc:  # it may quote a selector or labels: escaped, one line
-        print(f"vpnwatch report: {printable(str(exc))}", file=sys.stderr)
+        print(f"vpnwatch {name}: {printable(str(exc))}", file=sys.stderr)
         return EXIT_PROMETHEUS
+    print(f"vpnwatch {name}: {printable(done)}", file=sys.stderr)
     return EXIT_OK
 
 
-def build_report(args: argparse.Namespace, *, now: float) -> Report:
+def report_summary(report: Report, output: Path | None) -> str:
+    """``wrote r.pdf: 9 incidents at 2 sites (…) from 14 targets``: what a run produced."""
+    main = report.main_incidents()
+    sites = report.analysis.sites
+    return (
+        f"wrote {output or 'stdout'}: {_count(len(main), 'incident')}"
+        f" ({_count(len(report.target_incidents()), 'per-target incident')})"
+        f" at {_count(len(sites), 'site')} from {_count(len(report.dataset.series), 'target')},"
+        f" {format_utc(report.start)} to {format_utc(report.end)}"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What every command reading the monitor's data is told: where from, what, how to judge."""
+
+    zone: tzinfo
+    selector: Selector
+    rules: Rules
+    client: PrometheusClient
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Source:
+        """Validate the arguments of :func:`add_source_arguments`; ConfigError names the flag."""
+        zone = argument("--tz", parse_zone, args.tz)
+        selector = argument("--match", parse_selector, args.match)
+        try:
+            rules = Rules(
+                threshold=args.threshold,
+                merge_gap=argument("--merge-gap", parse_duration, args.merge_gap),
+                min_duration=argument("--min-duration", parse_duration, args.min_duration),
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc), where="--threshold") from None
+        total_timeout = argument("--timeout", parse_duration, args.timeout)
+        access = prometheus_access(
+            args.prometheus,
+            AccessOptions(
+                user=args.prometheus_user,
+                password_file=args.prometheus_password_file,
+                token_file=args.prometheus_token_file,
+                ca_file=args.prometheus_ca,
+                cert_file=args.prometheus_cert,
+                key_file=args.prometheus_key,
+                headers=args.prometheus_header,
+            ),
+        )
+        client = PrometheusClient(access, total_timeout=total_timeout)
+        return cls(zone, selector, rules, client)
+
+    def time(self, flag: str, text: str, now: float) -> float:
+        return argument(flag, lambda value: parse_time(value, now=now, zone=self.zone), text)
+
+    def analyse(self, grid: Grid, step: Step) -> tuple[Dataset, Analysis]:
+        dataset = load_dataset(self.client, grid, self.selector, step)
+        step("finding incidents")
+        return dataset, analyse(dataset, self.rules)
+
+
+def build_report(args: argparse.Namespace, *, now: float, step: Step = lambda _: None) -> Report:
     """Validate the arguments, fetch the data and find the incidents."""
-    zone = _argument("--tz", parse_zone, args.tz)
-    start = _argument("--from", lambda text: parse_time(text, now=now, zone=zone), args.start)
-    end = _argument("--to", lambda text: parse_time(text, now=now, zone=zone), args.end)
+    source = Source.from_args(args)
+    start = source.time("--from", args.start, now)
+    end = source.time("--to", args.end, now)
     if start > end:
         raise ConfigError("is after --to", where="--from")
     if start == end:
         raise ConfigError("empty range: --from equals --to", where="--from")
-    selector = _argument("--match", parse_selector, args.match)
-    try:
-        rules = Rules(
-            threshold=args.threshold,
-            merge_gap=_argument("--merge-gap", parse_duration, args.merge_gap),
-            min_duration=_argument("--min-duration", parse_duration, args.min_duration),
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc), where="--threshold") from None
-    step = _argument("--step", parse_duration, args.step) if args.step else auto_step(end - start)
-    total_timeout = _argument("--timeout", parse_duration, args.timeout)
-    access = prometheus_access(
-        args.prometheus,
-        AccessOptions(
-            user=args.prometheus_user,
-            password_file=args.prometheus_password_file,
-            token_file=args.prometheus_token_file,
-            ca_file=args.prometheus_ca,
-            cert_file=args.prometheus_cert,
-            key_file=args.prometheus_key,
-            headers=args.prometheus_header,
-        ),
+    resolution = (
+        argument("--step", parse_duration, args.step) if args.step else auto_step(end - start)
     )
-
-    client = PrometheusClient(access, total_timeout=total_timeout)
-    dataset = load_dataset(client, Grid.covering(start, end, step), selector)
+    dataset, analysis = source.analyse(Grid.covering(start, end, resolution), step)
     return Report(
-        prometheus=client.url,
+        prometheus=source.client.url,
         start=start,
         end=end,
-        zone=zone,
+        zone=source.zone,
         zone_name=args.tz,
-        selector=str(selector),
+        selector=str(source.selector),
         dataset=dataset,
-        analysis=analyse(dataset, rules),
+        analysis=analysis,
+        messages=load_messages(args.lang),
     )
 
 
@@ -227,14 +321,34 @@ def output_format(requested: str | None, output: Path | None) -> str:
     return _SUFFIX_FORMATS.get(output.suffix.lower(), "html") if output else "html"
 
 
-def _argument(flag: str, parse: Callable[[str], _T], text: str) -> _T:
+def argument(flag: str, parse: Callable[[str], _T], text: str) -> _T:
     try:
         return parse(text)
     except ValueError as exc:
         raise ConfigError(str(exc), where=flag) from None
 
 
-def _write(text: str, output: Path | None) -> None:
+def check_writable(output: Path | None) -> None:
+    """Refuse an output that cannot be written before fetching for it, not a minute after."""
+    if output is None:
+        return
+    try:
+        if os.path.isdir(output):
+            raise ConfigError("cannot write: it is a directory", source=output)
+        if os.path.lexists(output):
+            os.stat(output)  # a directory we may not enter raises here
+            writable = os.access(output, os.W_OK)
+        else:
+            writable = os.access(output.parent, os.W_OK | os.X_OK)
+            if not writable and not output.parent.is_dir():
+                raise ConfigError("cannot write: no such directory", source=output)
+    except OSError as exc:
+        raise ConfigError(f"cannot write: {exc.strerror}", source=output) from None
+    if not writable:
+        raise ConfigError("cannot write: Permission denied", source=output)
+
+
+def write_text(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return

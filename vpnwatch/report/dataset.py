@@ -109,10 +109,28 @@ class Dataset:
     sha256: str
 
 
-def load_dataset(client: PrometheusClient, grid: Grid, selector: Selector) -> Dataset:
-    """Everything the report is computed from, fetched with the queries it will print."""
+#: How many times :func:`load_dataset` calls its ``step``: a progress bar's length.
+LOAD_STEPS = 2 + len(METRICS)
+
+
+def _no_step(_what: str) -> None:
+    """``step`` when nobody watches."""
+
+
+def load_dataset(
+    client: PrometheusClient,
+    grid: Grid,
+    selector: Selector,
+    step: Callable[[str], None] = _no_step,
+) -> Dataset:
+    """Everything the report is computed from, fetched with the queries it will print.
+
+    ``step`` is told what is fetched next, :data:`LOAD_STEPS` times, for a progress bar.
+    """
     queries = ReportQueries(selector)
+    step("listing series")
     listed = _require_series(client, queries, grid, selector)
+    step("listing targets")
     info = client.series(queries.selectors(TARGET_INFO), grid.start, grid.end)
     controls = {_key(labels) for labels in info if labels.get("role") == "control"}
     controls |= {_key(labels) for labels in listed if labels.get("protocol") in CONTROL_PROTOCOLS}
@@ -121,6 +139,7 @@ def load_dataset(client: PrometheusClient, grid: Grid, selector: Selector) -> Da
     digest.update(f"grid {grid.start:.0f} {grid.step:.0f} {grid.points}\n".encode())
     assembly = _Assembly(controls)
     for metric in METRICS:
+        step(f"reading {metric}")
         expression = queries.expression(metric)
         result = _without_name(client.query_range(expression, grid, expected_series=len(listed)))
         _require_counts(client, expression, result)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from vpnwatch import __version__
+from vpnwatch.messages import Catalogue
+from vpnwatch.messages import load as load_messages
 from vpnwatch.report.dataset import Dataset
 from vpnwatch.report.incidents import CONTROLS, Analysis, Gap, Incident
-from vpnwatch.report.timespec import format_duration
+from vpnwatch.report.timespec import DURATION_UNITS, format_duration
 
 #: A protocol whose handshakes succeeded less often than this during its incidents is "unusable".
 UNUSABLE_BELOW = 0.1
@@ -34,6 +36,8 @@ class Report:
     dataset: Dataset
     analysis: Analysis
     version: str = __version__
+    #: the words of the reader's language
+    messages: Catalogue = field(default_factory=load_messages)
 
     @property
     def incidents(self) -> tuple[Incident, ...]:
@@ -54,6 +58,7 @@ def summary(report: Report) -> list[str]:
     incident may have begun before or lasted beyond what the report sees, and says how long the
     report had no data.
     """
+    m = report.messages
     analysis = report.analysis
     sentences = []
     for site in analysis.sites:
@@ -61,32 +66,27 @@ def summary(report: Report) -> list[str]:
         targets = Counter(
             s.key.protocol for s in report.dataset.series if s.key.site == site and not s.control
         )
-        sentence = _protocols_sentence(site, analysis.protocols_at(site), at_site, targets)
+        sentence = _protocols_sentence(m, site, analysis.protocols_at(site), at_site, targets)
         offline = [i for i in at_site if i.scope == "site"]
         if offline:
-            total = format_duration(sum(i.duration for i in offline))
-            sentence += (
-                f" The site's own network was down for {total} (its control probes failed"
-                " too): failures then show no blocking."
-            )
+            total = duration(sum(i.duration for i in offline), m)
+            sentence += m("summary.site_down", duration=total)
         if (site, CONTROLS) not in analysis.rollups:
-            sentence += (
-                " No control probes ran at this site, so blocking cannot be told apart from"
-                " a local outage."
-            )
-        sentence += _gaps_sentence([gap for gap in analysis.gaps if gap.site == site])
+            sentence += m("summary.no_controls")
+        sentence += _gaps_sentence(m, [gap for gap in analysis.gaps if gap.site == site])
         sentences.append(sentence)
     return sentences
 
 
 def _protocols_sentence(
+    m: Catalogue,
     site: str,
     protocols: Sequence[str],
     incidents: Sequence[Incident],
     targets: Mapping[str, int],
 ) -> str:
     if not protocols:
-        return f"Only control probes ran at site {site}."
+        return m("summary.only_controls", site=m.ltr(site))
     phrases: list[str] = []
     during_outage: list[str] = []
     unaffected: list[str] = []
@@ -94,18 +94,22 @@ def _protocols_sentence(
         name = display_name(protocol)
         own = [i for i in incidents if i.protocol == protocol and i.scope != "site"]
         blocked = [i for i in own if i.scope == "protocol" and i.verdict != "offline"]
-        failing = sorted(
-            {t for i in own if i.scope == "target" and i.verdict != "offline" for t in i.targets}
-        )
-        where = f" from site {site}" if not phrases else ""
+        failing_incidents = [i for i in own if i.scope == "target" and i.verdict != "offline"]
+        failing = sorted({t for i in failing_incidents for t in i.targets})
+        where = "" if phrases else m("summary.from_site", site=m.ltr(site))
         if blocked:
-            phrases.append(_blocked_phrase(name, where, blocked))
+            phrases.append(_blocked_phrase(m, name, where, blocked))
         elif failing:
-            count = len([i for i in own if i.scope == "target" and i.verdict != "offline"])
             phrases.append(
-                f"{name} worked{where} overall, but {len(failing)} of its"
-                f" {targets.get(protocol, len(failing))} targets failed"
-                f" ({', '.join(failing)}; {count} incident{'s' if count != 1 else ''})"
+                m(
+                    "summary.targets_failed",
+                    protocol=name,
+                    where=where,
+                    failed=len(failing),
+                    total=targets.get(protocol, len(failing)),
+                    targets=m("summary.comma").join(m.ltr(target) for target in failing),
+                    incidents=m("summary.incidents", count=len(failing_incidents)),
+                )
             )
         elif own:
             during_outage.append(name)
@@ -113,55 +117,67 @@ def _protocols_sentence(
             unaffected.append(name)
     tail = []
     if during_outage:
-        tail.append(f"{_join(during_outage)} failed only while the site was offline")
+        tail.append(m("summary.offline_only", names=_join(m, during_outage)))
     if unaffected:
-        tail.append(f"{_join(unaffected)} unaffected")
+        tail.append(m("summary.unaffected", names=_join(m, unaffected)))
     if not phrases:
-        return f"From site {site} no protocol was blocked: {'; '.join(tail)}."
-    return "; ".join(phrases + tail) + "."
+        return m("summary.no_blocking", site=m.ltr(site), details=m("summary.semicolon").join(tail))
+    return m("summary.semicolon").join(phrases + tail) + m("summary.full_stop")
 
 
-def _blocked_phrase(name: str, where: str, blocked: Sequence[Incident]) -> str:
+def _blocked_phrase(m: Catalogue, name: str, where: str, blocked: Sequence[Incident]) -> str:
     """``WireGuard unusable from site k for at least 3 h (1 h of it without data)``."""
     probes = sum(i.probes for i in blocked)
     succeeded = 1 - sum(i.failures for i in blocked) / probes if probes else 0.0
-    duration = format_duration(sum(i.duration for i in blocked))
+    total = duration(sum(i.duration for i in blocked), m)
     if any(i.open_start or i.open_end for i in blocked):
-        duration = f"at least {duration}"
-    if succeeded < UNUSABLE_BELOW:
-        phrase = f"{name} unusable{where} for {duration}"
-    else:
-        phrase = f"{name} degraded{where} for {duration} ({succeeded:.0%} of handshakes succeeded)"
+        total = m("summary.at_least", duration=total)
+    phrase = m(
+        "summary.unusable" if succeeded < UNUSABLE_BELOW else "summary.degraded",
+        protocol=name,
+        where=where,
+        duration=total,
+        percent=f"{succeeded:.0%}",
+    )
     if len(blocked) > 1:
-        phrase += f" in {len(blocked)} incidents"
+        phrase += m("summary.in_incidents", count=len(blocked))
     unknown = sum(i.without_data for i in blocked)
     if unknown:
-        phrase += f" ({format_duration(unknown)} of it without data)"
+        phrase += m("summary.without_data", duration=duration(unknown, m))
     return phrase
 
 
-def _gaps_sentence(gaps: Sequence[Gap]) -> str:
+def _gaps_sentence(m: Catalogue, gaps: Sequence[Gap]) -> str:
     """What the report does not know: how long the site, or one protocol there, had no data."""
     parts = []
     whole = [gap for gap in gaps if not gap.protocol]
     if whole:
         parts.append(
-            f" No data at all for {format_duration(sum(g.duration for g in whole))}"
-            f"{_periods(whole)} (the monitor was not running or not scraped): nothing is known"
-            " of that time."
+            m(
+                "summary.no_data_site",
+                duration=duration(sum(g.duration for g in whole), m),
+                periods=m("summary.in_periods", count=len(whole)),
+            )
         )
     for protocol in sorted({gap.protocol for gap in gaps if gap.protocol}):
         some = [gap for gap in gaps if gap.protocol == protocol]
         parts.append(
-            f" No {display_name(protocol)} data for"
-            f" {format_duration(sum(g.duration for g in some))}{_periods(some)}."
+            m(
+                "summary.no_data_protocol",
+                protocol=display_name(protocol),
+                duration=duration(sum(g.duration for g in some), m),
+                periods=m("summary.in_periods", count=len(some)),
+            )
         )
     return "".join(parts)
 
 
-def _periods(gaps: Sequence[Gap]) -> str:
-    return f" in {len(gaps)} periods" if len(gaps) > 1 else ""
+def _join(m: Catalogue, names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    return m("summary.comma").join(names[:-1]) + m("summary.and") + names[-1]
 
 
-def _join(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+def duration(seconds: float, messages: Catalogue) -> str:
+    """``3 h 12 min`` with the units of the reader's language."""
+    return format_duration(seconds, {unit: messages(f"units.{unit}") for unit in DURATION_UNITS})

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from html import escape
 
 from vpnwatch.report.incidents import CONTROLS, Gap, Incident
-from vpnwatch.report.narrative import Report, display_name, summary
+from vpnwatch.report.narrative import Report, display_name, duration, summary
 from vpnwatch.report.render_svg import availability_chart
 from vpnwatch.report.render_text import (
+    INCIDENT_COLUMNS,
     MISSING,
     by_start,
     describe_failures,
@@ -22,59 +23,19 @@ from vpnwatch.report.render_text import (
     verdict_text,
     what_text,
 )
-from vpnwatch.report.timespec import format_duration, format_local, format_step, format_utc
+from vpnwatch.report.timespec import format_local, format_step, format_utc
 from vpnwatch.result import Failure
 
-#: What each probe does, in the words a reader without a networking background can follow.
-PROBE_DESCRIPTIONS = {
-    "wireguard": (
-        "sends a WireGuard handshake initiation with the configured keys and counts success only"
-        " when the server's response decrypts and authenticates (optionally, a ping through the"
-        " tunnel is answered)."
-    ),
-    "openvpn": (
-        "performs the OpenVPN control-channel handshake: the server's reset reply, a TLS"
-        " session whose certificate verifies against the configuration's CA, and the key"
-        " exchange the server accepts with its PUSH_REPLY."
-    ),
-    "obfs4": (
-        "connects to the bridge and completes the obfs4 handshake; success needs the server"
-        " hello's MAC and authentication to verify with the bridge's published key."
-    ),
-    CONTROLS: (
-        "plain TCP connections, TLS handshakes and DNS look-ups to well-known hosts, run from"
-        " the same site: when they fail too, the site's own network was down."
-    ),
-}
+#: What each probe does, as catalogue keys (``report.probe.<name>``), in the order shown.
+PROBES_DESCRIBED = ("wireguard", "openvpn", "obfs4", CONTROLS)
+#: The limits the methodology lists, as keys ``report.limit.<name>``.
+LIMITS = ("vantage", "cause", "controls", "gaps", "accuracy", "handshakes")
+#: Each failure class is explained by ``report.failure.<class>``: every class must have one.
+FAILURE_KEYS = {failure: f"report.failure.{failure.value}" for failure in Failure}
 
-#: What each failure class means; every class of the taxonomy must have an entry.
-FAILURE_MEANINGS = {
-    Failure.TIMEOUT: "nothing (valid) came back in time: a silent drop, or a peer ignoring us",
-    Failure.REFUSED: "the port was refused: ICMP port unreachable, or a TCP reset to the SYN",
-    Failure.RESET: "the TCP connection was reset after it was up, typical of DPI injection",
-    Failure.UNREACHABLE: "no route: ICMP host or network unreachable",
-    Failure.EOF: "the peer closed the connection mid-handshake",
-    Failure.DNS: "the endpoint's name did not resolve",
-    Failure.TLS_CERT: "the server's certificate failed verification (interception?)",
-    Failure.TLS: "another TLS failure: an alert, version or cipher mismatch",
-    Failure.AUTH: "keys or credentials did not match, or the reply failed authentication",
-    Failure.PROTOCOL: "the peer answered with something malformed or unexpected",
-}
 
-LIMITS = (
-    "It sees the network only from its own vantage points: other providers, cities or times"
-    " may differ.",
-    "A failure class says how a handshake failed, not who caused it. A timeout may be a"
-    " censor's silent drop, a server that is down, or heavy loss; compare sites and targets.",
-    "Control probes reach a few well-known hosts. If those are allowed while much else is"
-    " blocked, an outage is reported as blocking of the VPN protocols.",
-    "Intervals without probe data (the monitor or Prometheus was down) count neither as"
-    " failures nor as successes: the report says nothing about them.",
-    "Incident boundaries are accurate to one step; degradation that never falls below the"
-    " threshold is visible in the charts but is not an incident.",
-    "Probes measure handshakes (and optionally one ping), not the speed or stability of"
-    " tunnels that stay up: throttling of established connections is not measured.",
-)
+#: Forbids every script and request: the report is read offline, and printed to PDF as is.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 STYLE = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#111827;margin:0 auto;
@@ -90,16 +51,20 @@ svg .tick{font-size:11px;fill:#4b5563}svg .legend{font-size:11px;fill:#111827}
 pre{background:#f3f4f6;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
 code{font-size:12px}.sha{word-break:break-all}dt{font-weight:600}footer{color:#6b7280;
 margin-top:32px;font-size:12px}
+@page{size:A4 landscape;margin:12mm}
+@media print{body{max-width:none;padding:0;font-size:12px}table{font-size:10px}.utc{font-size:9px}
+#incidents td:nth-child(-n+2){white-space:nowrap}h2,h3{break-after:avoid}
+tr,figure,li{break-inside:avoid}}
 """
 
 
 def render_html(report: Report) -> str:
-    title = f"VPN disruption report, {format_local(report.start, report.zone)} to " + format_local(
-        report.end, report.zone
-    )
+    m = report.messages
+    title = m("report.title")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = [
         "<header>",
-        "<h1>VPN disruption report</h1>",
+        f"<h1>{escape(title)}</h1>",
         f'<p class="span">{escape(_span(report))}</p>',
         "</header>",
         _summary(report),
@@ -107,42 +72,57 @@ def render_html(report: Report) -> str:
         _incidents(report),
         _methodology(report),
         _data(report),
-        f"<footer>Generated by vpnwatch {escape(report.version)} at "
-        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.</footer>",
+        f"<footer>{escape(m('report.footer', version=report.version, time=generated))}</footer>",
     ]
+    heading = m(
+        "report.heading",
+        start=format_local(report.start, report.zone),
+        end=format_local(report.end, report.zone),
+    )
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<html lang="{escape(m.language)}" dir="{m.direction}">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<title>{escape(heading)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )
 
 
 def _span(report: Report) -> str:
-    return (
-        f"{format_local(report.start, report.zone)} to {format_local(report.end, report.zone)}"
-        f" ({report.zone_name}; {format_utc(report.start)} to {format_utc(report.end)}),"
-        f" selection {report.selector}"
+    ltr = report.messages.ltr
+    return report.messages(
+        "report.span",
+        start=ltr(format_local(report.start, report.zone)),
+        end=ltr(format_local(report.end, report.zone)),
+        zone=ltr(report.zone_name),
+        start_utc=ltr(format_utc(report.start)),
+        end_utc=ltr(format_utc(report.end)),
+        selector=ltr(report.selector),
     )
 
 
 def _summary(report: Report) -> str:
+    m = report.messages
     items = "".join(f"<li>{escape(sentence)}</li>" for sentence in summary(report))
     blocked = [i for i in report.main_incidents() if i.scope == "protocol"]
-    counts = (
-        f"{len(blocked)} protocol incident{'s' if len(blocked) != 1 else ''}"
-        f" ({sum(i.verdict == 'offline' for i in blocked)} during local outages),"
-        f" {len(report.target_incidents())} per-target incidents."
+    counts = m(
+        "report.counts",
+        protocol_incidents=m("report.protocol_incidents", count=len(blocked)),
+        offline=sum(i.verdict == "offline" for i in blocked),
+        targets=len(report.target_incidents()),
     )
-    return f'<section id="summary"><h2>Summary</h2><ul class="summary">{items}</ul>' + (
-        f"<p>{escape(counts)}</p></section>"
+    return (
+        f'<section id="summary"><h2>{escape(m("report.summary"))}</h2>'
+        f'<ul class="summary">{items}</ul><p>{escape(counts)}</p></section>'
     )
 
 
 def _charts(report: Report) -> str:
+    m = report.messages
     analysis = report.analysis
+    step = format_step(analysis.grid.step)
     figures = []
     for protocol in [*analysis.protocols_at(), CONTROLS]:
         sites = [
@@ -158,9 +138,9 @@ def _charts(report: Report) -> str:
         gaps = [
             gap for gap in analysis.gaps if gap.site in shown and gap.protocol in ("", protocol)
         ]
-        name = "Control probes" if protocol == CONTROLS else display_name(protocol)
+        name = m("report.control_probes") if protocol == CONTROLS else display_name(protocol)
         chart = availability_chart(
-            f"{name}: share of successful probes per {format_step(analysis.grid.step)}",
+            m("report.chart_title", name=name, step=step),
             analysis.grid,
             sites,
             bands,
@@ -169,57 +149,59 @@ def _charts(report: Report) -> str:
             gaps=gaps,
         )
         figures.append(f"<figure><figcaption>{escape(name)}</figcaption>{chart}</figure>")
+    intro = m("report.availability_intro", step=step, zone=m.ltr(report.zone_name))
     return (
-        '<section id="availability"><h2>Availability</h2>'
-        f"<p>Share of probes that succeeded per {format_step(analysis.grid.step)}, per site, in"
-        f" {escape(report.zone_name)} time. Red bands: incidents; grey: the site was offline;"
-        " outlined light bands: no data."
-        " The dashed line is the threshold.</p>" + "".join(figures) + "</section>"
+        f'<section id="availability"><h2>{escape(m("report.availability"))}</h2>'
+        f"<p>{escape(intro)}</p>" + "".join(figures) + "</section>"
     )
 
 
 def _incidents(report: Report) -> str:
+    m = report.messages
     targets = report.target_incidents()
     return (
-        '<section id="incidents"><h2>Incidents</h2>'
+        f'<section id="incidents"><h2>{escape(m("report.incidents"))}</h2>'
         + _table(by_start(report.main_incidents(), report.analysis.gaps), report)
-        + f"<h3>Per target ({len(targets)})</h3>"
+        + f"<h3>{escape(m('report.per_target', count=len(targets)))}</h3>"
         + _table(targets, report)
         + "</section>"
     )
 
 
+_COLUMNS = (*INCIDENT_COLUMNS, "controls")
+
+
 def _table(incidents: Sequence[Incident | Gap], report: Report) -> str:
+    m = report.messages
     if not incidents:
-        return "<p>None.</p>"
-    head = (
-        "<tr><th>Start</th><th>End</th><th>Duration</th><th>Site</th><th>What</th>"
-        "<th>Verdict</th><th>Succeeded</th><th>Failures (dominant)</th>"
-        "<th>Latency before → during</th><th>Controls</th></tr>"
-    )
+        return f"<p>{escape(m('report.none'))}</p>"
+    head = "".join(f"<th>{escape(m(f'report.column.{column}'))}</th>" for column in _COLUMNS)
     rows = []
     for row in incidents:
-        before, after = edges(row)
+        before, after = edges(row, m)
         if isinstance(row, Gap):
             verdict_class = "no-data"
             evidence = f"<td>{MISSING}</td>" * 4
         else:
             verdict_class = row.verdict
+            succeeded = m("report.succeeded", percent=f"{row.success_ratio:.0%}", probes=row.probes)
             evidence = (
-                f"<td>{row.success_ratio:.0%} of {row.probes}</td>"
-                f"<td>{escape(describe_failures(row))}</td>"
-                f"<td>{format_latency(row.latency_before)} → "
-                f"{format_latency(row.latency_during)}</td><td>{_percent(row.control_success)}</td>"
+                f"<td>{escape(succeeded)}</td>"
+                f"<td>{escape(describe_failures(row, m))}</td>"
+                f"<td>{escape(format_latency(row.latency_before, m))} → "
+                f"{escape(format_latency(row.latency_during, m))}</td>"
+                f"<td>{_percent(row.control_success)}</td>"
             )
         rows.append(
             "<tr>"
             f"<td>{_when(row.start, report)}{escape(before)}</td>"
             f"<td>{_when(row.end, report)}{escape(after)}</td>"
-            f"<td>{format_duration(row.duration)}</td><td>{escape(row.site)}</td>"
-            f"<td>{escape(what_text(row))}</td>"
-            f'<td class="verdict-{verdict_class}">{escape(verdict_text(row))}</td>{evidence}</tr>'
+            f"<td>{escape(duration(row.duration, m))}</td><td>{escape(row.site)}</td>"
+            f"<td>{escape(what_text(row, m))}</td>"
+            f'<td class="verdict-{verdict_class}">{escape(verdict_text(row, m))}</td>'
+            f"{evidence}</tr>"
         )
-    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _percent(ratio: float | None) -> str:
@@ -227,67 +209,72 @@ def _percent(ratio: float | None) -> str:
 
 
 def _when(timestamp: float, report: Report) -> str:
-    local = escape(format_local(timestamp, report.zone))
-    return f'{local}<span class="utc">{escape(format_utc(timestamp))}</span>'
+    ltr = report.messages.ltr
+    local = escape(ltr(format_local(timestamp, report.zone)))
+    return f'{local}<span class="utc">{escape(ltr(format_utc(timestamp)))}</span>'
 
 
 def _methodology(report: Report) -> str:
+    m = report.messages
     rules = report.analysis.rules
-    step = format_step(report.analysis.grid.step)
     probes = "".join(
-        f"<dt>{escape('Controls' if name == CONTROLS else display_name(name))}</dt>"
-        f"<dd>{escape(text)}</dd>"
-        for name, text in PROBE_DESCRIPTIONS.items()
+        f"<dt>{escape(m('report.controls') if name == CONTROLS else display_name(name))}</dt>"
+        f"<dd>{escape(m(f'report.probe.{name}'))}</dd>"
+        for name in PROBES_DESCRIBED
     )
     failures = "".join(
-        f"<tr><td><code>{failure.value}</code></td><td>{escape(meaning)}</td></tr>"
-        for failure, meaning in FAILURE_MEANINGS.items()
+        f"<tr><td><code>{failure.value}</code></td><td>{escape(m(key))}</td></tr>"
+        for failure, key in FAILURE_KEYS.items()
     )
-    limits = "".join(f"<li>{escape(limit)}</li>" for limit in LIMITS)
+    limits = "".join(f"<li>{escape(m(f'report.limit.{limit}'))}</li>" for limit in LIMITS)
+    rules_text = [
+        m(
+            "report.methodology.rule_bad",
+            step=format_step(report.analysis.grid.step),
+            threshold=f"{rules.threshold:.0%}",
+        ),
+        m("report.methodology.rule_merge", gap=duration(rules.merge_gap, m)),
+        m("report.methodology.rule_short", duration=duration(rules.min_duration, m)),
+    ]
+    steps = "".join(f"<li>{escape(text)}</li>" for text in rules_text)
+    open_edges = m.markup(
+        "report.methodology.rule_open",
+        or_earlier=f"<em>{escape(m('report.or_earlier').strip())}</em>",
+        or_later=f"<em>{escape(m('report.or_later').strip())}</em>",
+        duration=escape(duration(rules.min_duration, m)),
+        no_data=f"<em>{escape(m('verdict.no_data'))}</em>",
+    )
+    scopes = m.markup(
+        "report.methodology.rule_scopes",
+        offline=f"<em>{escape(m('verdict.offline'))}</em>",
+        failing=f"<em>{escape(m('verdict.failing'))}</em>",
+    )
     return (
-        '<section id="methodology"><h2>Methodology</h2>'
-        "<p>vpnwatch performs real protocol handshakes against each target at a fixed interval"
-        " and counts a probe as successful only when the handshake was verified"
-        " cryptographically. Prometheus stored the counts; this report reads them back.</p>"
-        f"<h3>What each probe does</h3><dl>{probes}</dl>"
-        "<h3>How incidents are found</h3><ol>"
-        f"<li>Time is cut into {step} intervals. An interval is bad when probes ran in it and"
-        f" fewer than {rules.threshold:.0%} of them succeeded.</li>"
-        f"<li>Bad periods separated by at most {format_duration(rules.merge_gap)} of measured"
-        " time are merged into one incident (flapping); time without data between them does"
-        " not separate them, and the incident says how much of it had none.</li>"
-        "<li>An incident is kept when its probes were failing for at least"
-        f" {format_duration(rules.min_duration)}: each interval's share of failed probes times"
-        " its length, added up, which does not depend on the interval length.</li>"
-        "<li>An incident marked <em>or earlier</em> or <em>or later</em> touches the start or"
-        " end of the report, or a period without data: it may have begun before, or lasted"
-        " after, what the report can see. Periods of at least"
-        f" {format_duration(rules.min_duration)} with no data from a site, or from one protocol"
-        " there, are listed as <em>no data</em>.</li>"
-        "<li>This runs for each target, for each protocol at each site (all its targets'"
-        " probes together) and for each site's control probes. An incident is <em>offline</em>"
-        " when the site's control probes were bad in at least half of its intervals,"
-        " otherwise <em>failing</em>.</li>"
-        "<li>Latency is the mean handshake time of successful probes: in the hour before the"
-        " incident, and during it.</li></ol>"
-        f"<h3>Failure classes</h3><table><tbody>{failures}</tbody></table>"
-        f"<h3>What this report cannot tell</h3><ul>{limits}</ul></section>"
+        f'<section id="methodology"><h2>{escape(m("report.methodology.title"))}</h2>'
+        f"<p>{escape(m('report.methodology.intro'))}</p>"
+        f"<h3>{escape(m('report.methodology.probes'))}</h3><dl>{probes}</dl>"
+        f"<h3>{escape(m('report.methodology.how'))}</h3><ol>{steps}<li>{open_edges}</li>"
+        f"<li>{scopes}</li><li>{escape(m('report.methodology.rule_latency'))}</li></ol>"
+        f"<h3>{escape(m('report.methodology.failure_classes'))}</h3>"
+        f"<table><tbody>{failures}</tbody></table>"
+        f"<h3>{escape(m('report.methodology.limits'))}</h3><ul>{limits}</ul></section>"
     )
 
 
 def _data(report: Report) -> str:
+    m = report.messages
     dataset = report.dataset
     queries = escape("\n".join(dataset.queries))
+    read = m.markup(
+        "report.data.read",
+        prometheus=f"<code>{escape(report.prometheus)}</code>",
+        step=escape(format_step(dataset.grid.step)),
+        start=escape(format_utc(dataset.grid.start)),
+        end=escape(format_utc(dataset.grid.end)),
+        series="<code>series:</code>",
+    )
+    sha = m.markup("report.data.sha", sha=f'<code class="sha">{dataset.sha256}</code>')
     return (
-        '<section id="data"><h2>Data</h2>'
-        f"<p>Read from <code>{escape(report.prometheus)}</code>: range queries at a"
-        f" {format_step(dataset.grid.step)} step from {escape(format_utc(dataset.grid.start))}"
-        f" to {escape(format_utc(dataset.grid.end))}. Counters are read as values at each step"
-        " and differenced here, so every probe is counted in exactly one interval"
-        " (<code>series:</code> lines are series look-ups):</p>"
-        f"<pre>{queries}</pre>"
-        f'<p>SHA-256 of the data: <code class="sha">{dataset.sha256}</code>. It covers, for'
-        " each range query in order, the query text and every series' labels and values at"
-        " each step; re-running the queries over the same range gives the same digest"
-        " while the data in Prometheus is unchanged.</p></section>"
+        f'<section id="data"><h2>{escape(m("report.data.title"))}</h2>'
+        f"<p>{read}</p><pre>{queries}</pre><p>{sha}</p></section>"
     )

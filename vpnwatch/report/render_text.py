@@ -19,11 +19,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from vpnwatch.messages import Catalogue
 from vpnwatch.printable import printable
 from vpnwatch.report.incidents import Gap, Incident
-from vpnwatch.report.narrative import Report, display_name, summary
+from vpnwatch.report.narrative import Report, display_name, duration, summary
 from vpnwatch.report.timespec import (
-    format_duration,
     format_local,
     format_local_iso,
     format_rfc3339,
@@ -159,29 +159,38 @@ def by_start(incidents: Sequence[Incident], gaps: Sequence[Gap]) -> list[Inciden
     return sorted([*incidents, *gaps], key=lambda row: row.start)
 
 
-def edges(row: Incident | Gap) -> tuple[str, str]:
+def edges(row: Incident | Gap, m: Catalogue) -> tuple[str, str]:
     """What follows the start and end times: whether the incident may reach further."""
     if isinstance(row, Gap):
         return "", ""
-    return (" or earlier" if row.open_start else "", " or later" if row.open_end else "")
+    return (
+        m("report.or_earlier") if row.open_start else "",
+        m("report.or_later") if row.open_end else "",
+    )
 
 
-def what_text(row: Incident | Gap) -> str:
+def what_text(row: Incident | Gap, m: Catalogue) -> str:
     """The table's "what" cell: protocol (targets), control probes, or what had no data."""
     if isinstance(row, Gap):
-        return f"{display_name(row.protocol)} probes" if row.protocol else "all probes"
+        if row.protocol:
+            return m("report.what_gap", protocol=display_name(row.protocol))
+        return m("report.what_gap_all")
     if row.scope == "site":
-        return "control probes"
+        return m("report.what_controls")
     what = display_name(row.protocol)
     return what + f" ({', '.join(row.targets)})" if row.scope == "target" else what
 
 
-def verdict_text(row: Incident | Gap) -> str:
+def verdict_text(row: Incident | Gap, m: Catalogue) -> str:
+    """The verdict in the reader's language, with how much of the incident had no data."""
     if isinstance(row, Gap):
-        return NO_DATA
+        return m("verdict.no_data")
+    verdict = m(f"verdict.{row.verdict}")
     if row.without_data:
-        return f"{row.verdict} ({format_duration(row.without_data)} without data)"
-    return row.verdict
+        return m(
+            "report.verdict_without_data", verdict=verdict, duration=duration(row.without_data, m)
+        )
+    return verdict
 
 
 def csv_cell(value: object) -> object:
@@ -210,60 +219,86 @@ def markdown_code(text: str) -> str:
 
 
 def render_markdown(report: Report) -> str:
+    m = report.messages
     facts = provenance(report)
+    step = format_step(report.dataset.grid.step)
+    # The report.markdown_* templates are Markdown by design; what goes into them is escaped.
     lines = [
-        "# VPN disruption report",
+        f"# {markdown_text(m('report.title'))}",
         "",
-        f"{_span_text(report)} · step {format_step(report.dataset.grid.step)} · threshold"
-        f" {report.analysis.rules.threshold:.0%} · selection {markdown_code(report.selector)}",
+        m(
+            "report.markdown_facts",
+            span=_span_text(report),
+            step=step,
+            threshold=f"{report.analysis.rules.threshold:.0%}",
+            selector=markdown_code(report.selector),
+        ),
         "",
-        "## Summary",
+        f"## {markdown_text(m('report.summary'))}",
         "",
         *(f"- {markdown_text(sentence)}" for sentence in summary(report)),
         "",
-        "## Incidents",
+        f"## {markdown_text(m('report.incidents'))}",
         "",
         *_incident_table(by_start(report.main_incidents(), report.analysis.gaps), report),
         "",
-        "### Per target",
+        f"### {markdown_text(m('report.per_target', count=len(report.target_incidents())))}",
         "",
         *_incident_table(report.target_incidents(), report),
         "",
-        "## Data",
+        f"## {markdown_text(m('report.data.title'))}",
         "",
-        f"Read from {markdown_code(facts['prometheus'])} with these queries (range queries at"
-        f" step {format_step(report.dataset.grid.step)}; `series:` lines are series look-ups):",
+        m("report.markdown_queries", prometheus=markdown_code(facts["prometheus"]), step=step),
         "",
         *_code_block(report.dataset.queries, "promql"),
         "",
-        f"SHA-256 of the data: `{report.dataset.sha256}` · {facts['generator']}",
+        m("report.markdown_sha", sha=f"`{report.dataset.sha256}`", generator=facts["generator"]),
         "",
     ]
     return "\n".join(lines)
 
 
+#: The columns of an incidents table, as ``report.column.<name>`` keys (HTML adds controls).
+INCIDENT_COLUMNS = (
+    "start",
+    "end",
+    "duration",
+    "site",
+    "what",
+    "verdict",
+    "succeeded",
+    "failures",
+    "latency",
+)
+
+
 def _incident_table(rows: Sequence[Incident | Gap], report: Report) -> list[str]:
+    m = report.messages
     if not rows:
-        return ["None."]
+        return [markdown_text(m("report.none"))]
     header = [
-        "| start | end | duration | site | protocol | verdict | success | failures | "
-        "latency before → during |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| "
+        + " | ".join(markdown_text(m(f"report.column.{column}")) for column in INCIDENT_COLUMNS)
+        + " |",
+        "|---" * len(INCIDENT_COLUMNS) + "|",
     ]
     lines = []
     for row in rows:
-        before, after = edges(row)
+        before, after = edges(row, m)
         evidence = (
             f"| {MISSING} | {MISSING} | {MISSING} |"
             if isinstance(row, Gap)
-            else f"| {row.success_ratio:.0%} | {markdown_text(describe_failures(row))} "
-            f"| {format_latency(row.latency_before)} → {format_latency(row.latency_during)} |"
+            else f"| {row.success_ratio:.0%} | {markdown_text(describe_failures(row, m))} "
+            f"| {markdown_text(format_latency(row.latency_before, m))} → "
+            f"{markdown_text(format_latency(row.latency_during, m))} |"
         )
         lines.append(
-            f"| {format_local(row.start, report.zone)} ({_utc_time(row.start)}){before} "
-            f"| {format_local(row.end, report.zone)} ({_utc_time(row.end)}){after} "
-            f"| {format_duration(row.duration)} | {markdown_text(row.site)} "
-            f"| {markdown_text(what_text(row))} | {verdict_text(row)} {evidence}"
+            f"| {format_local(row.start, report.zone)} ({_utc_time(row.start)})"
+            f"{markdown_text(before)} "
+            f"| {format_local(row.end, report.zone)} ({_utc_time(row.end)}){markdown_text(after)} "
+            f"| {markdown_text(duration(row.duration, m))} | {markdown_text(row.site)} "
+            f"| {markdown_text(what_text(row, m))} | {markdown_text(verdict_text(row, m))} "
+            f"{evidence}"
         )
     return header + lines
 
@@ -276,20 +311,24 @@ def _code_block(lines: Sequence[str], language: str) -> list[str]:
     return [f"{fence}{language}", *shown, fence]
 
 
-def describe_failures(incident: Incident, limit: int = 3) -> str:
+def describe_failures(incident: Incident, messages: Catalogue, limit: int = 3) -> str:
     """``timeout 95% at handshake``: the dominant classes and stages, as shares of failures."""
     if not incident.failures:
-        return "none"
+        return messages("report.no_failures")
     classes = ", ".join(
         f"{name} {count / incident.failures:.0%}"
         for name, count in incident.failure_classes[:limit]
     )
     stages = ", ".join(name or "?" for name, _count in incident.stages[:limit])
-    return f"{classes} at {stages}"
+    return messages("report.failures", classes=classes, stages=stages)
 
 
-def format_latency(seconds: float | None) -> str:
-    return MISSING if seconds is None else f"{seconds * 1000:.0f} ms"
+def format_latency(seconds: float | None, messages: Catalogue) -> str:
+    return (
+        MISSING
+        if seconds is None
+        else messages("report.milliseconds", value=f"{seconds * 1000:.0f}")
+    )
 
 
 def _span_text(report: Report) -> str:

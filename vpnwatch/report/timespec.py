@@ -13,6 +13,7 @@ Durations are Prometheus-style: a sequence of ``<integer><unit>`` with units ``s
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -65,14 +66,22 @@ def parse_time(text: str, *, now: float, zone: tzinfo) -> float:
     return parsed.timestamp()
 
 
-def format_duration(seconds: float) -> str:
+#: The unit symbols of :func:`format_duration`; a translated page passes its own.
+DURATION_UNITS = {"d": "d", "h": "h", "min": "min", "s": "s"}
+
+
+def format_duration(seconds: float, units: Mapping[str, str] = DURATION_UNITS) -> str:
     """``3 h 12 min``: whole minutes, largest units first, for sentences and tables."""
     if seconds < 60:
-        return f"{round(seconds)} s"
+        return f"{round(seconds)} {units['s']}"
     minutes = round(seconds / 60)
     days, minutes = divmod(minutes, 1440)
     hours, minutes = divmod(minutes, 60)
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min"]
+    parts = [
+        f"{days} {units['d']}" if days else "",
+        f"{hours} {units['h']}" if hours else "",
+        f"{minutes} {units['min']}",
+    ]
     if minutes == 0 and (days or hours):
         parts.pop()
     return " ".join(part for part in parts if part)

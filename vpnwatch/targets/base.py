@@ -37,6 +37,7 @@ RESERVED_LABELS = frozenset(
         "stage",
         "role",
         "verdict",
+        "vpnwatch_verdict",
         "le",
         "instance",
         "job",

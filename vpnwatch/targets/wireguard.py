@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from pydantic import field_validator
+
 from vpnwatch.targets.base import PublicKey32, SecretKey32, TargetBase
+
+#: Any private key will do: every scalar maps a low-order point to the all-zero secret.
+_PROBE_SCALAR = X25519PrivateKey.from_private_bytes(bytes(range(32)))
 
 
 class WireGuardTarget(TargetBase):
@@ -21,6 +27,16 @@ class WireGuardTarget(TargetBase):
     #: After a verified handshake, also send an encrypted keepalive so that the server records the
     #: handshake (``wg show`` latest handshake); off means the server never sees it complete.
     keepalive: bool = True
+
+    @field_validator("public_key")
+    @classmethod
+    def _usable(cls, key: bytes) -> bytes:
+        """A low-order point gives an all-zero shared secret: no server can hold such a key."""
+        try:
+            _PROBE_SCALAR.exchange(X25519PublicKey.from_public_bytes(key))
+        except ValueError:
+            raise ValueError("is a low-order point, which no WireGuard server can hold") from None
+        return key
 
     @property
     def transport(self) -> str:

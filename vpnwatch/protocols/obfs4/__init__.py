@@ -11,7 +11,7 @@ from vpnwatch.protocols.obfs4.errors import (
     Obfs4Error,
     ServerAuthFailed,
 )
-from vpnwatch.protocols.obfs4.events import NEED_DATA, DataReceived, HandshakeCompleted, NeedData
+from vpnwatch.protocols.obfs4.events import NEED_DATA, DataReceived, HelloAccepted, NeedData
 from vpnwatch.protocols.obfs4.handshake import ClientHandshake
 from vpnwatch.protocols.obfs4.session import Obfs4Session
 
@@ -19,7 +19,7 @@ __all__ = [
     "NEED_DATA",
     "ClientHandshake",
     "DataReceived",
-    "HandshakeCompleted",
+    "HelloAccepted",
     "MalformedFrame",
     "MalformedHandshake",
     "NeedData",

@@ -17,7 +17,7 @@ NEED_DATA: Final = NeedData()
 
 
 @dataclass(frozen=True, slots=True)
-class HandshakeCompleted:
+class HelloAccepted:
     """The server proved it holds the bridge's key; ``trailing`` is the first frames' bytes."""
 
     key_material: bytes = field(repr=False)

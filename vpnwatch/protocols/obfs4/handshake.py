@@ -25,7 +25,7 @@ from vpnwatch.protocols.obfs4.elligator import (
     representative_to_public_key,
 )
 from vpnwatch.protocols.obfs4.errors import MalformedHandshake, ServerAuthFailed
-from vpnwatch.protocols.obfs4.events import NEED_DATA, HandshakeCompleted, NeedData
+from vpnwatch.protocols.obfs4.events import NEED_DATA, HelloAccepted, NeedData
 from vpnwatch.protocols.obfs4.ntor import (
     AUTH_LENGTH,
     NODE_ID_LENGTH,
@@ -109,7 +109,7 @@ class ClientHandshake:
     def receive_data(self, data: bytes) -> None:
         self._buffer += data
 
-    def next_event(self) -> HandshakeCompleted | NeedData:
+    def next_event(self) -> HelloAccepted | NeedData:
         """Try to complete the handshake with what has arrived; raises Obfs4Error subclasses."""
         if self._completed:
             raise RuntimeError("the handshake has already completed")
@@ -125,7 +125,7 @@ class ClientHandshake:
         self._check_mac(hello[:mac_at], hello[mac_at:])
         key_material = self._complete_ntor(hello)
         self._completed = True
-        return HandshakeCompleted(key_material, bytes(self._buffer[len(hello) :]))
+        return HelloAccepted(key_material, bytes(self._buffer[len(hello) :]))
 
     def _find_mark(self) -> int | None:
         """Where M_S starts, once it and the MAC after it are both in the buffer."""

@@ -1,24 +1,27 @@
-"""The OpenVPN client handshake as a sans-IO machine: reset, TLS, key-method 2, PUSH_REQUEST.
+"""The OpenVPN client handshake as a machine on the shared contract: reset, TLS, key-method 2, push.
 
-Packets go in with :meth:`OpenVPNClient.receive`, packets come out of
-:meth:`OpenVPNClient.packets_to_send`, progress comes out of :meth:`OpenVPNClient.next_event`, and
-the caller wakes the machine at :meth:`OpenVPNClient.timer`. Time is a monotonic ``now`` passed in;
-the Unix time needed by tls-auth/tls-crypt replay protection is derived from the one reading given
-at construction.
+:class:`OpenVPNClient` follows :mod:`vpnwatch.protocols.machine`: the driver calls
+:meth:`~OpenVPNClient.start`, hands it what arrives (a UDP datagram, or whatever bytes a TCP read
+returned: over TCP the machine itself undoes OpenVPN's 2-byte length framing), sends what
+:meth:`~OpenVPNClient.data_to_send` returns, and wakes it at :meth:`~OpenVPNClient.timer`. Time is
+a monotonic ``now`` passed in; the Unix time that tls-auth/tls-crypt packet ids carry is derived
+from the one reading given at construction. The session id and the key-method randomness come from
+an injectable ``random_bytes``.
 
 Packets that fail to parse or authenticate are dropped and counted, never raised: on UDP anyone
-can send them, and OpenVPN itself ignores them too.
+can send them, and OpenVPN itself ignores them too. They decide the failure only if time runs out
+(:meth:`~OpenVPNClient.timed_out`).
 """
 
 from __future__ import annotations
 
 import os
 import ssl
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 
+from vpnwatch.protocols.machine import Failed, MachineBase, StageCompleted
 from vpnwatch.protocols.openvpn import keymethod
 from vpnwatch.protocols.openvpn.packets import (
     HEADER_SIZE,
@@ -28,59 +31,21 @@ from vpnwatch.protocols.openvpn.packets import (
     ControlPacket,
     Opcode,
     PacketError,
+    TcpDeframer,
     body_overhead,
+    frame_tcp,
 )
-from vpnwatch.protocols.openvpn.reliable import Message, ReliableLayer
-from vpnwatch.protocols.openvpn.tls import CertificateError, PeerRequirements, TlsChannel, TlsError
+from vpnwatch.protocols.openvpn.reliable import INITIAL_RETRANSMIT, Message, ReliableLayer
+from vpnwatch.protocols.openvpn.tls import PeerRequirements, check_peer_certificate
 from vpnwatch.protocols.openvpn.wrappers import Wrapper
+from vpnwatch.protocols.tls import CertificateError, TlsChannel, TlsError
+from vpnwatch.result import Failure
 
 #: ACKs piggybacked on one outgoing message; payloads are sized so that this many always fit.
 PIGGYBACK_ACKS = 4
 #: Resend PUSH_REQUEST this often until the server answers (it defers while auth is pending).
 PUSH_REQUEST_INTERVAL = 1.0
 _EXIT = b"EXIT\x00"
-
-
-# -- events -----------------------------------------------------------------------------------
-
-
-class Event:
-    """Something the handshake reached or found; the driver turns events into stages."""
-
-
-@dataclass(frozen=True, slots=True)
-class ResetAcknowledged(Event):
-    """The server answered our hard reset with its own: it accepted our wrapping key (if any)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TlsEstablished(Event):
-    """TLS completed and the server's certificate passed every check."""
-
-    version: str
-
-
-@dataclass(frozen=True, slots=True)
-class PushReplyReceived(Event):
-    """The server accepted us and sent its pushed options: the handshake is complete."""
-
-
-@dataclass(frozen=True, slots=True)
-class HandshakeFailed(Event):
-    """The handshake cannot complete; ``reason`` says which part failed."""
-
-    reason: FailureReason
-    detail: str
-
-
-class FailureReason(Enum):
-    CERTIFICATE = auto()  # the server's certificate failed verification
-    TLS = auto()  # a TLS alert or other TLS failure
-    AUTH = auto()  # AUTH_FAILED
-    PROTOCOL = auto()  # the server's plaintext messages were malformed
-
-
-# -- configuration ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -93,7 +58,9 @@ class ClientConfig:
     peer_info: str
     credentials: keymethod.Credentials | None = None
     tls_crypt_v2: bool = False
-    initial_retransmit: float = 2.0
+    #: Over TCP, each packet travels behind its 16-bit length; over UDP, one per datagram.
+    tcp: bool = False
+    initial_retransmit: float = INITIAL_RETRANSMIT
 
 
 class _Phase(Enum):
@@ -101,8 +68,6 @@ class _Phase(Enum):
     TLS = auto()
     KEY_EXCHANGE = auto()
     PUSH = auto()
-    DONE = auto()
-    FAILED = auto()
 
 
 @dataclass
@@ -117,53 +82,82 @@ class DropCounts:
         return self.malformed + self.unauthenticated + self.foreign
 
 
-class OpenVPNClient:
-    """One client handshake with one server over one transport."""
+class OpenVPNClient(MachineBase):
+    """One client handshake with one server over one transport.
+
+    Stages: ``reset`` (the server answered our hard reset with its own, so it accepted our wrapping
+    key, if any), ``tls`` (TLS completed and the server's certificate passed every check) and
+    ``auth`` (PUSH_REPLY: the server accepted our certificate and credentials). On PUSH_REPLY the
+    machine queues an EXIT, so that the server frees our session at once, and then completes.
+
+    Retransmission follows the real client's reliability layer (:mod:`.reliable`, OpenVPN's
+    ``reliable_send``): an unacknowledged control message is sent again ``initial_retransmit``
+    seconds after it went out (OpenVPN's ``--tls-timeout``, 2 s by default), and the wait doubles
+    each time, so a lost message is resent at 2, 6 and 14 s. OpenVPN also resends early once three
+    later messages were acknowledged; we do not, which costs time only, never a message. While the
+    server defers its PUSH_REPLY (authentication pending), PUSH_REQUEST is repeated every
+    :data:`PUSH_REQUEST_INTERVAL`, as the real client does.
+    """
+
+    stages: tuple[str, ...] = ("reset", "tls", "auth")
 
     def __init__(
         self,
         config: ClientConfig,
         wrapper: Wrapper,
         *,
-        now: float,
         unix_time: float,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
+        super().__init__()
         self._config = config
         self._wrapper = wrapper
-        self._epoch = unix_time - now
+        self._unix_time = unix_time
+        self._epoch = unix_time  # the Unix time at now == 0; fixed by start()
         self._random = random_bytes
         self.session_id = random_bytes(SESSION_ID_SIZE)
         self.remote_session_id: bytes | None = None
         self._reliable = ReliableLayer(initial_retransmit=config.initial_retransmit)
-        self._tls = TlsChannel(config.tls_context, config.peer_requirements)
+        requirements = config.peer_requirements
+        self._tls = TlsChannel(
+            config.tls_context, check=lambda der: check_peer_certificate(der, requirements)
+        )
+        self._deframer = TcpDeframer() if config.tcp else None
         self._phase = _Phase.RESET
-        self._events: deque[Event] = deque()
         self._plaintext = b""  # decrypted bytes not yet parsed
         self._push_due: float | None = None
         self.dropped = DropCounts()
+
+    # -- the machine contract ---------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Queue the hard reset; ``now`` pairs with the Unix time given at construction."""
+        super().start(now)
+        self._epoch = self._unix_time - now
         reset = (
             Opcode.CONTROL_HARD_RESET_CLIENT_V3
-            if config.tls_crypt_v2
+            if self._config.tls_crypt_v2
             else Opcode.CONTROL_HARD_RESET_CLIENT_V2
         )
         self._reliable.queue(reset, b"")
 
-    # -- outputs ----------------------------------------------------------------------------
-
-    def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
-
     def timer(self) -> float | None:
-        """When to call :meth:`packets_to_send` again even if nothing arrives."""
+        """The next retransmission or PUSH_REQUEST, whichever is sooner."""
+        if self.finished:
+            return None
         times = [t for t in (self._reliable.timer(), self._push_due) if t is not None]
         return min(times, default=None)
 
-    def packets_to_send(self, now: float) -> list[bytes]:
-        """Wire packets due now: new and retransmitted messages, then bare ACKs still owed."""
-        if self._push_due is not None and now >= self._push_due:
-            self._send_plaintext(keymethod.PUSH_REQUEST)
-            self._push_due = now + PUSH_REQUEST_INTERVAL
+    def handle_timer(self, now: float) -> None:
+        """Repeat PUSH_REQUEST if due; retransmissions go out with :meth:`data_to_send`."""
+        if not self.finished and self._push_due is not None and now >= self._push_due:
+            self._request_push(now)
+
+    def data_to_send(self, now: float) -> list[bytes]:
+        """Packets due now (new and retransmitted messages, then bare ACKs still owed).
+
+        Over TCP each one is framed with its length, ready to be written in order.
+        """
         net_time = int(self._epoch + now)
         packets = [
             self._wrapper.wrap(self._control_packet(message), net_time)
@@ -173,19 +167,46 @@ class OpenVPNClient:
             acks = self._reliable.take_acks(PIGGYBACK_ACKS)
             ack = ControlPacket(Opcode.ACK_V1, self.session_id, acks, self.remote_session_id)
             packets.append(self._wrapper.wrap(ack, net_time))
+        if self._deframer is not None:
+            return [frame_tcp(packet) for packet in packets]
         return packets
 
-    def goodbye(self) -> None:
-        """Tell a server that accepted us that we are leaving, so it frees our session now."""
-        if self._phase is _Phase.DONE:
-            self._send_plaintext(_EXIT)
-
-    # -- input ------------------------------------------------------------------------------
-
     def receive(self, data: bytes, now: float) -> None:
-        """One packet from the server (a datagram, or one TCP frame)."""
+        """A datagram, or the next bytes of the TCP stream (``b""``: the server closed it)."""
         if self.finished:
             return
+        if self._deframer is None:
+            self._receive_packet(data, now)
+            return
+        if not data:
+            self._fail(Failure.EOF, "the server closed the connection")
+            return
+        try:
+            packets = self._deframer.feed(data)
+        except PacketError as exc:  # the stream cannot be resynchronised after a bad length
+            self._fail(Failure.PROTOCOL, str(exc))
+            return
+        for packet in packets:
+            self._receive_packet(packet, now)
+            if self.finished:
+                return
+
+    def timed_out(self) -> Failed:
+        """Classify a handshake that ran out of time by what was dropped on the way."""
+        drops = self.dropped
+        if drops.unauthenticated:
+            return Failed(
+                Failure.AUTH,
+                f"{drops.unauthenticated} replies failed tls-auth/tls-crypt authentication "
+                "(wrong key or key-direction?), no valid one",
+            )
+        if drops.malformed:
+            return Failed(Failure.PROTOCOL, f"{drops.malformed} malformed replies, no valid one")
+        return Failed(Failure.TIMEOUT, "no valid reply")
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _receive_packet(self, data: bytes, now: float) -> None:
         try:
             packet = self._wrapper.unwrap(data)
         except AuthenticationError:
@@ -204,13 +225,6 @@ class OpenVPNClient:
             self._handle(message, now)
             if self.finished:
                 return
-
-    @property
-    def finished(self) -> bool:
-        """True once the handshake succeeded or failed: later packets are ignored."""
-        return self._phase in (_Phase.DONE, _Phase.FAILED)
-
-    # -- internals --------------------------------------------------------------------------
 
     def _belongs_to_session(self, packet: ControlPacket) -> bool:
         if packet.remote_session_id is not None and packet.remote_session_id != self.session_id:
@@ -248,16 +262,15 @@ class OpenVPNClient:
         self._tls.write(plaintext)
         self._queue_tls_records()
 
-    def _fail(self, reason: FailureReason, detail: str) -> None:
-        self._phase = _Phase.FAILED
-        self._push_due = None
-        self._events.append(HandshakeFailed(reason, detail))
+    def _request_push(self, now: float) -> None:
+        self._send_plaintext(keymethod.PUSH_REQUEST)
+        self._push_due = now + PUSH_REQUEST_INTERVAL
 
     def _handle(self, message: Message, now: float) -> None:
         if message.opcode is Opcode.CONTROL_HARD_RESET_SERVER_V2:
             if self._phase is _Phase.RESET:
                 self._phase = _Phase.TLS
-                self._events.append(ResetAcknowledged())
+                self._emit(StageCompleted("reset"))
                 self._advance_tls(now)
             return
         if message.opcode is not Opcode.CONTROL_V1 or self._phase is _Phase.RESET:
@@ -273,7 +286,7 @@ class OpenVPNClient:
                 self._queue_tls_records()
                 if not established:
                     return
-                self._events.append(TlsEstablished(self._tls.version))
+                self._emit(StageCompleted("tls"))
                 self._phase = _Phase.KEY_EXCHANGE
                 self._send_plaintext(
                     keymethod.client_key_method(
@@ -285,11 +298,10 @@ class OpenVPNClient:
                 )
             self._plaintext += self._tls.read()
             self._queue_tls_records()  # TLS 1.3 may answer post-handshake messages
-        except CertificateError as exc:
-            self._fail(FailureReason.CERTIFICATE, str(exc))
-            return
         except TlsError as exc:
-            self._fail(FailureReason.TLS, str(exc))
+            self._fail(
+                Failure.TLS_CERT if isinstance(exc, CertificateError) else Failure.TLS, str(exc)
+            )
             return
         self._handle_plaintext(now)
 
@@ -298,27 +310,27 @@ class OpenVPNClient:
             try:
                 parsed = keymethod.parse_server_key_method(self._plaintext)
             except keymethod.KeyMethodError as exc:
-                self._fail(FailureReason.PROTOCOL, str(exc))
+                self._fail(Failure.PROTOCOL, str(exc))
                 return
             if parsed is None:
                 return
             _, used = parsed
             self._plaintext = self._plaintext[used:]
             self._phase = _Phase.PUSH
-            self._push_due = now
+            self._request_push(now)
         if self._phase is not _Phase.PUSH:
             return
         commands, self._plaintext = keymethod.split_commands(self._plaintext)
         for command in commands:
             if command.startswith("PUSH_REPLY"):
-                self._phase = _Phase.DONE
-                self._push_due = None
-                self._events.append(PushReplyReceived())
+                self._emit(StageCompleted("auth"))
+                self._send_plaintext(_EXIT)  # goes out before the driver sees Completed
+                self._complete(f"PUSH_REPLY received over {self._tls.version}")
                 return
             if command.startswith("AUTH_FAILED"):
                 reason = command.partition(",")[2]
                 detail = (
                     f"server sent AUTH_FAILED{': ' + keymethod.printable(reason) if reason else ''}"
                 )
-                self._fail(FailureReason.AUTH, detail)
+                self._fail(Failure.AUTH, detail)
                 return

@@ -1,10 +1,9 @@
-"""TLS over the control channel: an ``ssl.SSLObject`` on memory BIOs, and OpenVPN's peer checks.
+"""OpenVPN's TLS: the client context and the peer checks the OpenVPN client applies.
 
-The TLS records travel as the payloads of reliable P_CONTROL_V1 messages, so TLS here never sees
-a socket: ciphertext goes in with :meth:`TlsChannel.receive` and comes out of
-:meth:`TlsChannel.data_to_send`. Certificate checks follow the OpenVPN client: the chain must lead
-to the config's ``<ca>`` (host names are not checked, OpenVPN does not), then ``remote-cert-tls
-server`` and ``verify-x509-name`` are applied to the leaf certificate.
+The TLS records travel as the payloads of reliable P_CONTROL_V1 messages through the shared
+memory-BIO :class:`~vpnwatch.protocols.tls.TlsChannel`. Certificate checks follow the OpenVPN
+client: the chain must lead to the config's ``<ca>`` (host names are not checked, OpenVPN does
+not), then ``remote-cert-tls server`` and ``verify-x509-name`` are applied to the leaf certificate.
 """
 
 from __future__ import annotations
@@ -20,18 +19,12 @@ from typing import Literal
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from vpnwatch.protocols.tls import CertificateError
+
 X509NameType = Literal["subject", "name", "name-prefix"]
 
 #: OpenVPN prints these attributes by their OpenSSL short names, which RFC 4514 spells otherwise.
 _OPENSSL_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
-
-
-class TlsError(Exception):
-    """The TLS handshake or session failed for a reason other than the server's certificate."""
-
-
-class CertificateError(TlsError):
-    """The server's certificate failed verification: chain, ``remote-cert-tls`` or name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,66 +113,3 @@ def check_peer_certificate(der: bytes, requirements: PeerRequirements) -> None:
         raise CertificateError(
             f"server certificate does not match verify-x509-name ({requirements.x509_name_type})"
         )
-
-
-class TlsChannel:
-    """The client side of a TLS session whose records travel through memory."""
-
-    def __init__(self, context: ssl.SSLContext, requirements: PeerRequirements) -> None:
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=False)
-        self._requirements = requirements
-        self.established = False
-
-    def receive(self, records: bytes) -> None:
-        """TLS bytes from the server, in order."""
-        self._incoming.write(records)
-
-    def data_to_send(self) -> bytes:
-        """TLS bytes for the server."""
-        return self._outgoing.read()
-
-    def advance(self) -> bool:
-        """Drive the handshake as far as the received bytes allow; True once it has completed."""
-        if self.established:
-            return True
-        try:
-            self._ssl.do_handshake()
-        except ssl.SSLWantReadError:
-            return False
-        except ssl.SSLCertVerificationError as exc:
-            raise CertificateError(f"server certificate: {exc.verify_message}") from None
-        except ssl.SSLError as exc:
-            raise TlsError(f"TLS handshake failed: {exc.reason or exc.strerror}") from None
-        der = self._ssl.getpeercert(binary_form=True)
-        if der is None:
-            raise CertificateError("server sent no certificate")
-        check_peer_certificate(der, self._requirements)
-        self.established = True
-        return True
-
-    @property
-    def version(self) -> str:
-        return self._ssl.version() or ""
-
-    def write(self, plaintext: bytes) -> None:
-        """Encrypt application data for the server (after the handshake)."""
-        self._ssl.write(plaintext)
-
-    def read(self) -> bytes:
-        """Decrypted application data received so far; raises TlsError on an alert or close."""
-        chunks = []
-        while True:
-            try:
-                chunk = self._ssl.read(16384)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                raise TlsError("server closed the TLS session") from None
-            except ssl.SSLError as exc:
-                raise TlsError(f"TLS session failed: {exc.reason or exc.strerror}") from None
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)

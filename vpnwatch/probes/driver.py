@@ -1,0 +1,138 @@
+"""The one driver: resolve, open a datagram or stream link, and run any protocol machine over it.
+
+A protocol plugs in with a :class:`ProbeSpec`: how to build its machine from a target, and
+optionally an admission gate its peers require (WireGuard's pacing of one key). Everything else is
+here, once: stage stamps on a monotonic clock (``resolve``, then ``connect`` on streams, then the
+machine's own stages), the timer, the probe's deadline, and the mapping of OS errors to failures or
+local errors. Adding a protocol adds no driver code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from vpnwatch.probes import Probe
+from vpnwatch.probes.net import DatagramLink, Link, StreamLink, resolve
+from vpnwatch.probes.oserrors import classify, describe
+from vpnwatch.protocols.machine import Completed, Failed, Machine, StageCompleted
+from vpnwatch.result import Failure, LocalError, LocalReason, Result, Timeline
+from vpnwatch.targets.base import TargetBase
+
+T = TypeVar("T", bound=TargetBase)
+
+#: How many inputs one probe hands its machine before it gives up on a flood that never ends.
+MAX_INPUTS = 1024
+
+
+def _no_gate(target: Any) -> AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSpec(Generic[T]):
+    """What the driver needs to probe one protocol."""
+
+    #: A fresh machine for one probe of the target.
+    machine: Callable[[T], Machine]
+    #: Entered once the link is up and held until the conversation ends.
+    gate: Callable[[T], AbstractAsyncContextManager[None]] = _no_gate
+
+    def probe(self) -> Probe:
+        """The probe function the scheduler calls: ``await probe(target, timeout)``."""
+
+        async def probe(target: T, timeout: float) -> Result:
+            return await drive(self, target, timeout)
+
+        return probe
+
+
+class _Ended(Exception):
+    def __init__(self, failed: Failed) -> None:
+        self.failed = failed
+
+
+async def drive(spec: ProbeSpec[T], target: T, timeout: float) -> Result:
+    """Probe ``target`` once within ``timeout``; a Result for whatever the peer did.
+
+    Raises :class:`LocalError` when this host could not carry the probe out.
+    """
+    stream = target.transport == "tcp"
+    machine = spec.machine(target)
+    plan = ("resolve", *(("connect",) if stream else ()), *machine.stages)
+    timeline = Timeline(target.name, target.protocol, plan=plan)
+    link: Link | None = None
+    admitted = False
+    try:
+        async with asyncio.timeout(timeout):
+            kind = socket.SOCK_STREAM if stream else socket.SOCK_DGRAM
+            family, address = await resolve(target.host, target.port, kind)
+            timeline.reached("resolve")
+            link = await (StreamLink if stream else DatagramLink).connect(family, address)
+            if stream:
+                timeline.reached("connect")
+            gate = spec.gate(target)
+            async with gate:
+                admitted = True
+                detail = await _converse(machine, link, timeline, stream)
+    except TimeoutError:
+        if link is not None and not admitted:
+            raise LocalError(
+                LocalReason.BUSY,
+                f"{target.endpoint}: nothing sent in {timeout:g} s: "
+                "another probe of the same key held its turn",
+            ) from None
+        return timeline.failed(*_timed_out(timeline.pending, machine, target, timeout))
+    except _Ended as ended:
+        return timeline.failed(ended.failed.failure, timeline.pending, ended.failed.detail)
+    except OSError as exc:
+        cause = classify(exc)
+        if isinstance(cause, LocalReason):
+            raise LocalError(cause, f"{target.endpoint}: {describe(exc)}") from None
+        return timeline.failed(cause, timeline.pending, f"{target.endpoint}: {describe(exc)}")
+    finally:
+        if link is not None:
+            link.close()
+    return timeline.success(detail)
+
+
+async def _converse(machine: Machine, link: Link, timeline: Timeline, stream: bool) -> str:
+    """Feed the machine until it completes (its detail) or fails (raises _Ended)."""
+    loop = asyncio.get_running_loop()
+    machine.start(loop.time())
+    for _ in range(MAX_INPUTS):
+        if out := machine.data_to_send(loop.time()):
+            await link.send(out)
+        while (event := machine.next_event()) is not None:
+            if isinstance(event, StageCompleted):
+                timeline.reached(event.stage)
+            elif isinstance(event, Completed):
+                return event.detail
+            elif isinstance(event, Failed):
+                raise _Ended(event)
+        wake = machine.timer()
+        data = await link.receive(None if wake is None else max(0.0, wake - loop.time()))
+        if data is not None:
+            machine.receive(data, loop.time())
+            if stream and not data and not machine.finished:  # EOF the machine did not judge
+                raise _Ended(Failed(Failure.EOF, "the peer closed the connection"))
+        # Due timers fire even while input keeps arriving: a flood must not hold off a resend.
+        if wake is not None and loop.time() >= wake:
+            machine.handle_timer(loop.time())
+    raise _Ended(Failed(Failure.PROTOCOL, f"no conclusion after {MAX_INPUTS} inputs"))
+
+
+def _timed_out(
+    stage: str, machine: Machine, target: TargetBase, timeout: float
+) -> tuple[Failure, str, str]:
+    if stage == "resolve":
+        return Failure.TIMEOUT, stage, f"resolving {target.host} took longer than {timeout:g} s"
+    if stage == "connect":
+        return Failure.TIMEOUT, stage, f"no answer to the TCP handshake within {timeout:g} s"
+    failed = machine.timed_out()
+    return failed.failure, stage, f"{failed.detail} within {timeout:g} s"

@@ -1,0 +1,102 @@
+"""A TLS client whose records travel through memory: ``ssl.SSLObject`` on a pair of memory BIOs.
+
+TLS here never sees a socket: ciphertext goes in with :meth:`TlsChannel.receive` and comes out of
+:meth:`TlsChannel.data_to_send`, so the same code runs TLS over a TCP stream (the TLS control),
+inside OpenVPN's reliable control channel, or inside any other protocol's framing.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+
+
+class TlsError(Exception):
+    """The TLS handshake or session failed for a reason other than the server's certificate."""
+
+
+class CertificateError(TlsError):
+    """The server's certificate failed verification."""
+
+
+def _accept(der: bytes) -> None:
+    """No check beyond the context's own."""
+
+
+class TlsChannel:
+    """The client side of one TLS session.
+
+    ``check`` sees the server's leaf certificate (DER) once the context has verified its chain,
+    and raises :class:`CertificateError` for what the protocol demands beyond that.
+    """
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        *,
+        server_hostname: str | None = None,
+        check: Callable[[bytes], None] = _accept,
+    ) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
+        )
+        self._check = check
+        self.established = False
+
+    def receive(self, records: bytes) -> None:
+        """TLS bytes from the server, in order."""
+        self._incoming.write(records)
+
+    def data_to_send(self) -> bytes:
+        """TLS bytes for the server."""
+        return self._outgoing.read()
+
+    def advance(self) -> bool:
+        """Drive the handshake as far as the received bytes allow; True once it has completed."""
+        if self.established:
+            return True
+        try:
+            self._ssl.do_handshake()
+        except ssl.SSLWantReadError:
+            return False
+        except ssl.SSLCertVerificationError as exc:
+            raise CertificateError(f"server certificate: {exc.verify_message}") from None
+        except ssl.SSLError as exc:
+            raise TlsError(f"TLS handshake failed: {exc.reason or exc.strerror}") from None
+        der = self._ssl.getpeercert(binary_form=True)
+        if der is None:
+            raise CertificateError("server sent no certificate")
+        self._check(der)
+        self.established = True
+        return True
+
+    @property
+    def version(self) -> str:
+        return self._ssl.version() or ""
+
+    def peer_certificate(self) -> bytes | None:
+        """The server's leaf certificate (DER), once the handshake has completed."""
+        return self._ssl.getpeercert(binary_form=True) if self.established else None
+
+    def write(self, plaintext: bytes) -> None:
+        """Encrypt application data for the server (after the handshake)."""
+        self._ssl.write(plaintext)
+
+    def read(self) -> bytes:
+        """Decrypted application data received so far; raises TlsError on an alert or close."""
+        chunks = []
+        while True:
+            try:
+                chunk = self._ssl.read(16384)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                raise TlsError("server closed the TLS session") from None
+            except ssl.SSLError as exc:
+                raise TlsError(f"TLS session failed: {exc.reason or exc.strerror}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
