@@ -18,8 +18,10 @@ from tests.conftest import new_key
 from vpnwatch import cli
 from vpnwatch.config import load_config
 from vpnwatch.errors import ConfigError
+from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.logs import setup_logging
 from vpnwatch.printable import printable
+from vpnwatch.result import Failure, LocalError, LocalReason, Result
 
 PEER = new_key()
 Write = Callable[[str, str], Path]
@@ -104,6 +106,27 @@ def test_config_check_prints_no_raw_control_character(
     assert "ok\\x1b[2J.yml: 1 targets, ok" in out
 
 
+def test_check_table_escapes_what_a_peer_or_host_put_in_a_detail(
+    write: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Names and endpoints are refused unprintable at load; a detail is the probe's text, and a
+    # local error's comes from the host: the table escapes every cell and line all the same.
+    target = load_config(write("vpnwatch.yml", _inline(name="كراچی x"))).jobs[0].target
+    table = cli._TableOutput([(target, 5.0)])
+    forged = "refused\n2026-01-01 INFO x: ok\x1b[2J\u202e"
+    failed = Result(
+        target.name, "tcp", ok=False, failure=Failure.REFUSED, stage="connect", stages=(),
+        duration=0.001, detail=forged,
+    )  # fmt: skip
+    table.show(target, failed)
+    table.show(target, LocalError(LocalReason.INTERNAL, forged))
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert out.count("\n") == 5  # header, two rows, two detail lines
+    assert "  كراچی x: refused\\n2026-01-01 INFO x: ok\\x1b[2J\\u202e\n" in out
+    assert "could not be probed here: refused\\n2026" in out
+
+
 # -- 8: every number finite and bounded -----------------------------------------------------------
 
 
@@ -165,6 +188,19 @@ def test_run_on_a_listen_address_in_use_is_one_line_and_exit_2(
 ) -> None:
     path = write("vpnwatch.yml", _inline())
     status = cli.main(["run", "--config", str(path), "--listen", f"127.0.0.1:{busy_port}"])
+    err = capsys.readouterr().err
+    assert status == cli.EXIT_USAGE
+    assert err == f"vpnwatch: cannot listen on 127.0.0.1:{busy_port}: Address already in use\n"
+
+
+def test_run_with_tls_on_a_listen_address_in_use_is_one_line_and_exit_2(
+    write: Write, busy_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    CertificateAuthority.create().issue("vpnwatch", server=True).write(tmp_path, "server")
+    web = write("web.yml", "tls_server_config: {cert_file: server.crt, key_file: server.key}\n")
+    path = write("vpnwatch.yml", _inline())
+    argv = ["run", "--config", str(path), "--listen", f"127.0.0.1:{busy_port}"]
+    status = cli.main([*argv, "--web.config.file", str(web)])
     err = capsys.readouterr().err
     assert status == cli.EXIT_USAGE
     assert err == f"vpnwatch: cannot listen on 127.0.0.1:{busy_port}: Address already in use\n"

@@ -32,6 +32,8 @@ from vpnwatch.report.render_text import (
     render_json,
     render_markdown,
 )
+from vpnwatch.status.board import build_board
+from vpnwatch.status.render import render_status
 
 #: What the independent battery used, and what each format's readers act on.
 HOSTILE = (
@@ -135,11 +137,37 @@ def test_markdown_code_spans_hold_any_backticks(value: str) -> None:
     assert inline[0].content == value
 
 
+def _status_page(report: Report) -> str:
+    """The status page of the same incidents, each hostile value also a target and endpoint."""
+    endpoints = {
+        (site, protocol): tuple((value, value) for value in HOSTILE)
+        for site in report.analysis.sites
+        for protocol in report.analysis.protocols_at(site)
+    }
+    board = build_board(
+        report.analysis,
+        now=report.end,
+        days=1,
+        zone=report.zone,
+        zone_name=report.zone_name,
+        endpoints=endpoints,
+    )
+    return render_status(board, report.messages, days=1)
+
+
+def test_the_status_page_escapes_names_and_endpoints(report: Report) -> None:
+    page = _status_page(report)
+    assert "<script" not in page.lower() and "<img" not in page.lower()
+    assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in page
+
+
 def test_reports_open_in_chromium_without_running_anything(report: Report, tmp_path: Path) -> None:
-    """The HTML report, and the Markdown as GitHub would render it: no script, no request."""
+    """The HTML report, the status page, and the Markdown as GitHub would render it: no script,
+    no request."""
     parser = MarkdownIt("commonmark").enable("table")
     pages = {
         "report.html": render_html(report),
+        "status.html": _status_page(report),
         "markdown.html": f"<!doctype html><meta charset=utf-8><title>md</title>"
         f"{parser.render(render_markdown(report))}",
     }
