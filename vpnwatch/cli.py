@@ -1,6 +1,7 @@
 """The ``vpnwatch`` command: check, run, config check, and the subcommands other modules add.
 
-Exit status: 0 all ok, 1 some probe failed, 2 bad usage or bad input (one line, no traceback),
+Exit status: 0 all ok, 1 some probe failed, 2 bad usage or bad input, or ``run`` cannot start
+(its listen address in use or not permitted): one line, no traceback;
 3 nothing failed but some probe could not be carried out on this host (a local error: out of file
 descriptors, a local firewall, a clock that went back), so the answer is incomplete.
 The global options (``--log-format``, ``--log-level``, ``-v``) are accepted before the
@@ -35,6 +36,7 @@ from vpnwatch.lab.demo import demo_lab
 from vpnwatch.limits import probe_capacity
 from vpnwatch.logs import setup_logging
 from vpnwatch.monitor import Monitor
+from vpnwatch.printable import printable
 from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
 from vpnwatch.records import error_record, result_record
@@ -312,7 +314,11 @@ class _JsonOutput:
 
 
 class _TableOutput:
-    """A table whose rows appear as probes end; columns sized from the targets up front."""
+    """A table whose rows appear as probes end; columns sized from the targets up front.
+
+    Names, endpoints and details come from configs and peers: every cell and detail is shown
+    through :func:`printable`, and the widths are those of the escaped text.
+    """
 
     _HEADER = ("TARGET", "PROTOCOL", "ENDPOINT", "RESULT", "FAILURE", "STAGE", "TIME")
     #: Widest values of the columns that depend on the outcome, not the target.
@@ -320,7 +326,7 @@ class _TableOutput:
 
     def __init__(self, targets: Sequence[tuple[TargetBase, float]]) -> None:
         self._widths = [
-            max([len(header), *(len(value) for value in values)])
+            max([len(header), *(len(printable(value)) for value in values)])
             for header, values in zip(
                 self._HEADER,
                 (
@@ -341,17 +347,22 @@ class _TableOutput:
         if isinstance(outcome, LocalError):
             row = (target.name, target.protocol, target.endpoint, "ERROR", str(outcome.reason))
             self._print((*row, "-", "-"))
-            print(f"  {target.name}: could not be probed here: {outcome.detail}", flush=True)
+            print(
+                printable(f"  {target.name}: could not be probed here: {outcome.detail}"),
+                flush=True,
+            )
             return
         failure = str(outcome.failure or "-")
         result = "ok" if outcome.ok else "FAILED"
         stage, took = outcome.stage or "-", f"{outcome.duration * 1000:.1f} ms"
         self._print((target.name, target.protocol, target.endpoint, result, failure, stage, took))
         if outcome.detail and not outcome.ok:
-            print(f"  {target.name}: {outcome.detail}", flush=True)
+            print(printable(f"  {target.name}: {outcome.detail}"), flush=True)
 
     def _print(self, row: Sequence[str]) -> None:
-        cells = (cell.ljust(width) for cell, width in zip(row, self._widths, strict=False))
+        cells = (
+            printable(cell).ljust(width) for cell, width in zip(row, self._widths, strict=False)
+        )
         print("  ".join(cells).rstrip(), flush=True)
 
 
@@ -404,11 +415,12 @@ def _config_check(args: argparse.Namespace) -> int:
     for job in config.jobs:
         target = job.target
         labels = ",".join(f"{k}={v}" for k, v in sorted(target.labels.items()))
-        print(
+        line = (
             f"{target.name}  {target.protocol}  {target.transport}  {target.endpoint}  "
-            f"every {job.interval:g}s  timeout {job.timeout:g}s  {target.role}  {labels}".rstrip()
+            f"every {job.interval:g}s  timeout {job.timeout:g}s  {target.role}  {labels}"
         )
-    print(f"{args.config}: {len(config.jobs)} targets, ok")
+        print(printable(line.rstrip()))
+    print(printable(f"{args.config}: {len(config.jobs)} targets, ok"))
     return EXIT_OK
 
 

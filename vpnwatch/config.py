@@ -29,7 +29,7 @@ from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
 from vpnwatch.jobs import Job
 from vpnwatch.targets import TARGET_MODELS
-from vpnwatch.targets.base import TargetBase
+from vpnwatch.targets.base import MAX_INTERVAL, MAX_TIMEOUT, Seconds, TargetBase
 
 #: Not one of the exporter ports in Prometheus's default port allocations (9100-9999 is full).
 DEFAULT_PORT = 10877
@@ -43,7 +43,7 @@ class EvidenceSettings(BaseModel):
 
     directory: Path
     max_files: Annotated[int, Field(ge=1, le=100_000)] = 100
-    max_bytes: Annotated[int, Field(ge=4096)] = 50_000_000
+    max_bytes: Annotated[int, Field(ge=4096, le=2**40)] = 50_000_000
     #: Packets kept per probe, and bytes per packet: a probe's handshake needs far less.
     max_packets: Annotated[int, Field(ge=1, le=100_000)] = 1000
     snaplen: Annotated[int, Field(ge=64, le=65535)] = 2048
@@ -52,11 +52,11 @@ class EvidenceSettings(BaseModel):
 class Settings(BaseModel):
     """Global settings; every one can be overridden from the command line."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     listen: str = DEFAULT_LISTEN
-    interval: Annotated[float, Field(gt=0)] = 60.0
-    timeout: Annotated[float, Field(gt=0)] = 10.0
+    interval: Annotated[Seconds, Field(le=MAX_INTERVAL)] = 60.0
+    timeout: Annotated[Seconds, Field(le=MAX_TIMEOUT)] = 10.0
     concurrency: Annotated[int, Field(ge=1, le=100_000)] = 256
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     #: Keep packet captures of failed probes (needs CAP_NET_RAW and the ``capture`` extra).

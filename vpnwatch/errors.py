@@ -1,7 +1,8 @@
 """The one error users see for bad input, and how pydantic's errors become it.
 
 Every message names where the problem is (file, target, field) and what is wrong, on one line.
-It never repeats the offending value: the value may be a private key or a password.
+It never repeats the offending value: the value may be a private key or a password. File names
+and target names in it are shown with control characters escaped (see :mod:`vpnwatch.printable`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import ValidationError
+
+from vpnwatch.printable import printable
 
 
 class ConfigError(Exception):
@@ -24,7 +27,7 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         parts = [part for part in (self.source, self.where) if part]
-        return ": ".join([*parts, self.message])
+        return printable(": ".join([*parts, self.message]))
 
 
 def describe_validation_error(exc: ValidationError) -> str:

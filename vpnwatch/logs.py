@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Literal
 
+from vpnwatch.printable import printable
+
 LogFormat = Literal["text", "json"]
 
 #: Attributes every LogRecord has; anything else was passed in ``extra=`` and belongs in JSON.
@@ -32,10 +34,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """``time LEVEL message``, one line per message: control characters in it are escaped.
+
+    A name or a server's words with a newline or an escape sequence in it must not forge a
+    line or rewrite the terminal; a traceback, added after the message, keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+
 def setup_logging(fmt: LogFormat = "text", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)

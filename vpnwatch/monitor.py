@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -78,7 +79,13 @@ class Monitor:
         tls = self._web_config.ssl_context if self._web_config is not None else None
         try:
             site = web.TCPSite(runner, host or None, port, ssl_context=tls)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                # asyncio's message repeats the address; the errno's name is the news
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                listen = self._config.settings.listen
+                raise ConfigError(f"cannot listen on {listen}: {reason}") from None
             self.address = tuple(runner.addresses[0][:2])  # the real port when asked for port 0
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGHUP, self._reload_in_background)

@@ -3,7 +3,8 @@
 The files hold a WireGuard private and preshared key, an OpenVPN client key, tls-auth key and
 password (all of them fake, and recognisable). Every command runs on them, with debug logging
 on, in text and JSON: ``config check``, ``check``, ``run`` (its logs, ``/metrics``,
-``/api/targets``, ``/probe``, the packet captures of failed probes), ``report`` and ``demo --once``; then
+``/api/targets``, ``/probe``, the packet captures of failed probes), ``report`` (with the password
+as a Prometheus credential in the URL and as a token file) and ``demo --once``; then
 every kind of bad file. Everything they
 print, log, serve or write is searched for each secret raw, in base64 and in hex.
 """
@@ -196,6 +197,21 @@ def test_commands_on_good_files(lab: SecretLab) -> None:
     assert re.search(r"^ovpn-wrong\s.*FAILED\s+auth", results, re.MULTILINE), results
     assert re.search(r"^wg-no-psk\s.*FAILED", results, re.MULTILINE), results
     lab.vpnwatch("report", "report", "--prometheus", "http://127.0.0.1:9", status=1)
+    password = SECRETS.password
+    (lab.directory / "token").write_text(password + "\n")
+    refused = "http://127.0.0.1:9"
+    lab.vpnwatch(
+        "report (URL credentials)", "report", "--prometheus",
+        refused.replace("//", f"//ann:{password}@"), status=1,
+    )  # fmt: skip
+    lab.vpnwatch(
+        "report (token)", "report", "--prometheus", refused, "--prometheus-token-file", "token",
+        "--prometheus-header", "X-Scope-OrgID: tenant", status=1,
+    )  # fmt: skip
+    lab.vpnwatch(
+        "report (two users)", "report", "--prometheus", refused.replace("//", f"//ann:{password}@"),
+        "--prometheus-user", "bob", "--prometheus-password-file", "token", status=2,
+    )  # fmt: skip
 
 
 def test_run_logs_metrics_and_api(lab: SecretLab) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vpnwatch.report.cli import auto_step, output_format
+from vpnwatch.report.cli import EXIT_USAGE, auto_step, main, output_format
 from vpnwatch.report.selector import Matcher, parse_selector
 from vpnwatch.report.timespec import (
     format_duration,
@@ -30,7 +30,9 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5", "m5", "1.5h", "-5m", "0s", "5 m", "5M"])
+@pytest.mark.parametrize(
+    "text", ["", "5", "m5", "1.5h", "-5m", "0s", "5 m", "5M", "101y", "9" * 400 + "s", "5300w"]
+)
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
@@ -117,8 +119,19 @@ def test_selector_parsing_and_rendering() -> None:
         ('{site=""}', "would match every series"),
         ('{site=~".*"}', "would match every series"),
         ('{site="a\\q"}', "escape sequence"),
+        ('{__name__="up"}', "__name__ is not a label the report can match on"),
+        ('{site="a",__meta_x=~"b"}', "__meta_x is not a label"),
     ],
 )
 def test_bad_selectors(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         parse_selector(text)
+
+
+def test_a_selector_on_the_metric_name_is_usage_not_a_failing_prometheus(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # It reached Prometheus, which refused it: exit 1, "Prometheus failing" (issue 22, finding 9).
+    status = main(["--prometheus", "http://127.0.0.1:9", "--match", '{__name__="up"}'])
+    assert status == EXIT_USAGE
+    assert capsys.readouterr().err.startswith("vpnwatch report: --match: ")

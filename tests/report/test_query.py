@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import math
-import threading
 from array import array
 from collections.abc import Iterator
 from decimal import Decimal
@@ -14,7 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.hardening.hostile_http import AnsweringHandler, threaded
+from vpnwatch.errors import ConfigError
 from vpnwatch.report import query
+from vpnwatch.report.access import prometheus_access
 from vpnwatch.report.query import (
     Grid,
     MatrixSeries,
@@ -43,50 +45,37 @@ def test_grid_is_aligned_to_the_step_and_covers_the_range() -> None:
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "localhost:9090", "ftp://x"])
 def test_only_http_urls(url: str) -> None:
-    with pytest.raises(PrometheusError, match="not an http"):
-        PrometheusClient(url)
+    with pytest.raises(ConfigError, match="give an http:// or https:// URL"):
+        prometheus_access(url)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(AnsweringHandler):
     """Answers like a Prometheus that rejects the query, or like something else entirely."""
 
     def do_POST(self) -> None:
         if self.path.startswith("/bad/"):
             body = b'{"status":"error","errorType":"bad_data","error":"parse error at char 5"}'
-            self.send_response(400)
+            self.answer(400, body)
         else:
-            body = b"<html>not prometheus</html>"
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+            self.answer(200, b"<html>not prometheus</html>", "text/html")
 
 
 @pytest.fixture
 def fake_server() -> Iterator[str]:
     server = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with threaded(server):
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_rejected_query_reports_prometheus_own_words(fake_server: str) -> None:
-    client = PrometheusClient(f"{fake_server}/bad")
+    client = PrometheusClient(prometheus_access(f"{fake_server}/bad"))
     with pytest.raises(PrometheusError, match=r"parse error at char 5 \(HTTP 400\)"):
         client.series(["up"])
 
 
 def test_something_that_is_not_prometheus_is_named(fake_server: str) -> None:
     with pytest.raises(PrometheusError, match="did not answer like a Prometheus API"):
-        PrometheusClient(fake_server).series(["up"])
+        PrometheusClient(prometheus_access(fake_server)).series(["up"])
 
 
 def _body(series: list[tuple[dict[str, str], list[tuple[float, str]]]]) -> bytes:

@@ -13,7 +13,7 @@ from vpnwatch.report.dataset import ProbeSeries
 from vpnwatch.report.incidents import Rules, analyse
 from vpnwatch.report.narrative import Report, summary
 from vpnwatch.report.render_html import FAILURE_KEYS, render_html
-from vpnwatch.report.render_text import render_csv, render_json, render_markdown
+from vpnwatch.report.render_text import render_csv, render_json
 from vpnwatch.report.timespec import parse_zone
 from vpnwatch.result import Failure
 
@@ -81,7 +81,6 @@ def test_labels_from_prometheus_cannot_inject_markup() -> None:
     html = render_html(report)
     assert "<script" not in html
     assert "&lt;script&gt;" in html
-    assert hostile in render_markdown(report)  # Markdown is pasted as text, by design
 
 
 def test_times_show_the_zone_and_utc() -> None:

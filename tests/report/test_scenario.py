@@ -15,6 +15,7 @@ import pytest
 from tests.report import chromium, pdf, scenario
 from tests.stack.promlib import backfill_file, free_port, serving_tsdb
 from vpnwatch.messages import load as load_messages
+from vpnwatch.report.access import prometheus_access
 from vpnwatch.report.cli import main
 from vpnwatch.report.dataset import load_dataset
 from vpnwatch.report.incidents import Rules, analyse
@@ -107,8 +108,10 @@ def test_summary_names_blocked_and_unaffected_protocols(prometheus: str, tmp_pat
 
 def test_chunked_queries_give_the_same_data(prometheus: str) -> None:
     grid = Grid.covering(scenario.at(0), scenario.at(24), 60.0)
-    whole = load_dataset(PrometheusClient(prometheus), grid, parse_selector(""))
-    chunked = load_dataset(PrometheusClient(prometheus, max_points=97), grid, parse_selector(""))
+    whole = load_dataset(PrometheusClient(prometheus_access(prometheus)), grid, parse_selector(""))
+    chunked = load_dataset(
+        PrometheusClient(prometheus_access(prometheus), max_points=97), grid, parse_selector("")
+    )
     assert chunked.sha256 == whole.sha256
     assert analyse(chunked, Rules()).incidents == analyse(whole, Rules()).incidents
 

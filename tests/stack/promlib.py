@@ -138,16 +138,20 @@ def running_prometheus(
     tsdb: Path | None = None,
     agent: bool = False,
     extra_args: Sequence[str] = (),
+    scheme: str = "http",
+    ready: Callable[[str], bool] | None = None,
 ) -> Iterator[Prometheus]:
     """Start Debian's prometheus on a free loopback port; stop it when the block ends.
 
     ``config`` is the text of prometheus.yml. In agent mode the server keeps a WAL instead of a
-    TSDB and serves no queries, so readiness is all this waits for.
+    TSDB and serves no queries, so readiness is all this waits for. A server behind TLS or
+    authentication (``--web.config.file`` in ``extra_args``) needs ``scheme`` and a ``ready``
+    check that can get in: it is given the base URL and says whether ``/-/ready`` answered.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / ("agent.yml" if agent else "prometheus.yml")
     config_file.write_text(config, encoding="utf-8")
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"{scheme}://127.0.0.1:{free_port()}"
     storage = (
         ["--enable-feature=agent", f"--storage.agent.path={workdir / 'wal'}"]
         if agent
@@ -159,7 +163,7 @@ def running_prometheus(
             [
                 "prometheus",
                 f"--config.file={config_file}",
-                f"--web.listen-address={url.removeprefix('http://')}",
+                f"--web.listen-address={url.partition('://')[2]}",
                 *storage,
                 *extra_args,
             ],
@@ -167,7 +171,7 @@ def running_prometheus(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_ready(url, server, log)
+        _wait_ready(url, server, log, ready or _answers_ready)
         yield Prometheus(url)
     finally:
         server.terminate()
@@ -179,30 +183,48 @@ def running_prometheus(
 
 
 @contextlib.contextmanager
-def serving_tsdb(tsdb: Path, workdir: Path) -> Iterator[str]:
+def serving_tsdb(
+    tsdb: Path,
+    workdir: Path,
+    *,
+    web_config: Path | None = None,
+    ready: Callable[[str], bool] | None = None,
+) -> Iterator[str]:
     """A Prometheus that only serves ``tsdb`` (backfilled, in the past); yields its base URL.
 
     Time retention counts back from the newest block, so a long one keeps a month-long benchmark
-    history whole; the server scrapes nothing.
+    history whole; the server scrapes nothing. With ``web_config`` (TLS, basic auth) it is
+    served over https, and ``ready`` must know how to get in.
     """
     extra = ["--storage.tsdb.retention.time=100y", "--log.level=warn"]
-    with running_prometheus(workdir, "scrape_configs: []\n", tsdb=tsdb, extra_args=extra) as server:
+    if web_config is not None:
+        extra.append(f"--web.config.file={web_config}")
+    scheme = "https" if web_config is not None else "http"
+    with running_prometheus(
+        workdir, "scrape_configs: []\n", tsdb=tsdb, extra_args=extra, scheme=scheme, ready=ready
+    ) as server:
         yield server.url
 
 
-def _wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+def _answers_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _wait_ready(
+    url: str, server: subprocess.Popen[bytes], log: Path, ready: Callable[[str], bool]
+) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(
                 f"prometheus exited ({server.returncode}): {log.read_text()[-2000:]}"
             )
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
+        if ready(url):
+            return
         time.sleep(0.2)
     raise RuntimeError(f"prometheus not ready within {READY_TIMEOUT:.0f} s")
 

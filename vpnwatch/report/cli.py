@@ -1,7 +1,9 @@
 """``vpnwatch report``: a disruption report from the monitor's metrics in Prometheus.
 
-Exit status: 0 report written; 1 Prometheus unreachable or failing; 2 bad input (arguments, a
-selector matching nothing, a range without data). Every error is one line on stderr.
+Exit status: 0 report written; 1 Prometheus unreachable, refusing the credentials, failing,
+answering something that is not its API, or not done within ``--timeout``; 2 bad input
+(arguments, a credential or certificate file, a selector matching nothing, a range without
+data). Every error is one line on stderr, and none shows a credential.
 """
 
 from __future__ import annotations
@@ -20,12 +22,20 @@ from typing import Any, TypeVar
 from vpnwatch.errors import ConfigError
 from vpnwatch.messages import DEFAULT_LANGUAGE, languages
 from vpnwatch.messages import load as load_messages
+from vpnwatch.printable import printable
 from vpnwatch.progress import Step, progress
+from vpnwatch.report.access import ENV_PASSWORD, ENV_TOKEN, AccessOptions, prometheus_access
 from vpnwatch.report.browser import print_pdf
 from vpnwatch.report.dataset import LOAD_STEPS, Dataset, NoDataError, load_dataset
 from vpnwatch.report.incidents import Analysis, Rules, analyse
 from vpnwatch.report.narrative import Report
-from vpnwatch.report.query import PROMETHEUS_MAX_POINTS, Grid, PrometheusClient, PrometheusError
+from vpnwatch.report.query import (
+    PROMETHEUS_MAX_POINTS,
+    TOTAL_TIMEOUT,
+    Grid,
+    PrometheusClient,
+    PrometheusError,
+)
 from vpnwatch.report.render_html import render_html
 from vpnwatch.report.render_text import render_csv, render_json, render_markdown
 from vpnwatch.report.selector import Selector, parse_selector
@@ -84,7 +94,12 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
 def add_source_arguments(parser: argparse.ArgumentParser, *, step_help: str) -> None:
     """What every command reading the monitor's data takes: where from, what, how to judge it,
     and for whom (time zone, language). ``vpnwatch report`` and ``vpnwatch status`` share it."""
-    parser.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
+    parser.add_argument(
+        "--prometheus",
+        required=True,
+        metavar="URL",
+        help="Prometheus base URL; http://user:password@host works, but see below",
+    )
     parser.add_argument(
         "--match",
         default="",
@@ -123,6 +138,50 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, step_help: str) -> 
         choices=languages(),
         help="language of the text (default en); a translation is a file in vpnwatch/messages",
     )
+    parser.add_argument(
+        "--timeout",
+        default=f"{TOTAL_TIMEOUT:.0f}s",
+        metavar="DURATION",
+        help="give up when Prometheus has not answered every query within this (default 10m)",
+    )
+    _add_access_arguments(parser)
+
+
+def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "reaching a protected Prometheus",
+        f"Secrets come from files or the environment (${ENV_PASSWORD}, ${ENV_TOKEN}) and are"
+        " never printed.",
+    )
+    group.add_argument("--prometheus-user", metavar="USER", help="HTTP basic auth user")
+    group.add_argument(
+        "--prometheus-password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"basic auth password (default: ${ENV_PASSWORD})",
+    )
+    group.add_argument(
+        "--prometheus-token-file",
+        type=Path,
+        metavar="FILE",
+        help=f"bearer token (default: ${ENV_TOKEN})",
+    )
+    group.add_argument(
+        "--prometheus-ca", type=Path, metavar="FILE", help="CA certificates (PEM) to trust"
+    )
+    group.add_argument(
+        "--prometheus-cert", type=Path, metavar="FILE", help="client certificate (PEM)"
+    )
+    group.add_argument(
+        "--prometheus-key", type=Path, metavar="FILE", help="the client certificate's key (PEM)"
+    )
+    group.add_argument(
+        "--prometheus-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra request header, e.g. 'X-Scope-OrgID: tenant-1' (repeatable)",
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -150,12 +209,12 @@ def run_reader(name: str, steps: int, output: Path | None, work: Callable[[Step]
         with progress(name, steps) as step:
             done = work(step)
     except (ConfigError, NoDataError) as exc:
-        print(f"vpnwatch {name}: {exc}", file=sys.stderr)
+        print(f"vpnwatch {name}: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except PrometheusError as exc:
-        print(f"vpnwatch {name}: {exc}", file=sys.stderr)
+    except PrometheusError as exc:  # it may quote a selector or labels: escaped, one line
+        print(f"vpnwatch {name}: {printable(str(exc))}", file=sys.stderr)
         return EXIT_PROMETHEUS
-    print(f"vpnwatch {name}: {done}", file=sys.stderr)
+    print(f"vpnwatch {name}: {printable(done)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -197,7 +256,21 @@ class Source:
             )
         except ValueError as exc:
             raise ConfigError(str(exc), where="--threshold") from None
-        return cls(zone, selector, rules, PrometheusClient(args.prometheus))
+        total_timeout = argument("--timeout", parse_duration, args.timeout)
+        access = prometheus_access(
+            args.prometheus,
+            AccessOptions(
+                user=args.prometheus_user,
+                password_file=args.prometheus_password_file,
+                token_file=args.prometheus_token_file,
+                ca_file=args.prometheus_ca,
+                cert_file=args.prometheus_cert,
+                key_file=args.prometheus_key,
+                headers=args.prometheus_header,
+            ),
+        )
+        client = PrometheusClient(access, total_timeout=total_timeout)
+        return cls(zone, selector, rules, client)
 
     def time(self, flag: str, text: str, now: float) -> float:
         return argument(flag, lambda value: parse_time(value, now=now, zone=self.zone), text)

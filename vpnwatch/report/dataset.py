@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from vpnwatch.report.query import Grid, Labels, PrometheusClient
+from vpnwatch.printable import printable
+from vpnwatch.report.query import Grid, Labels, PrometheusClient, PrometheusError
 from vpnwatch.report.selector import Matcher, Selector
 
 PROBES = "vpnwatch_probes_total"
@@ -41,6 +42,9 @@ _LATENCY_FIELDS = {LATENCY_SUM: "latency_sum", LATENCY_COUNT: "latency_count"}
 #: Baseline probes run at each site to tell "this protocol is blocked" from "this site is down".
 CONTROL_PROTOCOLS = ("tcp", "tls", "dns")
 _PER_FAILURE_LABELS = frozenset({"failure", "stage"})
+#: The largest counter value believed: floats count exactly up to 2**53, and sums of thousands
+#: of such counters stay far from overflowing.
+MAX_COUNT = float(2**53)
 
 
 class _Digest(Protocol):
@@ -138,6 +142,7 @@ def load_dataset(
         step(f"reading {metric}")
         expression = queries.expression(metric)
         result = _without_name(client.query_range(expression, grid, expected_series=len(listed)))
+        _require_counts(client, expression, result)
         _digest_update(digest, expression, result)
         assembly.add(metric, result)  # empties result: one metric's raw values at a time
     by_key = assembly.finish()
@@ -166,6 +171,32 @@ def _require_series(
         )
     which = f"--match {selector}" if selector.matchers else "this Prometheus"
     raise NoDataError(f"{which}: no {PROBES} series at all")
+
+
+def _require_counts(
+    client: PrometheusClient, expression: str, result: Mapping[Labels, array[float]]
+) -> None:
+    """Every value is a counter's: NaN (no sample) or a number in ``[0, MAX_COUNT]``.
+
+    ``+Inf`` or ``1e308`` in a counter is no count of anything; read on, it would overflow the
+    sums and roundings that follow. One C-level pass decides for a series without gaps.
+    """
+    for labels, values in result.items():
+        bad = implausible_count(values)
+        if bad is not None:
+            shown = printable(json.dumps(dict(labels), ensure_ascii=False))
+            raise PrometheusError(
+                f"{client.url}: {expression} returned {bad!r} for {shown[:300]}, which is not a"
+                " counter's value"
+            )
+
+
+def implausible_count(values: array[float]) -> float | None:
+    """The first value that is neither NaN nor in ``[0, MAX_COUNT]``, if any."""
+    if values and not has_gaps(values) and min(values) >= 0 and max(values) <= MAX_COUNT:
+        return None
+    isnan = math.isnan
+    return next((v for v in values if not isnan(v) and not 0 <= v <= MAX_COUNT), None)
 
 
 def _key(labels: Mapping[str, str]) -> SeriesKey:

@@ -1,13 +1,26 @@
 """Incidents: maximal periods in which a success ratio stays below a threshold.
 
-The rules, in the order they apply (all durations are rounded to whole steps):
+The rules, in the order they apply:
 
 1. An interval is *bad* when probes ran in it and fewer than ``threshold`` of them succeeded.
    An interval without probes is not bad: the report cannot tell what happened then.
-2. Flap merging: bad runs separated by at most ``merge_gap`` of intervals that are not bad become
-   one incident, so a protocol that works for a few minutes between failures is one incident,
-   not a dozen.
-3. Blips: an incident (after merging) shorter than ``min_duration`` is dropped.
+2. Flap merging: bad runs separated by at most ``merge_gap`` (rounded down to whole steps) of
+   intervals with data that are not bad become one incident, so a protocol that works for a few
+   minutes between failures is one incident, not a dozen. Intervals without data between them
+   do not count towards the gap: a monitor that stopped during a blocking must not split it
+   into pieces that each look smaller than the event. The incident says how much of it had no
+   data.
+3. Blips: an incident is kept when its *failing time* is at least ``min_duration``. The failing
+   time is, summed over the incident's intervals, the share of probes that failed times the
+   step: about how long probes were failing, whatever the step. (A 4-minute failure is 4
+   minutes of failing time at a 1-minute step and at a 5-minute one, where it fills 80 % of one
+   interval, so ``--step`` does not decide whether it is an incident.)
+4. An incident is *open* at its start when it begins at the start of the range or right after
+   an interval without data, and open at its end likewise: it may have begun earlier or lasted
+   longer than the report can see.
+
+Periods without data are reported as gaps: a site none of whose probes counted anything for at
+least ``min_duration``, and a protocol at a site that had data while that protocol had none.
 
 The rules run at three scopes: each target; each protocol at each site (the sum of that
 protocol's targets' probes, so one broken server among healthy ones does not make a protocol
@@ -24,7 +37,7 @@ import math
 import operator
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,6 +76,7 @@ class Rules:
         return math.floor(self.merge_gap / step + 1e-9)
 
     def min_intervals(self, step: float) -> int:
+        """The fewest whole intervals a gap in the data must fill to be reported."""
         return max(1, math.ceil(self.min_duration / step - 1e-9))
 
 
@@ -87,6 +101,12 @@ class Incident:
     verdict: Verdict
     #: the site's control probes' success ratio during the incident
     control_success: float | None
+    #: it may have begun before ``start``: at the range's start, or right after a gap in the data
+    open_start: bool = False
+    #: it may have lasted past ``end``: at the range's end, or right before a gap in the data
+    open_end: bool = False
+    #: seconds within the incident without data (merged across, rule 2)
+    without_data: float = 0.0
 
     @property
     def duration(self) -> float:
@@ -98,12 +118,28 @@ class Incident:
 
 
 @dataclass(frozen=True, slots=True)
+class Gap:
+    """A period without data: at a whole site (``protocol`` empty), or for one protocol there."""
+
+    site: str
+    protocol: str
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
 class Analysis:
     grid: Grid
     rules: Rules
     incidents: tuple[Incident, ...]
     #: per (site, protocol) totals, protocol ``controls`` for a site's controls: for charts
     rollups: dict[tuple[str, str], ProbeSeries]
+    #: periods without data, by start time
+    gaps: tuple[Gap, ...] = ()
 
     @property
     def sites(self) -> list[str]:
@@ -135,27 +171,49 @@ def success_ratios(probes: Sequence[float], failures: Sequence[float]) -> array[
 
 def bad_runs(ratios: Sequence[float], threshold: float) -> list[Span]:
     """Maximal runs of intervals whose ratio is below ``threshold`` (NaN is never below)."""
-    bad = bytes(map(operator.lt, ratios, itertools.repeat(threshold)))  # 1 where below
+    return runs_of_ones(bytes(map(operator.lt, ratios, itertools.repeat(threshold))))
+
+
+def runs_of_ones(flags: bytes) -> list[Span]:
+    """Maximal runs of 1 in ``flags``, as half-open spans."""
     runs: list[Span] = []
-    start = bad.find(1)
+    start = flags.find(1)
     while start >= 0:
-        end = bad.find(0, start)
+        end = flags.find(0, start)
         if end < 0:
-            end = len(bad)
+            end = len(flags)
         runs.append((start, end))
-        start = bad.find(1, end)
+        start = flags.find(1, end)
     return runs
 
 
-def merge_runs(runs: Iterable[Span], max_gap: int) -> list[Span]:
-    """Join runs separated by at most ``max_gap`` intervals: flap merging."""
+def merge_runs(runs: Iterable[Span], max_gap: int, known: bytes | None = None) -> list[Span]:
+    """Join runs separated by at most ``max_gap`` intervals: flap merging.
+
+    With ``known`` (1 where an interval has data), only intervals with data count towards the
+    gap, so runs separated by a stretch without data merge across it.
+    """
     merged: list[Span] = []
     for start, end in runs:
-        if merged and start - merged[-1][1] <= max_gap:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
+        if merged:
+            between = known[merged[-1][1] : start].count(1) if known is not None else None
+            if (start - merged[-1][1] if between is None else between) <= max_gap:
+                merged[-1] = (merged[-1][0], end)
+                continue
+        merged.append((start, end))
     return merged
+
+
+def failing_time(series: ProbeSeries, span: Span, step: float) -> float:
+    """Rule 3: the share of probes that failed in each interval of ``span``, times the step."""
+    shares = (
+        min(failed, count) / count
+        for count, failed in zip(
+            series.probes[span[0] : span[1]], series.failures[span[0] : span[1]], strict=True
+        )
+        if count > 0
+    )
+    return step * math.fsum(shares)
 
 
 def incident_spans(series: ProbeSeries, rules: Rules, step: float) -> list[Span]:
@@ -163,12 +221,22 @@ def incident_spans(series: ProbeSeries, rules: Rules, step: float) -> list[Span]
     if not any(series.failures):  # every interval succeeded or had no probes: nothing is bad
         return []
     runs = bad_runs(success_ratios(series.probes, series.failures), rules.threshold)
-    shortest = rules.min_intervals(step)
+    known = bytes(1 - missing for missing in no_probes(series.probes))
     return [
         span
-        for span in merge_runs(runs, rules.merge_intervals(step))
-        if span[1] - span[0] >= shortest
+        for span in merge_runs(runs, rules.merge_intervals(step), known)
+        if failing_time(series, span, step) >= rules.min_duration - 1e-6
     ]
+
+
+def no_probes(probes: Sequence[float]) -> bytes:
+    """1 for each interval in which no probe was counted (no sample, or none ran)."""
+    return bytes(not count > 0 for count in probes)  # NaN is not > 0 either
+
+
+def gap_spans(missing: bytes, shortest: int) -> list[Span]:
+    """Runs of at least ``shortest`` intervals flagged in ``missing``."""
+    return [span for span in runs_of_ones(missing) if span[1] - span[0] >= shortest]
 
 
 def roll_up(key: SeriesKey, members: Sequence[ProbeSeries], *, control: bool) -> ProbeSeries:
@@ -242,7 +310,35 @@ def analyse(dataset: Dataset, rules: Rules) -> Analysis:
                 for span in incident_spans(series, rules, step)
             ]
     incidents.sort(key=lambda i: (i.start, _SCOPE_ORDER[i.scope], i.site, i.protocol, i.targets))
-    return Analysis(dataset.grid, rules, tuple(incidents), rollups)
+    return Analysis(
+        dataset.grid, rules, tuple(incidents), rollups, find_gaps(rollups, dataset.grid, rules)
+    )
+
+
+def find_gaps(
+    rollups: Mapping[tuple[str, str], ProbeSeries], grid: Grid, rules: Rules
+) -> tuple[Gap, ...]:
+    """Where a whole site had no data, and where one protocol had none while its site had some."""
+    shortest = rules.min_intervals(grid.step)
+    gaps: list[Gap] = []
+    for site in sorted({site for site, _ in rollups}):
+        at_site = {protocol: rollups[s, protocol] for s, protocol in rollups if s == site}
+        site_missing = bytes(
+            all(flags)
+            for flags in zip(*(no_probes(r.probes) for r in at_site.values()), strict=True)
+        )
+        gaps += [_gap(site, "", span, grid) for span in gap_spans(site_missing, shortest)]
+        for protocol, rollup in sorted(at_site.items()):
+            missing = bytes(
+                m and not s for m, s in zip(no_probes(rollup.probes), site_missing, strict=True)
+            )
+            gaps += [_gap(site, protocol, span, grid) for span in gap_spans(missing, shortest)]
+    gaps.sort(key=lambda gap: (gap.start, gap.site, gap.protocol))
+    return tuple(gaps)
+
+
+def _gap(site: str, protocol: str, span: Span, grid: Grid) -> Gap:
+    return Gap(site, protocol, grid.time(span[0]), grid.time(span[1]))
 
 
 def describe(
@@ -271,6 +367,7 @@ def describe(
         control_success = _ratio(series, window)
     else:
         verdict, control_success = _classify(controls, window, rules.threshold)
+    probes = series.probes
     return Incident(
         scope=scope,
         site=series.key.site,
@@ -286,6 +383,9 @@ def describe(
         latency_during=_mean_latency(members, window),
         verdict=verdict,
         control_success=control_success,
+        open_start=first == 0 or not probes[first - 1] > 0,  # NaN is not > 0: no data
+        open_end=stop == grid.intervals or not probes[stop] > 0,
+        without_data=no_probes(probes[window]).count(1) * grid.step,
     )
 
 

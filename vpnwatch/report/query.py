@@ -5,9 +5,16 @@ because Prometheus refuses a range query that would return more than 11,000 poin
 month at a 30 s step is 86,400 steps, so eight requests. The chunks tile the step grid exactly (no
 step is fetched twice or skipped), so the assembled series do not depend on how they were cut.
 
-It uses urllib and blocking calls on purpose: a report is one short batch job whose cost is parsing
-JSON, not waiting on the network. One helper thread fetches the next chunk while this one decodes
-the last, so Prometheus (on another core) and the decoder work at the same time.
+It uses http.client and blocking calls on purpose: a report is one short batch job whose cost is
+parsing JSON, not waiting on the network. One helper thread fetches the next chunk while this one
+decodes the last, so Prometheus (on another core) and the decoder work at the same time.
+
+Whatever answers is treated as hostile, because a report is often run against a Prometheus
+someone else operates. Every request shares one total deadline (a server trickling a byte at a
+time would otherwise keep each read just alive for ever): a watchdog shuts the socket down when
+it passes. A response larger than :data:`MAX_RESPONSE_BYTES` is refused as it streams in, and
+anything not shaped like the API's answer, or a counter value that is not a count, becomes one
+:class:`PrometheusError` line naming the query.
 
 A month at 30 s for 200 targets is tens of millions of points, and the generic way to read them
 (a Python list and a string per point, then ``float()`` of each string) costs about half a
@@ -19,10 +26,15 @@ recognise goes through the generic path, so both always give the same values.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import io
 import math
-import urllib.error
+import socket
+import ssl
+import threading
+import time
 import urllib.parse
-import urllib.request
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,11 +43,22 @@ from typing import Any
 
 import orjson
 
+from vpnwatch.printable import printable
+from vpnwatch.report.access import Access
+
 #: Prometheus rejects range queries returning more points than this per series.
 PROMETHEUS_MAX_POINTS = 11_000
 #: Points (series x steps) one range request aims at: a response body is ~20 B a point, and
 #: two are held at a time (the one being decoded and the one being fetched).
 POINT_BUDGET = 1_000_000
+#: The largest response read: ten times what a range request aims at, with long labels.
+MAX_RESPONSE_BYTES = 256 << 20
+#: The most of an error response read to find Prometheus's explanation in it.
+_MAX_ERROR_BYTES = 64 << 10
+_READ_SIZE = 1 << 20
+#: Default time a whole report may spend talking to Prometheus, and a single read may stall.
+TOTAL_TIMEOUT = 600.0
+STALL_TIMEOUT = 120.0
 
 Labels = tuple[tuple[str, str], ...]
 #: One series of a range query: its labels, and its sample times and values in time order.
@@ -93,23 +116,30 @@ def nan_array(length: int) -> array[float]:
 
 
 class PrometheusClient:
-    """Talks to one Prometheus (or anything serving its HTTP API, e.g. Thanos Query)."""
+    """Talks to one Prometheus (or anything serving its HTTP API, e.g. Thanos Query).
+
+    ``total_timeout`` bounds everything the client does from its creation on; ``timeout``
+    bounds one connection attempt or one read.
+    """
 
     def __init__(
         self,
-        url: str,
+        access: Access,
         *,
-        timeout: float = 120.0,
+        timeout: float = STALL_TIMEOUT,
+        total_timeout: float = TOTAL_TIMEOUT,
         max_points: int = PROMETHEUS_MAX_POINTS,
         point_budget: int = POINT_BUDGET,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise PrometheusError(f"--prometheus: {url!r} is not an http(s) URL")
-        self.url = url.rstrip("/")
+        self.access = access
+        self.url = access.url
         self.timeout = timeout
+        self.total_timeout = total_timeout
+        self.deadline = time.monotonic() + total_timeout
         self.max_points = min(max_points, PROMETHEUS_MAX_POINTS)
         self.point_budget = point_budget
+        self.max_response_bytes = max_response_bytes
 
     def series(
         self, selectors: list[str], start: float | None = None, end: float | None = None
@@ -119,7 +149,12 @@ class PrometheusClient:
         if start is not None and end is not None:
             params += [("start", _number(start)), ("end", _number(end))]
         data = self._call("/api/v1/series", params)
-        return [dict(labels) for labels in data]
+        if not isinstance(data, list) or not all(map(_is_label_set, data)):
+            raise PrometheusError(
+                f"{self.url}: the series look-up for {' or '.join(selectors)} did not return a"
+                " list of label sets"
+            )
+        return data
 
     def query_range(
         self, query: str, grid: Grid, *, expected_series: int = 1
@@ -140,7 +175,13 @@ class PrometheusClient:
                     series[chunk.start : chunk.stop] = values
                     continue
                 for timestamp, value in zip(times, values, strict=True):
-                    series[grid.index(timestamp)] = value
+                    index = grid.index(timestamp) if math.isfinite(timestamp) else -1
+                    if index not in chunk:
+                        raise PrometheusError(
+                            f"{self.url}: query_range for {query} returned a sample at"
+                            f" {timestamp!r}, outside the range asked for"
+                        )
+                    series[index] = value
         return result
 
     def _query_chunks(
@@ -163,7 +204,10 @@ class PrometheusClient:
                 body = pending.result()
                 if index + 1 < len(chunks):
                     pending = fetch(chunks[index + 1])
-                matrix = decode_matrix(body)
+                try:
+                    matrix = decode_matrix(body)
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    matrix = None
                 del body
                 if matrix is None:
                     raise PrometheusError(
@@ -174,32 +218,131 @@ class PrometheusClient:
     def _call(self, path: str, params: list[tuple[str, str]]) -> Any:
         """POST a form to the API and return its ``data`` member."""
         payload = _decode(self._post(path, params))
-        if payload is None or payload.get("status") != "success":
+        if payload is None or payload.get("status") != "success" or "data" not in payload:
             raise PrometheusError(f"{self.url}{path} did not answer like a Prometheus API")
         return payload["data"]
 
     def _post(self, path: str, params: list[tuple[str, str]]) -> bytes:
         """POST a form to the API (selectors can be long) and return the response body."""
-        body = urllib.parse.urlencode(params).encode()
-        request = urllib.request.Request(  # noqa: S310 (the scheme is checked in __init__)
-            self.url + path,
-            data=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._late()
+        parsed = urllib.parse.urlsplit(self.url)
+        connection: http.client.HTTPConnection
+        if parsed.scheme == "https":
+            connection = http.client.HTTPSConnection(
+                parsed.netloc, timeout=min(self.timeout, remaining), context=self.access.tls
+            )
+        else:
+            connection = http.client.HTTPConnection(
+                parsed.netloc, timeout=min(self.timeout, remaining)
+            )
+        watchdog = threading.Timer(remaining, _shut_down, (connection,))
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (as above)
-                answer: bytes = response.read()
-        except urllib.error.HTTPError as exc:
-            raise PrometheusError(f"{self.url}: {path} failed: {_api_error(exc)}") from None
-        except urllib.error.URLError as exc:
-            raise PrometheusError(f"cannot reach Prometheus at {self.url}: {exc.reason}") from None
-        except TimeoutError:
+            connection.request(
+                "POST",
+                parsed.path + path,
+                body=urllib.parse.urlencode(params).encode(),
+                headers={
+                    **dict(self.access.headers),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            response = connection.getresponse()
+            if response.status != 200:
+                error = _read_at_most(response, _MAX_ERROR_BYTES, truncate=True)
+                self._check_in_time()
+                raise PrometheusError(f"{self.url}: {path} failed: {_api_error(response, error)}")
+            answer = _read_at_most(response, self.max_response_bytes)
+            self._check_in_time()
+            return answer
+        except _TooLarge:
             raise PrometheusError(
-                f"Prometheus at {self.url} did not answer within {self.timeout:g} s"
+                f"{self.url}: {path} sent more than {self.max_response_bytes >> 20} MiB;"
+                " narrow --match or the range"
             ) from None
-        except OSError as exc:
-            raise PrometheusError(f"cannot reach Prometheus at {self.url}: {exc}") from None
-        return answer
+        except ssl.SSLCertVerificationError as exc:
+            raise PrometheusError(
+                f"cannot reach Prometheus at {self.url}: its certificate did not verify"
+                f" ({printable(exc.verify_message or 'unknown reason')}); see --prometheus-ca"
+            ) from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if time.monotonic() >= self.deadline:
+                raise self._late() from None
+            if isinstance(exc, TimeoutError):
+                raise PrometheusError(
+                    f"Prometheus at {self.url} stalled: nothing for {self.timeout:g} s"
+                ) from None
+            raise PrometheusError(
+                f"cannot reach Prometheus at {self.url}: {_reason(exc)}"
+            ) from None
+        finally:
+            watchdog.cancel()
+            connection.close()
+
+    def _check_in_time(self) -> None:
+        """After the watchdog shut the socket, what was read ended early: it is no answer."""
+        if time.monotonic() >= self.deadline:
+            raise self._late()
+
+    def _late(self) -> PrometheusError:
+        return PrometheusError(
+            f"Prometheus at {self.url} did not answer everything within"
+            f" {self.total_timeout:g} s (see --timeout)"
+        )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _shut_down(connection: http.client.HTTPConnection) -> None:
+    """Wake a read blocked on ``connection`` when the deadline passes (from another thread).
+
+    The plain socket's shutdown, even under TLS: the TLS object belongs to the reading thread.
+    """
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _read_at_most(
+    response: http.client.HTTPResponse, limit: int, *, truncate: bool = False
+) -> bytes:
+    """The body, or _TooLarge as soon as it is longer than ``limit`` (or its first bytes)."""
+    if response.length is not None and not truncate:
+        if response.length > limit:
+            raise _TooLarge
+        # one read of the declared length: the fastest, and short of it is IncompleteRead
+        return response.read()
+    # BytesIO hands its buffer over in getvalue(): the body is not held twice at the end
+    body = io.BytesIO()
+    while chunk := response.read(min(_READ_SIZE, limit + 1 - body.tell())):
+        body.write(chunk)
+        if body.tell() > limit:
+            if truncate:
+                return body.getvalue()
+            raise _TooLarge
+    if response.length:  # http.client returns what came before the connection closed
+        raise http.client.IncompleteRead(b"", response.length)
+    return body.getvalue()
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in one printable line of at most 200 characters."""
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the connection closed before the answer was complete"
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return printable(reason)[:200]
+
+
+def _is_label_set(item: object) -> bool:
+    return isinstance(item, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in item.items()
+    )
 
 
 #: What precedes each series' samples in a matrix response. It cannot occur anywhere else: inside
@@ -296,7 +439,10 @@ def _matrix_items(payload: Mapping[str, Any] | None) -> list[dict[str, Any]] | N
 
 
 def _labels(item: Mapping[str, Any]) -> Labels:
-    return tuple(sorted(item["metric"].items()))
+    metric = item["metric"]
+    if not _is_label_set(metric):
+        raise ValueError("labels are not strings")
+    return tuple(sorted(metric.items()))
 
 
 def _decode(body: bytes) -> Mapping[str, Any] | None:
@@ -307,15 +453,20 @@ def _decode(body: bytes) -> Mapping[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
-def _api_error(exc: urllib.error.HTTPError) -> str:
-    """Prometheus explains a rejected query in the JSON body; fall back to the HTTP status."""
-    try:
-        payload = _decode(exc.read())
-    except OSError:
-        payload = None
+def _api_error(response: http.client.HTTPResponse, body: bytes) -> str:
+    """Prometheus explains a rejected query in the JSON body; fall back to the HTTP status.
+
+    Either is the server's text: made one printable line, and cut short.
+    """
+    payload = _decode(body)
     if payload and isinstance(payload.get("error"), str):
-        return f"{payload['error']} (HTTP {exc.code})"
-    return f"HTTP {exc.code} {exc.reason}"
+        explanation = payload["error"]
+    else:
+        explanation = response.reason
+    status = f"HTTP {response.status}"
+    if response.status in (401, 403):
+        status += ": check the credentials (--prometheus-user, --prometheus-token-file)"
+    return f"{printable(explanation)[:300]} ({status})"
 
 
 def _number(value: float) -> str:

@@ -10,14 +10,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from vpnwatch.report.incidents import CONTROLS, Incident
+from vpnwatch.report.incidents import CONTROLS, Gap, Incident
 from vpnwatch.report.narrative import Report, display_name, duration, summary
 from vpnwatch.report.render_svg import availability_chart
 from vpnwatch.report.render_text import (
     INCIDENT_COLUMNS,
     MISSING,
+    by_start,
     describe_failures,
+    edges,
     format_latency,
+    verdict_text,
+    what_text,
 )
 from vpnwatch.report.timespec import format_local, format_step, format_utc
 from vpnwatch.result import Failure
@@ -41,7 +45,7 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:32px 0 8px;border-bott
 .summary li{margin:4px 0;font-size:16px}table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #e5e7eb;padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#f9fafb}.utc{color:#6b7280;font-size:12px;display:block}
-.verdict-failing{color:#b91c1c;font-weight:600}.verdict-offline{color:#4b5563;font-weight:600}
+.verdict-failing{color:#b91c1c;font-weight:600}.verdict-offline{color:#4b5563;font-weight:600}.verdict-no-data{color:#6b7280;font-style:italic}
 figure{margin:8px 0 18px}figcaption{font-weight:600}svg{width:100%;height:auto}
 svg .tick{font-size:11px;fill:#4b5563}svg .legend{font-size:11px;fill:#111827}
 pre{background:#f3f4f6;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
@@ -130,6 +134,10 @@ def _charts(report: Report) -> str:
             continue
         scope = "site" if protocol == CONTROLS else "protocol"
         bands = [i for i in report.incidents if i.scope == scope and i.protocol == protocol]
+        shown = {site for site, _ in sites}
+        gaps = [
+            gap for gap in analysis.gaps if gap.site in shown and gap.protocol in ("", protocol)
+        ]
         name = m("report.control_probes") if protocol == CONTROLS else display_name(protocol)
         chart = availability_chart(
             m("report.chart_title", name=name, step=step),
@@ -138,6 +146,7 @@ def _charts(report: Report) -> str:
             bands,
             threshold=analysis.rules.threshold,
             zone=report.zone,
+            gaps=gaps,
         )
         figures.append(f"<figure><figcaption>{escape(name)}</figcaption>{chart}</figure>")
     intro = m("report.availability_intro", step=step, zone=m.ltr(report.zone_name))
@@ -152,7 +161,7 @@ def _incidents(report: Report) -> str:
     targets = report.target_incidents()
     return (
         f'<section id="incidents"><h2>{escape(m("report.incidents"))}</h2>'
-        + _table(report.main_incidents(), report)
+        + _table(by_start(report.main_incidents(), report.analysis.gaps), report)
         + f"<h3>{escape(m('report.per_target', count=len(targets)))}</h3>"
         + _table(targets, report)
         + "</section>"
@@ -162,36 +171,41 @@ def _incidents(report: Report) -> str:
 _COLUMNS = (*INCIDENT_COLUMNS, "controls")
 
 
-def _table(incidents: Sequence[Incident], report: Report) -> str:
+def _table(incidents: Sequence[Incident | Gap], report: Report) -> str:
     m = report.messages
     if not incidents:
         return f"<p>{escape(m('report.none'))}</p>"
     head = "".join(f"<th>{escape(m(f'report.column.{column}'))}</th>" for column in _COLUMNS)
     rows = []
-    for incident in incidents:
-        if incident.scope == "site":
-            what = m("report.what_controls")
+    for row in incidents:
+        before, after = edges(row, m)
+        if isinstance(row, Gap):
+            verdict_class = "no-data"
+            evidence = f"<td>{MISSING}</td>" * 4
         else:
-            what = f"{display_name(incident.protocol)} ({', '.join(incident.targets)})"
-        controls = (
-            MISSING if incident.control_success is None else f"{incident.control_success:.0%}"
-        )
-        succeeded = m(
-            "report.succeeded", percent=f"{incident.success_ratio:.0%}", probes=incident.probes
-        )
+            verdict_class = row.verdict
+            succeeded = m("report.succeeded", percent=f"{row.success_ratio:.0%}", probes=row.probes)
+            evidence = (
+                f"<td>{escape(succeeded)}</td>"
+                f"<td>{escape(describe_failures(row, m))}</td>"
+                f"<td>{escape(format_latency(row.latency_before, m))} → "
+                f"{escape(format_latency(row.latency_during, m))}</td>"
+                f"<td>{_percent(row.control_success)}</td>"
+            )
         rows.append(
             "<tr>"
-            f"<td>{_when(incident.start, report)}</td><td>{_when(incident.end, report)}</td>"
-            f"<td>{escape(duration(incident.duration, m))}</td><td>{escape(incident.site)}</td>"
-            f"<td>{escape(what)}</td>"
-            f'<td class="verdict-{incident.verdict}">'
-            f"{escape(m(f'verdict.{incident.verdict}'))}</td>"
-            f"<td>{escape(succeeded)}</td>"
-            f"<td>{escape(describe_failures(incident, m))}</td>"
-            f"<td>{escape(format_latency(incident.latency_before, m))} → "
-            f"{escape(format_latency(incident.latency_during, m))}</td><td>{controls}</td></tr>"
+            f"<td>{_when(row.start, report)}{escape(before)}</td>"
+            f"<td>{_when(row.end, report)}{escape(after)}</td>"
+            f"<td>{escape(duration(row.duration, m))}</td><td>{escape(row.site)}</td>"
+            f"<td>{escape(what_text(row, m))}</td>"
+            f'<td class="verdict-{verdict_class}">{escape(verdict_text(row, m))}</td>'
+            f"{evidence}</tr>"
         )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _percent(ratio: float | None) -> str:
+    return MISSING if ratio is None else f"{ratio:.0%}"
 
 
 def _when(timestamp: float, report: Report) -> str:
@@ -223,6 +237,13 @@ def _methodology(report: Report) -> str:
         m("report.methodology.rule_short", duration=duration(rules.min_duration, m)),
     ]
     steps = "".join(f"<li>{escape(text)}</li>" for text in rules_text)
+    open_edges = m.markup(
+        "report.methodology.rule_open",
+        or_earlier=f"<em>{escape(m('report.or_earlier').strip())}</em>",
+        or_later=f"<em>{escape(m('report.or_later').strip())}</em>",
+        duration=escape(duration(rules.min_duration, m)),
+        no_data=f"<em>{escape(m('verdict.no_data'))}</em>",
+    )
     scopes = m.markup(
         "report.methodology.rule_scopes",
         offline=f"<em>{escape(m('verdict.offline'))}</em>",
@@ -232,8 +253,8 @@ def _methodology(report: Report) -> str:
         f'<section id="methodology"><h2>{escape(m("report.methodology.title"))}</h2>'
         f"<p>{escape(m('report.methodology.intro'))}</p>"
         f"<h3>{escape(m('report.methodology.probes'))}</h3><dl>{probes}</dl>"
-        f"<h3>{escape(m('report.methodology.how'))}</h3><ol>{steps}<li>{scopes}</li>"
-        f"<li>{escape(m('report.methodology.rule_latency'))}</li></ol>"
+        f"<h3>{escape(m('report.methodology.how'))}</h3><ol>{steps}<li>{open_edges}</li>"
+        f"<li>{scopes}</li><li>{escape(m('report.methodology.rule_latency'))}</li></ol>"
         f"<h3>{escape(m('report.methodology.failure_classes'))}</h3>"
         f"<table><tbody>{failures}</tbody></table>"
         f"<h3>{escape(m('report.methodology.limits'))}</h3><ul>{limits}</ul></section>"

@@ -1,7 +1,8 @@
 """Availability charts as hand-written inline SVG: no plotting library, no script, no network.
 
 One chart per protocol: the success ratio per interval, one line per site, the threshold as a
-dashed line, and each incident as a shaded band (red: failing, grey: the site was offline).
+dashed line, each incident as a shaded band (red: failing, grey: the site was offline), and each
+period without data as an outlined band.
 Intervals are aggregated to at most one per horizontal pixel by summing probes and failures, so
 a month of 30 s steps still draws as a small file and a short outage is never averaged away into
 a neighbour's ratio more than the pixel forces.
@@ -15,7 +16,7 @@ from datetime import datetime, tzinfo
 from html import escape
 
 from vpnwatch.report.dataset import ProbeSeries
-from vpnwatch.report.incidents import Incident, success_ratios
+from vpnwatch.report.incidents import Gap, Incident, success_ratios
 from vpnwatch.report.query import Grid
 from vpnwatch.report.timespec import format_duration, format_local
 
@@ -23,6 +24,7 @@ WIDTH, HEIGHT = 960, 190
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 10, 34
 SITE_COLOURS = ("#1f6fb4", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d")
 BAND_COLOURS = {"failing": "#dc2626", "offline": "#6b7280", "unknown": "#f59e0b"}
+NO_DATA_COLOUR = "#9ca3af"
 #: Tick spacings in seconds, finest first; the first giving at most 8 ticks is used.
 TICK_SPACINGS = (3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800, 2592000)
 
@@ -35,13 +37,18 @@ def availability_chart(
     *,
     threshold: float,
     zone: tzinfo,
+    gaps: Sequence[Gap] = (),
 ) -> str:
-    """An ``<svg>`` element: ``sites`` are (site name, that site's rolled-up series)."""
+    """An ``<svg>`` element: ``sites`` are (site name, that site's rolled-up series).
+
+    Periods without data are outlined bands, so that a break in a line reads as "not known".
+    """
     plot = _Plot(grid)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
+        *(_gap_band(plot, gap, zone) for gap in gaps),
         *(_band(plot, incident, zone) for incident in incidents),
         *_axes(plot, threshold, zone),
     ]
@@ -104,6 +111,20 @@ def _band(plot: _Plot, incident: Incident, zone: tzinfo) -> str:
         f'<rect x="{left:.1f}" y="{TOP}" width="{max(1.0, right - left):.1f}" '
         f'height="{plot.height}" fill="{BAND_COLOURS[incident.verdict]}" fill-opacity="0.18">'
         f"<title>{escape(label)}</title></rect>"
+    )
+
+
+def _gap_band(plot: _Plot, gap: Gap, zone: tzinfo) -> str:
+    left, right = plot.x(gap.start), plot.x(gap.end)
+    what = f"no {gap.protocol} data" if gap.protocol else "no data"
+    label = (
+        f"{gap.site}: {what} for {format_duration(gap.duration)} from"
+        f" {format_local(gap.start, zone)}"
+    )
+    return (
+        f'<rect x="{left:.1f}" y="{TOP}" width="{max(1.0, right - left):.1f}" '
+        f'height="{plot.height}" fill="{NO_DATA_COLOUR}" fill-opacity="0.10" '
+        f'stroke="{NO_DATA_COLOUR}" stroke-dasharray="3 3"><title>{escape(label)}</title></rect>'
     )
 
 

@@ -66,6 +66,11 @@ def parse_selector(text: str) -> Selector:
                 f" (stopped at character {position + 1})"
             )
         name, op, quoted, _comma = found.groups()
+        if name.startswith("__"):
+            raise ValueError(
+                f"{text!r}: {name} is not a label the report can match on (it chooses the"
+                " metrics itself; labels starting with __ are Prometheus's own)"
+            )
         matchers.append(Matcher(name, op, _unquote(quoted)))
         position = found.end()
     if matchers and all(_matches_empty(m) for m in matchers):

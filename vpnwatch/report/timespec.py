@@ -18,9 +18,11 @@ from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(?:\d+[wdhms])+")
+_DURATION = re.compile(r"(?:\d{1,12}[wdhms])+")
 _DURATION_PART = re.compile(r"(\d+)([wdhms])")
 _RELATIVE = re.compile(r"now(?:-(?P<ago>.+))?")
+#: The longest duration accepted: a report reaches back at most a century.
+MAX_DURATION = 100 * 366 * 86_400
 
 
 def parse_duration(text: str) -> float:
@@ -31,6 +33,8 @@ def parse_duration(text: str) -> float:
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(cleaned))
     if seconds <= 0:
         raise ValueError(f"{text!r} is not a positive duration")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{text!r} is a duration longer than 100 years")
     return float(seconds)
 
 

@@ -14,6 +14,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,6 +23,8 @@ from pydantic import (
     SecretBytes,
     field_validator,
 )
+
+from vpnwatch.printable import is_printable_name
 
 #: Labels vpnwatch itself sets on every series; a user's own labels may not reuse them.
 RESERVED_LABELS = frozenset(
@@ -41,22 +44,54 @@ RESERVED_LABELS = frozenset(
     }
 )
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+#: The longest a target may wait between probes: one probed less often is not being monitored.
+MAX_INTERVAL = 86_400.0
+#: The longest a probe may take; no handshake needs an hour.
+MAX_TIMEOUT = 3_600.0
 
 Role = Literal["target", "control"]
+
+
+def _printable_name(value: str) -> str:
+    """Names are printable text: no control, format or separator characters, no outer blanks.
+
+    Names reach logs, terminals, metric labels and reports; a newline in one would forge a log
+    line and an escape sequence would rewrite the terminal. The message does not repeat the
+    value, which is exactly what must not be printed.
+    """
+    if not is_printable_name(value):
+        raise ValueError(
+            "must be printable text (letters, digits, punctuation, symbols and inner spaces of"
+            " any script; no control characters, line breaks or leading/trailing spaces)"
+        )
+    return value
+
+
+def _hostname_text(value: str) -> str:
+    if not value.isprintable() or any(ch.isspace() for ch in value):
+        raise ValueError("must be a host name or address, without spaces or control characters")
+    return value
+
+
+#: A target's name or a label value: see :func:`_printable_name`.
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable_name)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class TargetBase(BaseModel):
     """Fields shared by all targets; subclasses narrow ``protocol`` to a literal and add theirs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     protocol: str
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    host: Annotated[str, Field(min_length=1, max_length=253)]
+    name: Name
+    host: Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_hostname_text)]
     port: Annotated[int, Field(ge=1, le=65535)]
-    labels: dict[str, str] = Field(default_factory=dict)
-    interval: Annotated[float, Field(gt=0)] | None = None
-    timeout: Annotated[float, Field(gt=0)] | None = None
+    labels: dict[str, Annotated[str, Field(max_length=200), AfterValidator(_printable_name)]] = (
+        Field(default_factory=dict)
+    )
+    interval: Annotated[Seconds, Field(le=MAX_INTERVAL)] | None = None
+    timeout: Annotated[Seconds, Field(le=MAX_TIMEOUT)] | None = None
     role: Role = "target"
 
     @field_validator("labels")
