@@ -12,43 +12,28 @@ Shell completion for bash, zsh and fish is argcomplete's: ``vpnwatch completion 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
+import importlib
 import logging
+import os
 import signal
 import sys
 import tempfile
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import argcomplete
-from argcomplete.shell_integration import shellcode
-
-from vpnwatch import __version__
-from vpnwatch.config import DEFAULT_LISTEN, Config, load_config
+from vpnwatch.defaults import DEFAULT_LISTEN
 from vpnwatch.errors import ConfigError
-from vpnwatch.importers import ImportOptions
-from vpnwatch.lab.cli import add_lab_parser
-from vpnwatch.lab.demo import demo_lab
-from vpnwatch.limits import probe_capacity
+from vpnwatch.exitcodes import EXIT_OK, EXIT_USAGE
 from vpnwatch.logs import setup_logging
-from vpnwatch.monitor import Monitor
 from vpnwatch.printable import printable
-from vpnwatch.probes import run_probe
-from vpnwatch.probes.registry import PROBES
-from vpnwatch.records import error_record, result_record
-from vpnwatch.report.cli import add_report_parser
-from vpnwatch.result import LocalError, LocalReason, Result
 from vpnwatch.shard import Shard
-from vpnwatch.stack.cli import add_stack_parser
-from vpnwatch.status.cli import add_status_parser
-from vpnwatch.targets.base import TargetBase
-from vpnwatch.webconfig import load_web_config
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCAL = 0, 1, 2, 3
+if TYPE_CHECKING:
+    from vpnwatch.config import Config
+    from vpnwatch.monitor import Monitor
+
 LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -58,9 +43,41 @@ LOG_LEVELS = {
 COMPLETION_SHELLS = ("bash", "zsh", "fish")
 
 
+#: Commands whose arguments another module defines: (module, function, help). Their modules load
+#: only when the command runs or the shell asks for completions, so that ``vpnwatch --help`` or
+#: ``check`` pays for none of them (the lab alone costs a tenth of a second to import).
+DELEGATED = {
+    "report": (
+        "vpnwatch.report.cli",
+        "add_report_parser",
+        "write a disruption report (HTML, PDF, Markdown, CSV, JSON) from Prometheus",
+    ),
+    "status": (
+        "vpnwatch.status.cli",
+        "add_status_parser",
+        "write a public status page (HTML or PDF): each protocol at each site, 90 days",
+    ),
+    "lab": (
+        "vpnwatch.lab.cli",
+        "add_lab_parser",
+        "act on a running lab (vpnwatch demo): stage a censor (root)",
+    ),
+    "stack": (
+        "vpnwatch.stack.cli",
+        "add_stack_parser",
+        "the Prometheus, Alertmanager and Grafana stack shipped with vpnwatch",
+    ),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    argcomplete.autocomplete(parser)  # answers the shell and exits when it is asking; else nothing
+    argv = sys.argv[1:] if argv is None else list(argv)
+    completing = "_ARGCOMPLETE" in os.environ
+    parser = _parser(DELEGATED if completing else {word for word in argv if word in DELEGATED})
+    if completing:
+        import argcomplete
+
+        argcomplete.autocomplete(parser)  # answers the shell and exits
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else LOG_LEVELS[args.log_level]
     setup_logging(args.log_format, level)
@@ -73,11 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(load: Collection[str] = DELEGATED) -> argparse.ArgumentParser:
+    """The whole command line; of the delegated commands, only those in ``load`` in full."""
     parser = argparse.ArgumentParser(
         prog="vpnwatch", description="VPN and circumvention health monitor."
     )
-    parser.add_argument("--version", action="version", version=f"vpnwatch {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     _add_global_arguments(parser, defaults=True)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -143,10 +161,11 @@ def _parser() -> argparse.ArgumentParser:
     config_check.add_argument("config", type=Path, metavar="FILE")
     config_check.set_defaults(func=_config_check)
 
-    add_report_parser(commands)
-    add_status_parser(commands)
-    add_lab_parser(commands)
-    add_stack_parser(commands)
+    for name, (module, function, help_text) in DELEGATED.items():
+        if name in load:
+            getattr(importlib.import_module(module), function)(commands)
+        else:  # a placeholder for the list of commands: never parsed, as main loads what it runs
+            commands.add_parser(name, help=help_text, add_help=False)
 
     completion = commands.add_parser(
         "completion",
@@ -198,7 +217,21 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
     return found
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed metadata is read only when it is asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from vpnwatch import __version__
+
+        parser.exit(message=f"vpnwatch {__version__}\n")
+
+
 def _completion(args: argparse.Namespace) -> int:
+    from argcomplete.shell_integration import shellcode
+
     print(shellcode(["vpnwatch"], shell=args.shell), end="")
     return EXIT_OK
 
@@ -222,6 +255,9 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Config:
+    from vpnwatch.config import load_config
+    from vpnwatch.importers import ImportOptions
+
     if args.config is None and not args.files:
         raise ConfigError("give a --config file, or files to probe (see --help)")
     overrides: dict[str, Any] = {
@@ -252,121 +288,18 @@ def _shard(text: str) -> Shard:
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = _load(args)
-    targets = [(job.target, job.timeout) for job in config.jobs]
-    output = _JsonOutput() if args.json else _TableOutput(targets)
-    concurrency = probe_capacity(config.settings.concurrency)
-    tally = asyncio.run(_probe_all(targets, concurrency, output))
-    print(
-        f"vpnwatch: {len(targets)} targets: {tally['ok']} ok, {tally['failed']} failed"
-        + (f", {tally['error']} could not be probed here" if tally["error"] else ""),
-        file=sys.stderr,
-    )
-    if tally["failed"]:
-        return EXIT_FAILED
-    return EXIT_LOCAL if tally["error"] else EXIT_OK
+    from vpnwatch.check import check_all
 
-
-Outcome = Result | LocalError
-
-
-async def _probe_all(
-    targets: Sequence[tuple[TargetBase, float]], concurrency: int, output: _Output
-) -> Counter[str]:
-    """Probe every target, at most ``concurrency`` at once, printing each as it ends."""
-    limit = asyncio.Semaphore(concurrency)
-    tally: Counter[str] = Counter({"ok": 0, "failed": 0, "error": 0})
-
-    async def probe(target: TargetBase, timeout: float) -> None:
-        async with limit:
-            try:
-                outcome: Outcome = await run_probe(PROBES[target.protocol], target, timeout)
-            except LocalError as exc:
-                outcome = exc
-            except Exception as exc:  # a bug in vpnwatch: say so, keep probing the others
-                logging.getLogger("vpnwatch").error(
-                    "probe of %s raised (a bug in vpnwatch)", target.name, exc_info=exc
-                )
-                outcome = LocalError(LocalReason.INTERNAL, "the probe raised (a bug in vpnwatch)")
-        tally["error" if isinstance(outcome, LocalError) else "ok" if outcome.ok else "failed"] += 1
-        output.show(target, outcome)
-
-    async with asyncio.TaskGroup() as group:
-        for target, timeout in targets:
-            group.create_task(probe(target, timeout))
-    return tally
-
-
-class _Output(Protocol):
-    def show(self, target: TargetBase, outcome: Outcome) -> None: ...
-
-
-class _JsonOutput:
-    """One JSON object per line, as each probe ends."""
-
-    def show(self, target: TargetBase, outcome: Outcome) -> None:
-        record = (
-            error_record(target, outcome)
-            if isinstance(outcome, LocalError)
-            else result_record(target, outcome)
-        )
-        print(json.dumps(record), flush=True)
-
-
-class _TableOutput:
-    """A table whose rows appear as probes end; columns sized from the targets up front.
-
-    Names, endpoints and details come from configs and peers: every cell and detail is shown
-    through :func:`printable`, and the widths are those of the escaped text.
-    """
-
-    _HEADER = ("TARGET", "PROTOCOL", "ENDPOINT", "RESULT", "FAILURE", "STAGE", "TIME")
-    #: Widest values of the columns that depend on the outcome, not the target.
-    _OUTCOME_WIDTHS = (6, 16, 9, 10)
-
-    def __init__(self, targets: Sequence[tuple[TargetBase, float]]) -> None:
-        self._widths = [
-            max([len(header), *(len(printable(value)) for value in values)])
-            for header, values in zip(
-                self._HEADER,
-                (
-                    [t.name for t, _ in targets],
-                    [t.protocol for t, _ in targets],
-                    [t.endpoint for t, _ in targets],
-                ),
-                strict=False,
-            )
-        ]
-        self._widths += [
-            max(len(header), width)
-            for header, width in zip(self._HEADER[3:], self._OUTCOME_WIDTHS, strict=False)
-        ]
-        self._print(self._HEADER)
-
-    def show(self, target: TargetBase, outcome: Outcome) -> None:
-        if isinstance(outcome, LocalError):
-            row = (target.name, target.protocol, target.endpoint, "ERROR", str(outcome.reason))
-            self._print((*row, "-", "-"))
-            print(
-                printable(f"  {target.name}: could not be probed here: {outcome.detail}"),
-                flush=True,
-            )
-            return
-        failure = str(outcome.failure or "-")
-        result = "ok" if outcome.ok else "FAILED"
-        stage, took = outcome.stage or "-", f"{outcome.duration * 1000:.1f} ms"
-        self._print((target.name, target.protocol, target.endpoint, result, failure, stage, took))
-        if outcome.detail and not outcome.ok:
-            print(printable(f"  {target.name}: {outcome.detail}"), flush=True)
-
-    def _print(self, row: Sequence[str]) -> None:
-        cells = (
-            printable(cell).ljust(width) for cell, width in zip(row, self._widths, strict=False)
-        )
-        print("  ".join(cells).rstrip(), flush=True)
+    return check_all(_load(args), as_json=args.json)
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from vpnwatch.monitor import Monitor
+    from vpnwatch.probes.registry import PROBES
+    from vpnwatch.webconfig import load_web_config
+
     web_config = load_web_config(args.web_config) if args.web_config is not None else None
     monitor = Monitor(
         lambda: _load(args),
@@ -381,6 +314,8 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _until_signalled(monitor: Monitor) -> None:
     """Run until SIGTERM or SIGINT, then cancel everything and return."""
+    import asyncio
+
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -393,6 +328,8 @@ async def _until_signalled(monitor: Monitor) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from vpnwatch.lab.demo import demo_lab
+
     with (
         tempfile.TemporaryDirectory(prefix="vpnwatch-demo-") as directory,
         demo_lab(Path(directory), interval=args.interval) as config,
@@ -411,6 +348,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
+    from vpnwatch.config import load_config
+
     config = load_config(args.config)
     for job in config.jobs:
         target = job.target

@@ -24,16 +24,13 @@ from pydantic import (
     model_validator,
 )
 
+from vpnwatch.defaults import DEFAULT_LISTEN
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
 from vpnwatch.jobs import Job
 from vpnwatch.targets import TARGET_MODELS
 from vpnwatch.targets.base import MAX_INTERVAL, MAX_TIMEOUT, Seconds, TargetBase
-
-#: Not one of the exporter ports in Prometheus's default port allocations (9100-9999 is full).
-DEFAULT_PORT = 10877
-DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
 
 
 class EvidenceSettings(BaseModel):

@@ -8,10 +8,12 @@ and target names in it are shown with control characters escaped (see :mod:`vpnw
 from __future__ import annotations
 
 from pathlib import Path
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from vpnwatch.printable import printable
+
+if TYPE_CHECKING:  # pydantic costs 50 ms to import: the command line needs this module without it
+    from pydantic import ValidationError
 
 
 class ConfigError(Exception):

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import new_key
-from vpnwatch import cli
+from vpnwatch import cli, exitcodes
+from vpnwatch.check import TableOutput
 from vpnwatch.config import load_config
 from vpnwatch.errors import ConfigError
 from vpnwatch.lab.pki import CertificateAuthority
@@ -100,7 +101,7 @@ def test_config_check_prints_no_raw_control_character(
     write: Write, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write("ok\x1b[2J.yml", _inline())
-    assert cli.main(["config", "check", str(path)]) == cli.EXIT_OK
+    assert cli.main(["config", "check", str(path)]) == exitcodes.EXIT_OK
     out = capsys.readouterr().out
     assert "\x1b" not in out
     assert "ok\\x1b[2J.yml: 1 targets, ok" in out
@@ -112,7 +113,7 @@ def test_check_table_escapes_what_a_peer_or_host_put_in_a_detail(
     # Names and endpoints are refused unprintable at load; a detail is the probe's text, and a
     # local error's comes from the host: the table escapes every cell and line all the same.
     target = load_config(write("vpnwatch.yml", _inline(name="كراچی x"))).jobs[0].target
-    table = cli._TableOutput([(target, 5.0)])
+    table = TableOutput([(target, 5.0)])
     forged = "refused\n2026-01-01 INFO x: ok\x1b[2J\u202e"
     failed = Result(
         target.name, "tcp", ok=False, failure=Failure.REFUSED, stage="connect", stages=(),
@@ -168,7 +169,7 @@ def test_the_command_line_interval_is_bounded_too(
     write: Write, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write("vpnwatch.yml", _inline())
-    assert cli.main(["run", "--config", str(path), "--interval", "inf"]) == cli.EXIT_USAGE
+    assert cli.main(["run", "--config", str(path), "--interval", "inf"]) == exitcodes.EXIT_USAGE
     assert "command line: interval: Input should be a finite number" in capsys.readouterr().err
 
 
@@ -189,7 +190,7 @@ def test_run_on_a_listen_address_in_use_is_one_line_and_exit_2(
     path = write("vpnwatch.yml", _inline())
     status = cli.main(["run", "--config", str(path), "--listen", f"127.0.0.1:{busy_port}"])
     err = capsys.readouterr().err
-    assert status == cli.EXIT_USAGE
+    assert status == exitcodes.EXIT_USAGE
     assert err == f"vpnwatch: cannot listen on 127.0.0.1:{busy_port}: Address already in use\n"
 
 
@@ -202,5 +203,5 @@ def test_run_with_tls_on_a_listen_address_in_use_is_one_line_and_exit_2(
     argv = ["run", "--config", str(path), "--listen", f"127.0.0.1:{busy_port}"]
     status = cli.main([*argv, "--web.config.file", str(web)])
     err = capsys.readouterr().err
-    assert status == cli.EXIT_USAGE
+    assert status == exitcodes.EXIT_USAGE
     assert err == f"vpnwatch: cannot listen on 127.0.0.1:{busy_port}: Address already in use\n"

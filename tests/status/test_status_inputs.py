@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vpnwatch import cli
+from vpnwatch import cli, exitcodes
 
 #: Nothing listens on port 1: an error about Prometheus would mean it fetched first.
 NOWHERE = "http://127.0.0.1:1"
@@ -29,7 +29,7 @@ NOWHERE = "http://127.0.0.1:1"
 def test_bad_input_is_one_line_and_exit_2(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["status", "--prometheus", NOWHERE, *args]) == cli.EXIT_USAGE
+    assert cli.main(["status", "--prometheus", NOWHERE, *args]) == exitcodes.EXIT_USAGE
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", message)
 

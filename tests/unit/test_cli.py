@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from tests.unit.test_wgquick import conf, peer
-from vpnwatch import cli
+from vpnwatch import cli, exitcodes
 from vpnwatch.probes import registry
 from vpnwatch.result import LocalError, LocalReason
 
@@ -15,7 +15,7 @@ def test_a_probe_that_raises_is_a_bug_not_a_verdict(write, monkeypatch, capsys):
     monkeypatch.setitem(registry.PROBES, "wireguard", broken)
     status = cli.main(["check", str(write("fra.conf", conf(peer())))])
     out, err = capsys.readouterr()
-    assert status == cli.EXIT_LOCAL
+    assert status == exitcodes.EXIT_LOCAL
     assert "probe of fra raised (a bug in vpnwatch)" in err
     assert "RuntimeError: a bug" in err  # the traceback, for the bug report
     assert out.splitlines() == [
@@ -33,7 +33,7 @@ def test_a_local_error_is_shown_as_an_error_and_exits_3(write, monkeypatch, caps
     monkeypatch.setitem(registry.PROBES, "wireguard", starved)
     status = cli.main(["check", "--json", str(write("fra.conf", conf(peer())))])
     out, _ = capsys.readouterr()
-    assert status == cli.EXIT_LOCAL
+    assert status == exitcodes.EXIT_LOCAL
     record = json.loads(out)
     assert record["ok"] is False
     assert record["failure"] is None  # no verdict on the endpoint
@@ -41,5 +41,5 @@ def test_a_local_error_is_shown_as_an_error_and_exits_3(write, monkeypatch, caps
 
 
 def test_usage_errors_exit_2(capsys):
-    assert cli.main(["check"]) == cli.EXIT_USAGE
+    assert cli.main(["check"]) == exitcodes.EXIT_USAGE
     assert "give a --config file, or files to probe" in capsys.readouterr().err

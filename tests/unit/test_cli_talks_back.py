@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_wgquick import conf, peer
-from vpnwatch import cli
+from vpnwatch import cli, exitcodes
 from vpnwatch.probes import registry
 
 VENV_BIN = Path(sys.executable).parent
@@ -29,7 +29,7 @@ def test_every_problem_of_a_target_is_listed(write, capsys):
         "targets: [{name: x, protocol: wireguard, host: '', port: 0, public_key: AAAA,"
         f" private_key_file: {key}}}]\n",
     )
-    assert cli.main(["config", "check", str(config)]) == cli.EXIT_USAGE
+    assert cli.main(["config", "check", str(config)]) == exitcodes.EXIT_USAGE
     assert capsys.readouterr().err == (
         f"vpnwatch: {config}: targets[0] (x): host: String should have at least 1 character;"
         " port: Input should be greater than or equal to 1; private_key: is not valid base64;"
@@ -39,7 +39,7 @@ def test_every_problem_of_a_target_is_listed(write, capsys):
 
 def test_timeout_above_interval_says_both_values(write, capsys):
     config = write("slow.yml", "settings: {interval: 5, timeout: 10}\n")
-    assert cli.main(["config", "check", str(config)]) == cli.EXIT_USAGE
+    assert cli.main(["config", "check", str(config)]) == exitcodes.EXIT_USAGE
     assert capsys.readouterr().err == (
         f"vpnwatch: {config}: settings: timeout (10 s) must not exceed interval (5 s)\n"
     )
@@ -69,7 +69,7 @@ def test_log_format_after_the_subcommand_gives_json_logs(write, monkeypatch, cap
 
     monkeypatch.setitem(registry.PROBES, "wireguard", broken)
     status = cli.main(["check", str(write("fra.conf", conf(peer()))), "--log-format", "json"])
-    assert status == cli.EXIT_LOCAL
+    assert status == exitcodes.EXIT_LOCAL
     line, summary = capsys.readouterr().err.splitlines()
     assert summary == "vpnwatch: 1 targets: 0 ok, 0 failed, 1 could not be probed here"
     entry = json.loads(line)
@@ -105,7 +105,7 @@ def _as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:
 def test_a_file_it_may_not_read_is_one_line(private_dir):
     config = private_dir / "vpnwatch.yml"
     done = _as_nobody("config", "check", str(config))
-    assert (done.returncode, done.stdout) == (cli.EXIT_USAGE, "")
+    assert (done.returncode, done.stdout) == (exitcodes.EXIT_USAGE, "")
     assert done.stderr == f"vpnwatch: {config}: cannot read: Permission denied\n"
 
 
@@ -114,7 +114,7 @@ def test_an_output_it_may_not_write_is_one_line_before_any_fetch(private_dir, co
     output = private_dir / "page.html"
     # nothing listens on port 1: had it fetched first, the error would be about Prometheus
     done = _as_nobody(command, "--prometheus", "http://127.0.0.1:1", "-o", str(output))
-    assert (done.returncode, done.stdout) == (cli.EXIT_USAGE, "")
+    assert (done.returncode, done.stdout) == (exitcodes.EXIT_USAGE, "")
     assert done.stderr == f"vpnwatch {command}: {output}: cannot write: Permission denied\n"
 
 

@@ -68,7 +68,7 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``report`` on the ``vpnwatch`` command's subparsers."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "report",
-        help="write a disruption report (HTML, Markdown, CSV, JSON) from Prometheus data",
+        help="write a disruption report (HTML, PDF, Markdown, CSV, JSON) from Prometheus",
         description=(
             "Find the periods in which each protocol's handshakes mostly failed, per site, tell"
             " blocking from a site's own outage using its control probes, and write the"

@@ -81,7 +81,7 @@ Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 class TargetBase(BaseModel):
     """Fields shared by all targets; subclasses narrow ``protocol`` to a literal and add theirs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     protocol: str
     name: Name

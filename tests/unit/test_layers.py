@@ -1,0 +1,62 @@
+"""Layers that point one way, checked on what a fresh interpreter actually imports."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from vpnwatch import cli
+
+
+def imported_by(code: str) -> set[str]:
+    """The vpnwatch modules a fresh interpreter has loaded after running ``code``."""
+    probe = (
+        f"{code}\nimport sys\nprint('\\n'.join(m for m in sys.modules if m.startswith('vpnwatch')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("vpnwatch.config", ("vpnwatch.evidence", "vpnwatch.probes", "vpnwatch.lab")),
+        ("vpnwatch.scheduler", ("vpnwatch.config",)),
+        ("vpnwatch.metrics", ("vpnwatch.config",)),
+        ("vpnwatch.monitor", ("vpnwatch.lab",)),
+    ],
+)
+def test_a_module_does_not_reach_across_layers(module: str, forbidden: tuple[str, ...]) -> None:
+    loaded = imported_by(f"import {module}")
+    assert not {m for m in loaded if m.startswith(forbidden)}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["check", "--help"], ["run", "--help"]])
+def test_commands_outside_lab_and_demo_never_load_the_lab(argv: list[str]) -> None:
+    loaded = imported_by(
+        f"from vpnwatch import cli\ntry:\n cli.main({argv!r})\nexcept SystemExit:\n pass"
+    )
+    assert not {m for m in loaded if m.startswith("vpnwatch.lab")}
+    assert "vpnwatch.report.cli" not in loaded
+
+
+def test_placeholders_say_what_the_real_commands_say() -> None:
+    """The list of commands shows the delegated ones without loading them: the same help."""
+
+    def helps(parser: argparse.ArgumentParser) -> dict[str, str | None]:
+        (action,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return {choice.dest: choice.help for choice in action._choices_actions}
+
+    assert helps(cli._parser(load=())) == helps(cli._parser())
+
+
+@pytest.mark.parametrize("name", sorted(cli.DELEGATED))
+def test_every_delegated_module_defines_its_command(name: str) -> None:
+    module, function, _ = cli.DELEGATED[name]
+    assert callable(getattr(importlib.import_module(module), function))
