@@ -9,13 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, SecretBytes, SecretStr, field_validator, model_validator
 
 from vpnwatch.files import UnreadableFile, read_text
-from vpnwatch.protocols.openvpn.tls import X509NameType
+from vpnwatch.protocols.openvpn.names import X509NameType
 from vpnwatch.protocols.openvpn.wrappers import (
     DIGESTS,
     STATIC_KEY_SIZE,
@@ -26,6 +23,7 @@ from vpnwatch.protocols.openvpn.wrappers import (
     parse_tls_crypt_v2_client_key,
 )
 from vpnwatch.targets.base import TargetBase
+from vpnwatch.targets.pem import check_certificate, check_certificates, check_private_key
 
 DEFAULT_PORT = 1194
 _STATIC_KEY_MARK = "OpenVPN Static key V1"
@@ -97,34 +95,21 @@ class OpenVPNTarget(TargetBase):
     @field_validator("ca")
     @classmethod
     def _ca_parses(cls, ca: str) -> str:
-        try:
-            x509.load_pem_x509_certificates(ca.encode())
-        except (ValueError, x509.InvalidVersion):
-            raise ValueError("is not a PEM certificate") from None
+        check_certificates(ca)
         return ca
 
     @field_validator("cert")
     @classmethod
     def _cert_parses(cls, cert: str | None) -> str | None:
         if cert is not None:
-            try:
-                x509.load_pem_x509_certificate(cert.encode())
-            except (ValueError, x509.InvalidVersion):
-                raise ValueError("is not a PEM certificate") from None
+            check_certificate(cert)
         return cert
 
     @field_validator("key")
     @classmethod
     def _key_parses(cls, key: SecretStr | None) -> SecretStr | None:
         if key is not None:
-            try:
-                load_pem_private_key(key.get_secret_value().encode(), password=None)
-            except TypeError:
-                raise ValueError("is encrypted: vpnwatch needs an unencrypted key") from None
-            except ValueError:
-                raise ValueError("is not a PEM private key") from None
-            except UnsupportedAlgorithm:
-                raise ValueError("is a private key of a kind vpnwatch cannot use") from None
+            check_private_key(key.get_secret_value())
         return key
 
     @field_validator("auth")

@@ -14,14 +14,12 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from vpnwatch.protocols.openvpn.names import X509NameType
 from vpnwatch.protocols.tls import CertificateError
-
-X509NameType = Literal["subject", "name", "name-prefix"]
 
 #: OpenVPN prints these attributes by their OpenSSL short names, which RFC 4514 spells otherwise.
 _OPENSSL_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress"}

@@ -1,0 +1,42 @@
+"""Checks that PEM text in a target is what it claims to be, with ``cryptography`` loaded lazily.
+
+``cryptography.x509`` costs a check of one WireGuard file a sixth of its start-up; only targets
+that carry certificates or keys need it, so it is imported by the first check that does.
+"""
+
+from __future__ import annotations
+
+
+def check_certificates(pem: str) -> None:
+    """One or more PEM certificates; raises ValueError."""
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificates(pem.encode())
+    except (ValueError, x509.InvalidVersion):
+        raise ValueError("is not a PEM certificate") from None
+
+
+def check_certificate(pem: str) -> None:
+    """Exactly one PEM certificate; raises ValueError."""
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificate(pem.encode())
+    except (ValueError, x509.InvalidVersion):
+        raise ValueError("is not a PEM certificate") from None
+
+
+def check_private_key(pem: str) -> None:
+    """An unencrypted PEM private key of a kind TLS can use; raises ValueError."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(pem.encode(), password=None)
+    except TypeError:
+        raise ValueError("is encrypted: vpnwatch needs an unencrypted key") from None
+    except ValueError:
+        raise ValueError("is not a PEM private key") from None
+    except UnsupportedAlgorithm:
+        raise ValueError("is a private key of a kind vpnwatch cannot use") from None
