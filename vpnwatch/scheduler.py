@@ -70,7 +70,7 @@ class Limiter:
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():
                     self._release()  # woken, then cancelled: hand the slot on
-                else:
+                elif waiter in self._waiters:
                     self._waiters.remove(waiter)
                 raise
         else:
@@ -87,8 +87,11 @@ class Limiter:
 
     def _wake(self) -> None:
         while self._waiters and self._in_use < self._limit:
+            waiter = self._waiters.popleft()
+            if waiter.done():  # cancelled, its task not yet told: it takes no slot
+                continue
             self._in_use += 1
-            self._waiters.popleft().set_result(None)
+            waiter.set_result(None)
 
 
 class Scheduler:

@@ -60,20 +60,26 @@ async def test_port_unreachable_reaches_the_probe_it_concerns_only():
         live.close()
 
 
-async def test_a_socket_is_reused_unless_a_stranger_kept_sending():
-    with udp_peer() as peer:
+async def test_a_socket_is_reused_for_other_peers_unless_a_stranger_kept_sending():
+    with udp_peer() as peer, udp_peer() as other:
         first = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
         leased = first._sock
         first.close()
-        second = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
-        assert second._sock is leased  # kept for the next probe
+        again = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
+        assert again._sock is not leased  # the peer may still hold state for that port
+        pooled = {leased, again._sock}
+        again.close()
+        second = await DatagramLink.connect(socket.AF_INET, other.getsockname())
+        assert second._sock in pooled  # kept for the next probe of another peer
+        leased = second._sock
         await second.send([b"x"])
-        _, source = peer.recvfrom(100)
+        _, source = other.recvfrom(100)
         with udp_peer() as stranger:
             for _ in range(net.MAX_STRAYS):
                 stranger.sendto(b"noise", source)
             assert await second.receive(0.2) is None  # all of it dropped
         second.close()
-        third = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
-        assert third._sock is not leased  # the noisy socket was closed, not handed on
-        third.close()
+        with udp_peer() as third_peer:
+            third = await DatagramLink.connect(socket.AF_INET, third_peer.getsockname())
+            assert third._sock is not leased  # the noisy socket was closed, not handed on
+            third.close()

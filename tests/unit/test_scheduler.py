@@ -202,3 +202,18 @@ async def test_a_cancelled_waiter_gives_up_its_place():
     assert limiter.in_use == 0
     async with limiter:
         assert limiter.in_use == 1
+
+
+async def test_waiters_cancelled_together_never_break_the_limiter():
+    """Cancelling waiters cancels their futures at once; a release before their tasks run must
+    skip them (the monitor's stop cancels every waiting probe at the same time)."""
+    limiter = Limiter(1)
+    await limiter.__aenter__()
+    waiters = [asyncio.create_task(limiter.__aenter__()) for _ in range(3)]
+    await asyncio.sleep(0)
+    for task in waiters[:2]:
+        task.cancel()
+    await limiter.__aexit__(None, None, None)  # must skip the two cancelled ones, wake the third
+    await asyncio.gather(*waiters, return_exceptions=True)
+    assert waiters[2].done() and not waiters[2].cancelled()
+    assert limiter.in_use == 1

@@ -84,7 +84,7 @@ class DatagramLink:
 
     @classmethod
     async def connect(cls, family: socket.AddressFamily, address: Address) -> DatagramLink:
-        sock = DatagramSocket.lease(asyncio.get_running_loop(), family)
+        sock = DatagramSocket.lease(asyncio.get_running_loop(), family, address)
         link = cls(sock, address)
         sock.link = link
         return link
@@ -122,6 +122,11 @@ class DatagramLink:
 
 #: Idle sockets a loop keeps per family for the next probes; more are closed.
 POOL_SIZE = 256
+#: A socket is not leased again for a peer it talked to this recently: the peer may still hold
+#: state for that source port (an OpenVPN server keeps a half-open session for its 60 s
+#: hand-window and drops a new client's reset from the same port meanwhile). Real clients open a
+#: fresh port for every connection; to a peer, a probe must look the same.
+QUARANTINE = 120.0
 #: A socket that received this many datagrams from addresses it was not talking to during one
 #: lease is closed, not reused: a peer that goes on sending must not reach the next probe.
 MAX_STRAYS = 16
@@ -162,18 +167,28 @@ class DatagramSocket:
         self._finalizer = weakref.finalize(loop, self._sock.close)
         self.link: DatagramLink | None = None
         self._strays = 0
+        self._last_used: dict[Address, float] = {}  # peer -> when its probe ended
 
     @classmethod
-    def lease(cls, loop: asyncio.AbstractEventLoop, family: socket.AddressFamily) -> DatagramSocket:
-        """An idle socket of ``family``, or a new one."""
+    def lease(
+        cls, loop: asyncio.AbstractEventLoop, family: socket.AddressFamily, address: Address
+    ) -> DatagramSocket:
+        """An idle socket of ``family`` that has not talked to ``address`` lately, or a new one."""
         idle = _POOLS.setdefault(loop, {}).setdefault(family, [])
-        return idle.pop() if idle else cls(loop, family)
+        since = loop.time() - QUARANTINE
+        for index in range(len(idle) - 1, -1, -1):
+            if idle[index]._last_used.get(address, since) <= since:
+                return idle.pop(index)
+        return cls(loop, family)
 
     def release(self, link: DatagramLink) -> None:
         """``link``'s probe is done: keep the socket for the next, unless a peer keeps sending."""
         if self.link is not link:
             return
         self.link = None
+        now = self._loop.time()
+        self._last_used = {a: t for a, t in self._last_used.items() if t > now - QUARANTINE}
+        self._last_used[link.address] = now
         idle = _POOLS.setdefault(self._loop, {}).setdefault(self._family, [])
         if self._strays < MAX_STRAYS and len(idle) < POOL_SIZE and not self._loop.is_closed():
             self._strays = 0
