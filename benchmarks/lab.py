@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from benchmarks.wireguard_fleet import FleetWireGuardServer
 from vpnwatch.importers import load_file
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, generate_pki, write_ovpn
-from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
+from vpnwatch.lab.wireguard import KeyPair
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.obfs4 import Obfs4Target, encode_cert
 from vpnwatch.targets.openvpn import OpenVPNTarget
@@ -40,7 +41,7 @@ class Lab:
 
     namespace: Namespace
     directory: Path
-    wireguard: WireGuardServer
+    wireguard: FleetWireGuardServer
     wireguard_keys: list[KeyPair]
     openvpn: OpenVPNLab
     bridge: Obfs4Bridge
@@ -54,6 +55,13 @@ class Lab:
             path.chmod(0o600)
             targets.append(_only(load_file(path), WireGuardTarget))
         return targets
+
+    def wireguard_keys_at_least(self, count: int) -> list[KeyPair]:
+        """The client keys, registering more with the server until there are ``count``."""
+        fresh = [KeyPair.generate() for _ in range(count - len(self.wireguard_keys))]
+        self.wireguard.add_peers(key.public for key in fresh)
+        self.wireguard_keys += fresh
+        return self.wireguard_keys
 
     def ovpn(self, variant: str, *, wrong_ca: bool = False) -> Path:
         """A provider-style ``.ovpn`` for a server; ``wrong_ca`` trusts another CA instead."""
@@ -99,13 +107,12 @@ def running_lab(wireguard_peers: int) -> Iterator[Lab]:
     with (
         tempfile.TemporaryDirectory(prefix="vpnwatch-bench-") as workdir,
         Namespace() as namespace,
-        WireGuardServer(namespace) as wireguard,
+        FleetWireGuardServer(namespace) as wireguard,
         Obfs4Server(namespace) as bridge,
     ):
         directory = Path(workdir)
         keys = [KeyPair.generate() for _ in range(wireguard_peers)]
-        for client in keys:
-            wireguard.add_peer(client.public)
+        wireguard.add_peers(client.public for client in keys)
         server_dir = directory / "openvpn-server"
         server_dir.mkdir(mode=0o700)
         openvpn = OpenVPNLab(namespace, server_dir)

@@ -61,12 +61,13 @@ def process_cpu(pid: int) -> float:
     return sum(int((thread / "schedstat").read_text().split()[0]) for thread in threads) / 1e9
 
 
-def memory_kib(field_name: str) -> int:
-    """A ``/proc/self/status`` memory line in KiB: VmRSS now, or VmHWM, the peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def memory_kib(field_name: str, pid: int | str = "self") -> int:
+    """A ``/proc/PID/status`` memory line in KiB: VmRSS now, or VmHWM, the peak."""
+    status = Path(f"/proc/{pid}/status")
+    for line in status.read_text().splitlines():
         if line.startswith(f"{field_name}:"):
             return int(line.split()[1])
-    raise LookupError(f"{field_name} is not in /proc/self/status")
+    raise LookupError(f"{field_name} is not in {status}")
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

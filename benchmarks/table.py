@@ -121,8 +121,155 @@ def render(results: dict[str, Any]) -> str:
         sections.append(("2. Side by side with the real clients", clients(results["clients"])))
     if "scale" in results:
         sections.append(("3. Scale", scale(results["scale"])))
+    if "scale_failed" in results:
+        sections.append(("3. Scale: FAILED", "```\n" + results["scale_failed"] + "\n```"))
     if "accuracy" in results:
         sections.append(("4. Latency accuracy", accuracy(results["accuracy"])))
+    if "monitor" in results:
+        sections.append(("5. In the monitor: `vpnwatch run`, scraped", monitor(results["monitor"])))
+    if "startup" in results:
+        sections.append(("6. Command start-up", startup(results["startup"])))
     if "report" in results:
         sections.append(("Report benchmark (benchmarks/report_bench.py)", results["report"]))
     return "\n\n".join(f"## {title}\n\n{body}" for title, body in sections) + "\n"
+
+
+def _lateness(row: dict[str, Any]) -> str:
+    late = row["lateness_ms"]
+    within = late["within_100ms"]
+    share = "?" if within is None else f"{within:.2%}"
+    return f"{late['p50']} / {late['p99']} ms ({share} ≤ 100 ms)"
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    if row["status"] == "ok":
+        return f"{row['probes']} ({row['probes_expected']}) all ok"
+    failures = ", ".join(f"{name} {count}" for name, count in row["failures"].items())
+    return f"**{row['probes']} ({row['probes_expected']}): {row['ok']} ok, {failures}, " + (
+        f"{row['local_errors']} local errors**"
+    )
+
+
+def _scrape(row: dict[str, Any]) -> str:
+    return f"{row['scrape_cpu_ms']} ms ({row['scrape_kib']} KiB gzip)"
+
+
+def monitor_memory(rows: Sequence[dict[str, Any]]) -> str:
+    return _table(
+        ["run", "targets at interval", "start (s)", "RSS (peak)", "RSS/target", "marginal"],
+        (
+            (
+                f"{row['fleet']}, {row['kind']}",
+                f"{row['targets']} at {row['interval']:g} s",
+                row["seconds_to_serve"],
+                f"{row['rss_mib']:.0f} MiB ({row['rss_peak_mib']:.0f} MiB)",
+                f"{row['rss_per_target_kib']} KiB",
+                f"{row['marginal_kib_per_target']} KiB" if "marginal_kib_per_target" in row else "",
+            )
+            for row in rows
+        ),
+    )
+
+
+def monitor_protocols(rows: dict[str, Any]) -> str:
+    return _table(
+        [
+            "protocol: targets at interval",
+            "probes (expected)",
+            "monitor CPU/probe",
+            "without scrapes",
+            "probe-only",
+            "floor",
+            "monitor ÷ floor",
+            "monitor over probe-only",
+            "RSS/target",
+            "lateness p50 / p99",
+            "one scrape: CPU (size)",
+        ],
+        (
+            (
+                f"{name}: {row['targets']} at {row['interval']:g} s",
+                _outcome(row),
+                f"{row['cpu_per_probe_us']} µs",
+                f"{row['cpu_per_probe_without_scrapes_us']} µs",
+                f"{row.get('probe_only_us', '?')} µs",
+                f"{row.get('floor_us', '?')} µs",
+                row.get("x_floor", "?"),
+                f"{row.get('overhead_over_probe_only_pct', '?')} %",
+                f"{row['rss_per_target_kib']} KiB ({row['rss_mib']:.0f} MiB)",
+                _lateness(row),
+                _scrape(row),
+            )
+            for name, row in rows.items()
+        ),
+    )
+
+
+def monitor_runs(rows: Sequence[dict[str, Any]]) -> str:
+    return _table(
+        [
+            "run",
+            "targets at interval (≈ at 60 s)",
+            "processes",
+            "probes (expected)",
+            "CPU share",
+            "CPU/probe",
+            "RSS (per target)",
+            "lateness p50 / p99",
+            "one scrape: CPU (size)",
+            "holds",
+        ],
+        (
+            (
+                f"{row['fleet']}, {row['kind']}",
+                f"{row['targets']} at {row['interval']:g} s (≈ {row['equivalent_at_60s']})",
+                row["processes"],
+                _outcome(row),
+                f"{row['cpu_share']:.0%}",
+                f"{row['cpu_per_probe_us']} µs",
+                f"{row['rss_mib']:.0f} MiB ({row['rss_per_target_kib']} KiB)",
+                _lateness(row),
+                _scrape(row),
+                "-" if "holds" not in row else "yes" if row["holds"] else "**no**",
+            )
+            for row in rows
+        ),
+    )
+
+
+def monitor(results: dict[str, Any]) -> str:
+    """Part 5: the in-monitor figures, the scale search, memory and the CI guards."""
+    parts = [monitor_protocols(results["protocols"])]
+    if "scale" in results:
+        scale = results["scale"]
+        runs = [*scale["runs"], scale["sharded"]]
+        parts.append(
+            monitor_runs(runs)
+            + "\n\nLargest fleet one process holds at 60 s (p99 lateness < 100 ms, all ok): "
+            + (
+                f"≈ {scale['largest_held_at_60s']} targets."
+                if scale["largest_held_at_60s"]
+                else "none of the fleets searched."
+            )
+        )
+    if "memory" in results:
+        parts.append(monitor_memory(results["memory"]))
+    parts.append(
+        "\n".join(
+            f"- guard: {guard['guard']}: {guard['value']} — "
+            + ("passed" if guard["passed"] else "**FAILED**")
+            for guard in results["guards"]
+        )
+    )
+    parts.append(f"Measured {results['finished_utc']}, {results['seconds']} s.")
+    return "\n\n".join(parts)
+
+
+def startup(rows: dict[str, Any]) -> str:
+    return _table(
+        ["command", "CPU (user + sys), median", "runs", "goal"],
+        (
+            (f"`{name}`", f"{row['cpu_s']:.3f} s", row["runs"], f"≤ {row['goal_s']:g} s")
+            for name, row in rows.items()
+        ),
+    )

@@ -1,0 +1,53 @@
+"""Part 6: the CPU a command costs from exec to exit: ``vpnwatch --help`` and ``vpnwatch check``.
+
+Mostly imports, which every invocation pays (issue 14: goals of 0.1 s for ``--help`` and 0.3 s for
+``check`` of one file, on this machine). Each command runs as a child several times; the figure is
+the median of the child's user + system time, from ``getrusage(RUSAGE_CHILDREN)``.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.lab import Lab
+from benchmarks.measure import measured
+
+VPNWATCH = Path(sys.executable).with_name("vpnwatch")
+RUNS = 5
+GOALS = {"help": 0.1, "check": 0.3}
+
+
+def child_cpu(argv: list[str], runs: int = RUNS) -> dict[str, Any]:
+    """Median CPU seconds of ``argv`` run ``runs`` times (after one unmeasured run)."""
+    subprocess.run(argv, capture_output=True, check=False, timeout=60)  # warm the page cache
+    seconds = []
+    for _ in range(runs):
+        with measured(resource.RUSAGE_CHILDREN) as usage:
+            proc = subprocess.run(argv, capture_output=True, check=False, timeout=60)
+        seconds.append(usage.cpu)
+    return {
+        "cpu_s": round(statistics.median(seconds), 3),
+        "min_s": round(min(seconds), 3),
+        "runs": runs,
+        "exit_status": proc.returncode,
+    }
+
+
+def measure_startup(lab: Lab, runs: int = RUNS) -> dict[str, Any]:
+    """``vpnwatch --help`` and ``vpnwatch check`` of one lab wg-quick file (a real handshake)."""
+    conf = lab.directory / "startup-wg.conf"
+    conf.write_text(lab.wireguard.client_config(lab.wireguard_keys[0]))
+    conf.chmod(0o600)
+    commands = {
+        "help": ("vpnwatch --help", [str(VPNWATCH), "--help"]),
+        "check": ("vpnwatch check ONE.conf", [str(VPNWATCH), "check", str(conf)]),
+    }
+    return {
+        shown: child_cpu(argv, runs) | {"goal_s": GOALS[key]}
+        for key, (shown, argv) in commands.items()
+    }
