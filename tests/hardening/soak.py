@@ -36,7 +36,6 @@ from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, write_ovpn
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
 from vpnwatch.monitor import Monitor
-from vpnwatch.probes.net import POOL_SIZE, pooled_sockets
 from vpnwatch.probes.registry import PROBES
 
 OPENVPN_VARIANTS = (
@@ -63,8 +62,7 @@ class Sample:
 
     phase: str
     elapsed: float
-    fds: int  # less the idle sockets of the UDP pool, which fills up to the peak in flight
-    pooled: int
+    fds: int
     tasks: int
     threads: int
     rss_kib: int
@@ -100,7 +98,6 @@ class SoakReport:
         base, end = self.baseline, self.final
         for what, before, after, slack in (
             ("file descriptors", base.fds, end.fds, 8),
-            ("idle pooled sockets", 0, max(s.pooled for s in self.samples), POOL_SIZE),
             ("asyncio tasks", base.tasks, end.tasks, 2),
             ("threads", base.threads, end.threads, 4),
             ("RSS (KiB)", base.rss_kib, end.rss_kib, 16_384),
@@ -308,12 +305,10 @@ class _Phases:
 
 def _sample(name: str, elapsed: float, monitor: Monitor, before: dict[str, int]) -> Sample:
     moved = {n: s.probes - before.get(n, 0) for n, s in monitor.metrics.targets.items()}
-    pooled = pooled_sockets()
     return Sample(
         phase=name,
         elapsed=round(elapsed, 1),
-        fds=len(os.listdir("/proc/self/fd")) - pooled,
-        pooled=pooled,
+        fds=len(os.listdir("/proc/self/fd")),
         tasks=len(asyncio.all_tasks()),
         threads=threading.active_count(),
         rss_kib=_rss_kib(),

@@ -1,4 +1,4 @@
-"""The pooled UDP sockets: one probe per socket at a time, errors to whom they concern, reuse.
+"""Datagram links: a socket of each probe's own, what its peer sends, errors to whom they concern.
 
 Peers here are plain UDP sockets on loopback: what is tested is the kernel's behaviour under
 vpnwatch's sockets, not any protocol.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 
-from vpnwatch.probes import net
 from vpnwatch.probes.net import DatagramLink
 
 
@@ -60,26 +59,13 @@ async def test_port_unreachable_reaches_the_probe_it_concerns_only():
         live.close()
 
 
-async def test_a_socket_is_reused_for_other_peers_unless_a_stranger_kept_sending():
-    with udp_peer() as peer, udp_peer() as other:
-        first = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
-        leased = first._sock
-        first.close()
-        again = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
-        assert again._sock is not leased  # the peer may still hold state for that port
-        pooled = {leased, again._sock}
-        again.close()
-        second = await DatagramLink.connect(socket.AF_INET, other.getsockname())
-        assert second._sock in pooled  # kept for the next probe of another peer
-        leased = second._sock
-        await second.send([b"x"])
-        _, source = other.recvfrom(100)
-        with udp_peer() as stranger:
-            for _ in range(net.MAX_STRAYS):
-                stranger.sendto(b"noise", source)
-            assert await second.receive(0.2) is None  # all of it dropped
-        second.close()
-        with udp_peer() as third_peer:
-            third = await DatagramLink.connect(socket.AF_INET, third_peer.getsockname())
-            assert third._sock is not leased  # the noisy socket was closed, not handed on
-            third.close()
+async def test_every_probe_gets_a_port_of_its_own():
+    """As real clients do: a peer holding state per source port sees a new one each time."""
+    with udp_peer() as peer:
+        ports = set()
+        for _ in range(3):
+            link = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
+            await link.send([b"x"])
+            ports.add(peer.recvfrom(100)[1][1])
+            link.close()
+        assert len(ports) == 3
