@@ -21,7 +21,7 @@ from benchmarks.wireguard_fleet import FleetWireGuardServer
 from vpnwatch.importers import load_file
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
-from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, generate_pki, write_ovpn
+from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, generate_pki
 from vpnwatch.lab.wireguard import KeyPair
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.obfs4 import Obfs4Target, encode_cert
@@ -67,16 +67,8 @@ class Lab:
         """A provider-style ``.ovpn`` for a server; ``wrong_ca`` trusts another CA instead."""
         server = self.openvpn.servers[variant]
         name = f"{variant}-wrong-ca" if wrong_ca else variant
-        return write_ovpn(
-            self.directory / f"{name}.ovpn",
-            host=server.host,
-            port=server.port,
-            proto=server.variant.proto,
-            ca=generate_pki().ca if wrong_ca else self.openvpn.pki.ca,
-            cert=self.openvpn.pki.client_cert,
-            key=self.openvpn.pki.client_key,
-            wrap=server.variant.wrap,
-            wrap_key=server.client_wrap_key,
+        return self.openvpn.write_client_file(
+            server, self.directory / f"{name}.ovpn", ca=generate_pki().ca if wrong_ca else None
         )
 
     def openvpn_target(self, ovpn: Path) -> OpenVPNTarget:

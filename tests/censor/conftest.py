@@ -18,7 +18,7 @@ from vpnwatch.lab.censor import Censor
 from vpnwatch.lab.controls import LAB_NAME, start_controls
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Server
-from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, write_ovpn
+from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
 from vpnwatch.targets import DnsTarget, TcpTarget, TlsTarget
 from vpnwatch.targets.base import TargetBase
@@ -91,17 +91,7 @@ def _openvpn_targets(namespace: Namespace, directory: Path) -> dict[str, TargetB
     targets: dict[str, TargetBase] = {}
     for name, variant in OPENVPN_VARIANTS.items():
         server = lab.servers[variant.name]
-        path = write_ovpn(
-            directory / f"{name}.ovpn",
-            host=server.host,
-            port=server.port,
-            proto=variant.proto,
-            ca=lab.pki.ca,
-            cert=lab.pki.client_cert,
-            key=lab.pki.client_key,
-            wrap=variant.wrap,
-            wrap_key=server.client_wrap_key,
-        )
+        path = lab.write_client_file(server, directory / f"{name}.ovpn")
         [target] = load_ovpn(path)
         targets[name] = target.model_copy(update={"name": name})
     return targets

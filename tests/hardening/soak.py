@@ -33,7 +33,7 @@ from vpnwatch.config import load_config
 from vpnwatch.lab.censor import Censor
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
-from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, write_ovpn
+from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
 from vpnwatch.monitor import Monitor
 from vpnwatch.probes.registry import PROBES
@@ -212,17 +212,7 @@ def _write_config(lab: _Lab, plan: SoakPlan, directory: Path) -> Path:
     servers = list(lab.openvpn.servers.values())
     for index in range(plan.openvpn_targets):
         server = servers[index % len(servers)]
-        write_ovpn(
-            directory / f"ovpn{index}.ovpn",
-            host=server.host,
-            port=server.port,
-            proto=server.variant.proto,
-            ca=lab.openvpn.pki.ca,
-            cert=lab.openvpn.pki.client_cert,
-            key=lab.openvpn.pki.client_key,
-            wrap=server.variant.wrap,
-            wrap_key=server.client_wrap_key,
-        )
+        lab.openvpn.write_client_file(server, directory / f"ovpn{index}.ovpn")
         targets.append({"from": f"ovpn{index}.ovpn"})
     settings = {"interval": plan.interval, "timeout": plan.timeout, "listen": "127.0.0.1:0"}
     path = directory / "vpnwatch.yml"

@@ -25,7 +25,7 @@ from typing import Any
 from tests.vectors.openvpn import VECTORS, OpenVPNCapture, Step
 from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.lab.netns import Namespace
-from vpnwatch.lab.openvpn import OpenVPNLab, RunningServer, ServerVariant, write_ovpn
+from vpnwatch.lab.openvpn import OpenVPNLab, RunningServer, ServerVariant
 from vpnwatch.probes.driver import ProbeSpec
 from vpnwatch.probes.openvpn import client_config
 from vpnwatch.protocols.machine import Machine
@@ -99,17 +99,7 @@ def fixed_random(name: str) -> tuple[Callable[[int], bytes], list[bytes]]:
 
 async def capture(lab: OpenVPNLab, server: RunningServer, directory: Path) -> OpenVPNCapture:
     variant = server.variant
-    config_path = write_ovpn(
-        directory / f"{variant.name}.ovpn",
-        host=server.host,
-        port=server.port,
-        proto=variant.proto,
-        ca=lab.pki.ca,
-        cert=lab.pki.client_cert,
-        key=lab.pki.client_key,
-        wrap=variant.wrap,
-        wrap_key=server.client_wrap_key,
-    )
+    config_path = lab.write_client_file(server, directory / f"{variant.name}.ovpn")
     (target,) = load_ovpn(config_path)
     key = target.tls_key.get_secret_value() if target.tls_key else None
     config = client_config(target)

@@ -20,7 +20,7 @@ from vpnwatch.errors import ConfigError
 from vpnwatch.lab.controls import LAB_NAME, ControlEndpoints, start_controls
 from vpnwatch.lab.netns import LabError, Namespace
 from vpnwatch.lab.obfs4 import Obfs4Server
-from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, write_ovpn
+from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer, generate_preshared_key
 
 OPENVPN_VARIANTS = (
@@ -76,17 +76,7 @@ def _wireguard_files(server: WireGuardServer) -> dict[str, str]:
 def _openvpn_files(lab: OpenVPNLab, directory: Path) -> dict[str, str]:
     files = {}
     for name, server in lab.servers.items():
-        path = write_ovpn(
-            directory / f"ovpn-{name}.ovpn",
-            host=server.host,
-            port=server.port,
-            proto=server.variant.proto,
-            ca=lab.pki.ca,
-            cert=lab.pki.client_cert,
-            key=lab.pki.client_key,
-            wrap=server.variant.wrap,
-            wrap_key=server.client_wrap_key,
-        )
+        path = lab.write_client_file(server, directory / f"ovpn-{name}.ovpn")
         files[path.name] = path.read_text()
     return files
 

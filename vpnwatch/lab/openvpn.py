@@ -133,6 +133,23 @@ class OpenVPNLab:
         self._static_key = genkey("secret", workdir / "static.key")
         genkey("tls-crypt-v2-server", workdir / "v2-server.key")
 
+    def write_client_file(
+        self, server: RunningServer, path: Path, *, ca: str | None = None
+    ) -> Path:
+        """The ``.ovpn`` a user of ``server`` holds: its CA (or ``ca``), the client certificate
+        and key, and the server's wrapping key."""
+        return write_ovpn(
+            path,
+            host=server.host,
+            port=server.port,
+            proto=server.variant.proto,
+            ca=self.pki.ca if ca is None else ca,
+            cert=self.pki.client_cert,
+            key=self.pki.client_key,
+            wrap=server.variant.wrap,
+            wrap_key=server.client_wrap_key,
+        )
+
     def start(self, variants: Sequence[ServerVariant] = VARIANTS, first_port: int = 1194) -> None:
         """Start each variant on its own port and wait until every one is ready."""
         pending = []
