@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from tests.machines import drain
 from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.protocols.controls import DnsCheck, TcpCheck, TlsCheck
 from vpnwatch.protocols.machine import (
@@ -31,13 +32,6 @@ from vpnwatch.result import Failure
 NAME = "vpnwatch.test"
 QUERY_ID = 0x5A17
 SERVER_NAME = "controls.vpnwatch.test"
-
-
-def drain(machine: Machine) -> list[Event]:
-    events = []
-    while (event := machine.next_event()) is not None:
-        events.append(event)
-    return events
 
 
 def failure_of(machine: Machine) -> Failed:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.machines import drain
 from vpnwatch.protocols.controls import DnsCheck
-from vpnwatch.protocols.machine import Completed, Failed, StageCompleted
+from vpnwatch.protocols.machine import Completed, Event, Failed, StageCompleted
 from vpnwatch.result import Failure
 
 CAPTURES = {
@@ -22,16 +23,13 @@ CAPTURES = {
 }
 
 
-def replay(name: str, answer: bytes | None = None) -> tuple[DnsCheck, list[object]]:
+def replay(name: str, answer: bytes | None = None) -> tuple[DnsCheck, list[Event]]:
     capture = CAPTURES[name]
     check = DnsCheck(capture["name"], capture["record_type"], query_id=capture["query_id"])
     check.start(0.0)
     assert check.data_to_send(0.0) == [bytes.fromhex(capture["query"])]  # byte for byte
     check.receive(bytes.fromhex(capture["answer"]) if answer is None else answer, 0.01)
-    events = []
-    while (event := check.next_event()) is not None:
-        events.append(event)
-    return check, events
+    return check, drain(check)
 
 
 def test_the_served_name_is_answered():

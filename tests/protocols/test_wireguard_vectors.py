@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
 
+from tests.machines import drain
 from tests.vectors.wireguard import WireGuardCapture, captures
 from vpnwatch.protocols.machine import Completed, Event, Failed, StageCompleted
 from vpnwatch.protocols.wireguard import Rejection, WireGuardInitiator
@@ -48,8 +49,7 @@ def replay(
         now += 0.001
         machine.receive(datagram, now)
         sent += machine.data_to_send(now)
-        while (event := machine.next_event()) is not None:
-            events.append(event)
+        events += drain(machine)
     return sent, events
 
 

@@ -10,24 +10,17 @@ import os
 
 import pytest
 
+from tests.machines import drain
 from tests.vectors.obfs4 import Obfs4Capture, captures
 from vpnwatch.protocols.machine import (
     Completed,
     Event,
     Failed,
     LocalProtocolError,
-    Machine,
     StageCompleted,
 )
 from vpnwatch.protocols.obfs4.client import ECHO_LENGTH, Obfs4Client
 from vpnwatch.result import Failure
-
-
-def drain(machine: Machine) -> list[Event]:
-    events = []
-    while (event := machine.next_event()) is not None:
-        events.append(event)
-    return events
 
 
 def started(capture: Obfs4Capture, *, echo_draw: bytes | None = None) -> Obfs4Client:
