@@ -82,8 +82,7 @@ async def drive(spec: ProbeSpec[T], target: T, timeout: float) -> Result:
             link = await (StreamLink if stream else DatagramLink).connect(family, address)
             if stream:
                 timeline.reached("connect")
-            gate = spec.gate(target)
-            async with gate:
+            async with spec.gate(target):
                 admitted = True
                 detail = await _converse(machine, link, timeline, stream)
     except TimeoutError:
@@ -97,10 +96,10 @@ async def drive(spec: ProbeSpec[T], target: T, timeout: float) -> Result:
     except _Ended as ended:
         return timeline.failed(ended.failed.failure, timeline.pending, ended.failed.detail)
     except OSError as exc:
-        cause = classify(exc)
+        cause, detail = classify(exc), f"{target.endpoint}: {describe(exc)}"
         if isinstance(cause, LocalReason):
-            raise LocalError(cause, f"{target.endpoint}: {describe(exc)}") from None
-        return timeline.failed(cause, timeline.pending, f"{target.endpoint}: {describe(exc)}")
+            raise LocalError(cause, detail) from None
+        return timeline.failed(cause, timeline.pending, detail)
     finally:
         if link is not None:
             link.close()
