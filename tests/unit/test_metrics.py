@@ -12,7 +12,8 @@ from tests.conftest import new_key
 from vpnwatch.jobs import Job
 from vpnwatch.metrics import Metrics
 from vpnwatch.result import Failure, LocalReason, Result
-from vpnwatch.targets import TcpTarget, WireGuardTarget
+from vpnwatch.targets.control import TcpTarget
+from vpnwatch.targets.wireguard import WireGuardTarget
 
 
 def job(name: str, **labels: str) -> Job:

@@ -17,7 +17,7 @@ from vpnwatch.jobs import Job
 from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.ondemand import OnDemand
 from vpnwatch.result import Result
-from vpnwatch.targets import TcpTarget
+from vpnwatch.targets.control import TcpTarget
 from vpnwatch.webconfig import load_web_config
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
