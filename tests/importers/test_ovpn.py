@@ -122,7 +122,7 @@ def test_credentials_from_the_caller_override_the_file(tmp_path: Path, pki: Pki)
         ),
         ("remote h.invalid\n<ca>\nnever closed\n", "line 2", "<ca> is never closed"),
         ("remote h.invalid\nauth-user-pass\n", "line 2: auth-user-pass", "names no file"),
-        ("remote h.invalid\npkcs12 x.p12\n", "line 2: pkcs12", "pkcs12 is not supported"),
+        ("remote h.invalid\npkcs12 x.p12\n", "line 2: pkcs12", "cannot read"),
         ("remote h.invalid\nkey-direction 2\n", "line 2: key-direction", "0 or 1"),
         ("remote h.invalid\nremote-cert-tls client\n", "line 2: remote-cert-tls", "server"),
         ('remote "h.invalid\n', "line 1", "cannot split"),
