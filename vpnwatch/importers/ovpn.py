@@ -7,12 +7,14 @@ without a CA, ``<connection>`` blocks (each remote in them a target), inline
 ``<auth-user-pass>``, and the options that decide whether the real client would connect: TLS
 directives, ``data-ciphers``/``data-ciphers-fallback``, compression, ``pull-filter``. Directives
 the probe does not need are ignored with a debug line, because real files carry many (``dev``,
-``persist-tun``, ``fast-io``, ``setenv``…); directives it cannot honour (a proxy, a server-side
+``persist-tun``, ``fast-io``, ``setenv``, and ``cipher``, which 2.6 leaves out of the cipher
+negotiation); directives it cannot honour (a proxy, a server-side
 ``proto``) are errors, as is anything malformed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 from collections import Counter
@@ -69,7 +71,6 @@ _UNSUPPORTED = {
     "management-external-key": "an external key is not supported: give the key itself",
 }
 _X509_TYPES = ("subject", "name", "name-prefix")
-_DEFAULT_CIPHERS = "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305"
 _TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 _CERT_PROFILES = ("insecure", "legacy", "preferred", "suiteb")
 _PULL_FILTER_ACTIONS = ("accept", "ignore", "reject")
@@ -101,7 +102,6 @@ class _Config:
     remotes: list[_Remote] = field(default_factory=list)
     proto: str = "udp"
     port: int = DEFAULT_PORT
-    cipher: str | None = None
     #: Where ``auth-user-pass`` appeared, if it did (with or without a file).
     auth_user_pass: str | None = None
     #: ``askpass FILE``: the passphrase of an encrypted key or pkcs12 file, and where it was.
@@ -188,17 +188,7 @@ class _Directive:
 def _remote(d: _Directive) -> None:
     port = _port(d.args[1], d.config.source, d.where) if len(d.args) > 1 else None
     proto = _proto(d.args[2], d.config.source, d.where) if len(d.args) > 2 else None
-    block = d.config.block
-    d.config.remotes.append(
-        _Remote(
-            d.arg(0),
-            port,
-            proto,
-            d.line,
-            block.get("port") if block is not None else None,
-            block.get("proto") if block is not None else None,
-        )
-    )
+    d.config.remotes.append(_Remote(d.arg(0), port, proto, d.line))
 
 
 def _set_proto(d: _Directive) -> None:
@@ -221,10 +211,6 @@ def _key_direction(d: _Directive) -> None:
     if d.arg(0) not in ("0", "1"):
         raise d.fail("key-direction is 0 or 1")
     d.set("key_direction", int(d.arg(0)))
-
-
-def _cipher(d: _Directive) -> None:
-    d.config.cipher = d.arg(0)
 
 
 def _auth_user_pass(d: _Directive, inline: str | None = None) -> None:
@@ -319,7 +305,6 @@ _HANDLERS: dict[str, Callable[[_Directive], None]] = {
     "data-ciphers": _simple("data_ciphers"),
     "ncp-ciphers": _simple("data_ciphers"),
     "data-ciphers-fallback": _simple("data_ciphers_fallback"),
-    "cipher": _cipher,
     "auth-user-pass": _auth_user_pass,
     "verify-x509-name": _verify_x509_name,
     "remote-cert-tls": _remote_cert_tls,
@@ -415,22 +400,20 @@ def _connection(config: _Config, body: list[str], start: int) -> None:
             "<connection> blocks do not nest", source=config.source, where=f"line {start}"
         )
     before = len(config.remotes)
-    config.block = {}
+    block: dict[str, Any] = {}
+    config.block = block
     try:
         _parse(config, body, start)
     finally:
         config.block = None
+    config.remotes[before:] = [
+        dataclasses.replace(r, block_port=block.get("port"), block_proto=block.get("proto"))
+        for r in config.remotes[before:]
+    ]
     if len(config.remotes) == before:
         raise ConfigError(
             "<connection> has no remote", source=config.source, where=f"line {start}: <connection>"
         )
-
-
-def _data_ciphers(config: _Config) -> str:
-    ciphers = str(config.fields.get("data_ciphers", _DEFAULT_CIPHERS))
-    if config.cipher and config.cipher.upper() not in ciphers.upper().split(":"):
-        ciphers += f":{config.cipher}"  # OpenVPN 2.6 offers --cipher too
-    return ciphers
 
 
 def _effective_allow_compression(config: _Config) -> str:
@@ -490,7 +473,6 @@ def _finish(config: _Config, auth_user_pass: Path | None) -> None:
             source=path,
             where=config.auth_user_pass,
         )
-    config.set("data_ciphers", _data_ciphers(config), config.lines.get("data_ciphers", ""))
     config.fields["allow_compression"] = _effective_allow_compression(config)
     if config.pull_filters:
         config.fields["pull_filter"] = tuple(config.pull_filters)
