@@ -528,6 +528,7 @@ def test_vpnwatch_agrees_with_the_real_client(outcomes: dict[str, Outcome], name
     assert real.ok == case.ok, f"the real client did not do what the case expects:\n{real.log}"
     assert outcome.records, "vpnwatch reported no target"
     for record in outcome.records:
+        print("DETAIL", name, record["ok"], record["failure"], record["stage"], record["detail"])
         assert "error" not in record, record
         assert record["ok"] == real.ok, f"{record}\nthe real client:\n{real.log}"
         if not real.ok:

@@ -270,9 +270,9 @@ def _pull_filter(d: _Directive) -> None:
 
 def _peer_fingerprint(d: _Directive, inline: str | None = None) -> None:
     text = inline if inline is not None else d.arg(0)
-    for line in text.replace(" ", "\n").splitlines():
+    for line in text.splitlines():
         if line.strip() and line.strip()[0] not in "#;":
-            d.config.fingerprints.append(line.strip())
+            d.config.fingerprints += line.split()
     d.config.lines["peer_fingerprint"] = d.where
 
 
