@@ -324,6 +324,7 @@ def test_inline_credentials_and_provider_options(tmp_path: Path, pki: Pki) -> No
         ("comp-lzo no\n", "no"),
         ("comp-lzo yes\n", "asym"),
         ("compress lz4-v2\n", "asym"),
+        ("compress\n", "asym"),  # stub framing, yet it lifts 2.6's stub-only default
         ("allow-compression asym\n", "asym"),
         ("comp-lzo yes\nallow-compression no\n", "no"),
     ],

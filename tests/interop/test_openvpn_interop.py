@@ -425,6 +425,9 @@ CASES: dict[str, Case] = {
     # pushed options
     "push-lz4-v2-refused": Case("udp-push-lz4v2", ok=False),
     "push-lz4-v2-allowed": Case("udp-push-lz4v2", ok=True, lines=("allow-compression asym",)),
+    "push-lz4-v2-client-comp-lzo-no": Case("udp-push-lz4v2", ok=False, lines=("comp-lzo no",)),
+    "push-lz4-v2-client-compress-stub": Case("udp-push-lz4v2", ok=True, lines=("compress",)),
+    "push-lz4-v2-client-stub-v2": Case("udp-push-lz4v2", ok=True, lines=("compress stub-v2",)),
     "push-comp-lzo-no": Case("udp-push-comp-lzo-no", ok=True),
     "push-comp-lzo-no-client-too": Case("udp-push-comp-lzo-no", ok=True, lines=("comp-lzo no",)),
     "push-comp-lzo-yes-refused": Case("udp-push-comp-lzo-yes", ok=False),

@@ -74,11 +74,14 @@ _X509_TYPES = ("subject", "name", "name-prefix")
 _TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 _CERT_PROFILES = ("insecure", "legacy", "preferred", "suiteb")
 _PULL_FILTER_ACTIONS = ("accept", "ignore", "reject")
-#: Client-side compression that enables real compression (not stub framing): with it, 2.6 also
-#: accepts what a server pushes (``options_postprocess``: stub-only is the default without it).
+#: Client compression lines after which 2.6 accepts a server's compression too: it makes
+#: ``allow-compression no`` (stub framing only) the default only when no line enabled real
+#: compression and ``compress`` set no flag of its own (``options_postprocess_mutate``), and
+#: ``compress`` with or without ``stub``/``stub-v2`` does set one. Only ``comp-lzo no`` keeps it.
 _COMPRESSING = {("comp-lzo",), ("comp-lzo", "yes"), ("comp-lzo", "adaptive")} | {
-    ("compress", alg) for alg in ("lzo", "lz4", "lz4-v2", "migrate")
-}
+    ("compress", *alg) for alg in ((), ("stub",), ("stub-v2",), ("lzo",), ("lz4",), ("lz4-v2",),
+                                   ("migrate",))
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
