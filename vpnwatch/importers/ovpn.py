@@ -14,6 +14,8 @@ negotiation); directives it cannot honour (a proxy, a server-side
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import logging
 import shlex
@@ -280,18 +282,22 @@ def _peer_fingerprint(d: _Directive, inline: str | None = None) -> None:
 
 
 def _pkcs12(d: _Directive, inline: str | None = None) -> None:
-    import base64  # noqa: PLC0415 - only inline pkcs12 needs it
-
     if inline is not None:
         try:
             data = base64.b64decode("".join(inline.split()), validate=True)
-        except ValueError:
+        except (binascii.Error, ValueError):
             raise d.fail("the inline block is not base64") from None
     elif d.arg(0) == "[inline]":
         return
     else:
         data = d.read_bytes(d.arg(0))
     d.config.pkcs12 = data, d.where
+
+
+def _tun_mtu_max(d: _Directive) -> None:
+    if not d.arg(0).isdigit():
+        raise d.fail("is not a number")
+    d.set("tun_mtu_max", int(d.arg(0)))
 
 
 def _simple(field_name: str) -> Callable[[_Directive], None]:
@@ -308,7 +314,6 @@ _HANDLERS: dict[str, Callable[[_Directive], None]] = {
     "data-ciphers": _simple("data_ciphers"),
     "ncp-ciphers": _simple("data_ciphers"),
     "data-ciphers-fallback": _simple("data_ciphers_fallback"),
-    "auth-user-pass": _auth_user_pass,
     "verify-x509-name": _verify_x509_name,
     "remote-cert-tls": _remote_cert_tls,
     "tls-version-min": _tls_version_min,
@@ -317,16 +322,14 @@ _HANDLERS: dict[str, Callable[[_Directive], None]] = {
     "tls-ciphersuites": _simple("tls_ciphersuites"),
     "tls-groups": _simple("tls_groups"),
     "tls-cert-profile": lambda d: d.set("tls_cert_profile", d.choice(0, _CERT_PROFILES)),
-    "tun-mtu-max": lambda d: d.set("tun_mtu_max", _port(d.arg(0), d.config.source, d.where)),
+    "tun-mtu-max": _tun_mtu_max,
     "askpass": _askpass,
     "comp-lzo": _compression("comp-lzo"),
     "compress": _compression("compress"),
     "allow-compression": _allow_compression,
     "pull-filter": _pull_filter,
-    "peer-fingerprint": _peer_fingerprint,
-    "pkcs12": _pkcs12,
 }
-#: Directives that may also be inline blocks with a handler of their own.
+#: Directives that may also be inline blocks (``<auth-user-pass>``…): ``inline`` is its text.
 _INLINE_HANDLERS: dict[str, Callable[[_Directive, str | None], None]] = {
     "auth-user-pass": _auth_user_pass,
     "peer-fingerprint": _peer_fingerprint,
