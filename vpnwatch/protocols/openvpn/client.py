@@ -386,6 +386,7 @@ class OpenVPNClient(MachineBase):
                 return  # more parts follow (push-continuation 2)
             self.push_reply = accept_push(lines, self._config.pull_policy, self._server_cipher)
         except PushRefused as exc:
+            self._send_plaintext(_EXIT)  # the server may free our session all the same
             self._fail(Failure.PROTOCOL, f"the 2.6 client would refuse the push: {exc}")
             return
         except PushError as exc:
