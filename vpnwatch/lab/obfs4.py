@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from vpnwatch.lab.netns import LabError, Namespace
+from vpnwatch.targets.base import format_endpoint
 
 STATE_FILE = "obfs4_state.json"
 BRIDGE_LINE_FILE = "obfs4_bridgeline.txt"
@@ -98,11 +99,18 @@ class Obfs4Server:
     """obfs4proxy and its echo backend in ``namespace``; stopped on exit or with the namespace."""
 
     def __init__(
-        self, namespace: Namespace, *, iat_mode: int = 0, port: int = DEFAULT_PORT
+        self,
+        namespace: Namespace,
+        *,
+        iat_mode: int = 0,
+        port: int = DEFAULT_PORT,
+        host: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.iat_mode = iat_mode
         self.port = port
+        #: The address it listens on: the namespace's IPv4 address unless told otherwise.
+        self.host = host or namespace.ip
         self.state_dir = Path(tempfile.mkdtemp(prefix="vpnwatch-obfs4-"))
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -128,7 +136,7 @@ class Obfs4Server:
             "TOR_PT_MANAGED_TRANSPORT_VER": "1",
             "TOR_PT_STATE_LOCATION": str(self.state_dir),
             "TOR_PT_SERVER_TRANSPORTS": "obfs4",
-            "TOR_PT_SERVER_BINDADDR": f"obfs4-{self.namespace.ip}:{self.port}",
+            "TOR_PT_SERVER_BINDADDR": f"obfs4-{format_endpoint(self.host, self.port)}",
             "TOR_PT_SERVER_TRANSPORT_OPTIONS": f"obfs4:iat-mode={self.iat_mode}",
             "TOR_PT_ORPORT": f"127.0.0.1:{echo_port}",
             "TOR_PT_EXIT_ON_STDIN_CLOSE": "1",
@@ -136,7 +144,7 @@ class Obfs4Server:
         proxy = self._spawn(["obfs4proxy", "-enableLogging", "-logLevel", "INFO"], env=env)
         _read_until(proxy, lambda line: line == "SMETHODS DONE", "obfs4proxy")
         return Obfs4Bridge(
-            host=self.namespace.ip,
+            host=self.host,
             port=self.port,
             cert=self._published_cert(),
             iat_mode=self.iat_mode,
