@@ -60,28 +60,42 @@ async def run(argv: Sequence[str], *, input_: str | None = None) -> tuple[int, s
 
 
 async def vpnwatch_check(
-    where: Callable[[Sequence[str]], list[str]], path: Path, timeout: float
-) -> Verdicts:
-    """``vpnwatch check --json FILE`` run as a user runs it (``where`` wraps the command to run
-    in the vantage's namespace): each target's verdict by endpoint."""
+    where: Callable[[Sequence[str]], list[str]], paths: Sequence[Path], timeout: float
+) -> dict[Path, Verdicts]:
+    """``vpnwatch check --json FILE...`` run as a user runs it (``where`` wraps the command to
+    run in the vantage's namespace): each file's verdicts by endpoint.
+
+    One run for many files, as users run it, and as cheap for the shared CPU as one; a target
+    belongs to the file whose stem its name starts with, so the stems must differ.
+    """
+    stems = {path.stem: path for path in paths}
+    assert len(stems) == len(paths), "files checked together need different stems"
     status, out, err = await run(
-        where([VPNWATCH, "check", "--json", "--timeout", f"{timeout:g}", str(path)])
+        where([VPNWATCH, "check", "--json", "--timeout", f"{timeout:g}", *map(str, paths)])
     )
     if status == 2:
-        return {"": Verdict(False, FILE_REFUSED, err.strip())}
+        return {path: {"": Verdict(False, FILE_REFUSED, err.strip())} for path in paths}
     assert status in (0, 1), f"vpnwatch check exited {status}: {err}"
-    verdicts = {}
+    verdicts: dict[Path, dict[str, Verdict]] = {path: {} for path in paths}
     for line in out.splitlines():
         record = json.loads(line)
-        verdicts[record["endpoint"]] = Verdict(record["ok"], record["failure"], record["detail"])
-    return verdicts
+        path = stems[record["target"].partition("/")[0]]
+        verdicts[path][record["endpoint"]] = Verdict(
+            record["ok"], record["failure"], record["detail"]
+        )
+    return dict(verdicts)
 
 
-async def vpnwatch_skipped(where: Callable[[Sequence[str]], list[str]], path: Path) -> list[str]:
-    """What ``vpnwatch config check --json FILE`` lists as skipped: each entry's kind."""
-    status, out, err = await run(where([VPNWATCH, "config", "check", "--json", str(path)]))
+async def vpnwatch_skipped(
+    where: Callable[[Sequence[str]], list[str]], paths: Sequence[Path]
+) -> dict[Path, list[str]]:
+    """What ``vpnwatch config check --json FILE...`` lists as skipped in each file: the kinds."""
+    status, out, err = await run(where([VPNWATCH, "config", "check", "--json", *map(str, paths)]))
     assert status == 0, err
-    return [skipped["entry"] for skipped in json.loads(out)["skipped"]]
+    skipped: dict[Path, list[str]] = {path: [] for path in paths}
+    for entry in json.loads(out)["skipped"]:
+        skipped[Path(entry["source"])].append(entry["entry"])
+    return skipped
 
 
 def run_cases(cases: Iterable[C], one: Callable[[C], Awaitable[R]]) -> list[R]:

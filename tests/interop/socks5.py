@@ -1,10 +1,11 @@
 """A SOCKS5 client doing what Tor does with a pluggable transport's client, in a few lines.
 
-Run as a script inside the vantage namespace (``python socks5.py PROXY_PORT HOST PORT ARGS``):
-it asks the transport at 127.0.0.1:PROXY_PORT to connect to the bridge, with the bridge line's
-``k=v;k=v`` arguments as the SOCKS username and a NUL password (pt-spec 3.5), then sends bytes
-through the session and reads them back (the lab bridge's backend echoes). Prints one JSON object:
-the SOCKS reply code (null when none came in time) and whether the bytes came back.
+Run as a script inside the vantage namespace (``python socks5.py PROXY_PORT DEADLINE``), with a
+JSON list of ``[host, port, "k=v;k=v"]`` bridges on stdin: for each, at the same time, it asks
+the transport at 127.0.0.1:PROXY_PORT to connect to the bridge, with the bridge line's arguments
+as the SOCKS username and a NUL password (pt-spec 3.5), then sends bytes through the session and
+reads them back (the lab bridge's backend echoes). Prints a JSON list in the same order: the SOCKS
+reply code (null when none came within DEADLINE seconds) and whether the bytes came back.
 """
 
 from __future__ import annotations
@@ -45,16 +46,23 @@ async def connect(
         writer.close()
 
 
-async def main(proxy_port: int, host: str, port: int, arguments: str, deadline: float) -> None:
+async def one(proxy_port: int, host: str, port: int, arguments: str, deadline: float) -> object:
     result: dict[str, object] = {"reply": None, "echoed": False}
     try:
         async with asyncio.timeout(deadline):
             await connect(result, proxy_port, host, port, arguments)
     except TimeoutError:
         pass
-    print(json.dumps(result))
+    return result
+
+
+async def main(proxy_port: int, deadline: float) -> None:
+    bridges = json.loads(sys.stdin.read())
+    results = await asyncio.gather(
+        *(one(proxy_port, host, port, arguments, deadline) for host, port, arguments in bridges)
+    )
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":
-    proxy, host, port, arguments, deadline = sys.argv[1:6]
-    asyncio.run(main(int(proxy), host, int(port), arguments, float(deadline)))
+    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2])))
