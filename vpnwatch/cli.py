@@ -257,7 +257,7 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         type=Path,
         metavar="FILE",
-        help="wg-quick .conf, .ovpn or bridge-line (.txt, .bridges) files to probe",
+        help="wg-quick .conf, .ovpn, Tor bridge-list (.txt, .bridges) or torrc files to probe",
     )
     parser.add_argument(
         "--auth-user-pass",
