@@ -86,6 +86,21 @@ async def vpnwatch_check(
     return dict(verdicts)
 
 
+async def vpnwatch_check_files(
+    where: Callable[[Sequence[str]], list[str]],
+    files: Mapping[Path, bool],
+    timeout: float,
+) -> dict[Path, Verdicts]:
+    """:func:`vpnwatch_check` of every file, expected to be accepted (True) or refused (False):
+    the accepted ones in one run, each refused one in a run of its own, as it stops a run."""
+    accepted = [path for path, ok in files.items() if ok]
+    refused = [[path] for path, ok in files.items() if not ok]
+    runs = await asyncio.gather(
+        *(vpnwatch_check(where, group, timeout) for group in [accepted, *refused] if group)
+    )
+    return {path: verdicts for found in runs for path, verdicts in found.items()}
+
+
 async def vpnwatch_skipped(
     where: Callable[[Sequence[str]], list[str]], paths: Sequence[Path]
 ) -> dict[Path, list[str]]:

@@ -1,9 +1,11 @@
 """obfs4 interop: obfs4proxy as Tor's managed client and ``vpnwatch check`` on the same bridge
 list or torrc, against the same obfs4proxy bridges, must give the same verdict.
 
-The real client is what Tor does with a bridge line: it runs obfs4proxy as a managed client
-transport (``TOR_PT_*`` variables) and asks its SOCKS5 listener for the bridge's address, with
-the line's ``k=v`` arguments as the SOCKS username; the reply, and bytes echoed back through the
+The real client is what Tor does with the file. ``tor --verify-config`` first says whether Tor
+takes it at all (a torrc as it is; a bridge list as Tor Browser uses one, each line a ``Bridge``
+option); then, as Tor does for each obfs4 bridge, obfs4proxy runs as a managed client transport
+(``TOR_PT_*`` variables) and its SOCKS5 listener is asked for the bridge's address, with the
+line's ``k=v`` arguments as the SOCKS username; the reply, and bytes echoed back through the
 session by the lab bridge's backend, are its verdict. Lines of other transports are Tor's
 business, not obfs4proxy's: vpnwatch must list them as skipped (``config check``), naming each.
 """
@@ -21,11 +23,12 @@ from pathlib import Path
 import pytest
 
 from tests.interop.conftest import (
+    FILE_REFUSED,
     Verdict,
     Verdicts,
     assert_agree,
     run,
-    vpnwatch_check,
+    vpnwatch_check_files,
     vpnwatch_skipped,
 )
 from vpnwatch.lab.netns import Namespace
@@ -38,6 +41,8 @@ pytestmark = pytest.mark.lab
 
 DEADLINE = 6.0
 PORTS = {0: 4443, 1: 4444, 2: 4445}
+#: Tor's port for a bridge line without one.
+DEFAULT_PORT = 443
 IPV6_PORT = 4446
 CLOSED_PORT = 4499
 DROPPED_PORT = 4498
@@ -64,6 +69,8 @@ class Lab:
     vantage: Vantage
     bridges: dict[int, Obfs4Bridge]
     ipv6: Obfs4Bridge
+    #: Listening on Tor's default bridge port.
+    default_port: Obfs4Bridge
     socks_port: int
     directory: Path
 
@@ -147,6 +154,27 @@ def _torrc(lab: Lab) -> tuple[str, dict[str, str | None]]:
     return text, {format_endpoint(bridge.host, bridge.port): None}
 
 
+def _no_port(lab: Lab) -> tuple[str, dict[str, str | None]]:
+    bridge = lab.default_port
+    line = f"obfs4 {bridge.host} {bridge.fingerprint} cert={bridge.cert} iat-mode=0\n"
+    return line, {format_endpoint(bridge.host, DEFAULT_PORT): None}
+
+
+def _refused(line: str) -> Callable[[Lab], tuple[str, dict[str, str | None]]]:
+    """A file Tor refuses, with ``{bridge}`` standing for the lab bridge's published line."""
+
+    def build(lab: Lab) -> tuple[str, dict[str, str | None]]:
+        bridge = lab.bridges[0]
+        text = line.format(
+            bridge=_line(bridge).removeprefix("Bridge ").strip(),
+            cert=bridge.cert,
+            port=bridge.port,
+        )
+        return text, {"": FILE_REFUSED}
+
+    return build
+
+
 CASES = {
     "iat-mode-0": Case("iat0.txt", _one(lambda lab: lab.bridges[0])),
     "iat-mode-1": Case("iat1.txt", _one(lambda lab: lab.bridges[1])),
@@ -173,6 +201,15 @@ CASES = {
         ("snowflake bridge", "webtunnel bridge", "meek_lite bridge", "plain bridge"),
     ),
     "torrc-snippet": Case("torrc", _torrc, ("snowflake bridge",)),
+    "no-port": Case("no-port.txt", _no_port),
+    "host-name": Case(
+        "host-name.txt",
+        _refused("obfs4 bridge.interop.test:{port} cert={cert} iat-mode=0\n"),
+    ),
+    "junk-argument": Case("junk.txt", _refused("{bridge} junk\n")),
+    "torrc-bare-line": Case(
+        "torrc-bare", _refused("UseBridges 1\nClientTransportPlugin obfs4 exec x\n{bridge}\n")
+    ),
 }
 
 
@@ -185,24 +222,61 @@ def _obfs4_bridges(text: str) -> list[tuple[str, str, int, str]]:
             words = words[1:]
         if len(words) < 2 or words[0] != "obfs4":
             continue
-        host, _, port = words[1].rpartition(":")
-        host = host.strip("[]")
+        address = words[1]
+        if address.startswith("["):
+            host, _, port = address[1:].partition("]")
+        else:
+            host, _, port = address.partition(":") if address.count(":") == 1 else (address, "", "")
+        port_number = int(port.lstrip(":") or DEFAULT_PORT)
         arguments = ";".join(word for word in words[2:] if "=" in word)
-        found.append((format_endpoint(host, int(port)), host, int(port), arguments))
+        found.append((format_endpoint(host, port_number), host, port_number, arguments))
     return found
 
 
-async def real_client(lab: Lab, texts: list[str]) -> list[Verdicts]:
-    """What Tor's obfs4proxy makes of each obfs4 bridge of each file, all at once."""
+def _as_torrc(path: Path) -> str:
+    """The file as Tor reads it: a torrc as it is, a bridge list as Tor Browser uses one."""
+    text = path.read_text()
+    if path.name.startswith("torrc") or path.suffix == ".torrc":
+        return text
+    lines = [line.strip() for line in text.splitlines()]
+    bridges = [line for line in lines if line and not line.startswith("#")]
+    return "UseBridges 1\nClientTransportPlugin obfs4 exec /usr/bin/obfs4proxy\n" + "".join(
+        line + "\n" if line.lower().startswith("bridge ") else f"Bridge {line}\n"
+        for line in bridges
+    )
+
+
+async def tor_refuses(path: Path, data_directory: Path) -> str | None:
+    """Why ``tor --verify-config`` refuses the file; None when Tor takes it."""
+    torrc = data_directory.with_suffix(".torrc")
+    torrc.write_text(_as_torrc(path))
+    status, out, _ = await run(
+        ["tor", "--verify-config", "--defaults-torrc", "/dev/null", "-f", str(torrc),
+         "DataDirectory", str(data_directory), "SocksPort", "0"]
+    )  # fmt: skip
+    if status == 0:
+        return None
+    return next((line for line in out.splitlines() if "[warn]" in line), out.strip())
+
+
+async def real_client(lab: Lab, paths: list[Path]) -> list[Verdicts]:
+    """What Tor makes of each file: refused, or what obfs4proxy makes of each obfs4 bridge."""
+    refusals = await asyncio.gather(
+        *(tor_refuses(path, lab.directory / f"tor-{index}") for index, path in enumerate(paths))
+    )
+    texts = [
+        path.read_text() if refused is None else ""
+        for path, refused in zip(paths, refusals, strict=True)
+    ]
     bridges = [_obfs4_bridges(text) for text in texts]
     requests = [[host, port, arguments] for found in bridges for _, host, port, arguments in found]
     argv = [sys.executable, str(SOCKS5), str(lab.socks_port), str(DEADLINE)]
     status, out, err = await run(lab.vantage.argv(argv), input_=json.dumps(requests))
     assert status == 0, err
     answers = iter(json.loads(out))
-    verdicts = []
-    for found in bridges:
-        verdicts.append({})
+    verdicts: list[dict[str, Verdict]] = []
+    for found, refused in zip(bridges, refusals, strict=True):
+        verdicts.append({} if refused is None else {"": Verdict(False, FILE_REFUSED, refused)})
         for endpoint, *_ in found:
             said = next(answers)
             ok = said["reply"] == 0 and said["echoed"]
@@ -219,6 +293,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         Obfs4Server(namespace, iat_mode=1, port=PORTS[1]) as timed,
         Obfs4Server(namespace, iat_mode=2, port=PORTS[2]) as paranoid,
         Obfs4Server(namespace, port=IPV6_PORT, host=namespace.ip6) as ipv6,
+        Obfs4Server(namespace, port=DEFAULT_PORT) as default_port,
         Vantage(namespace) as vantage,
         Obfs4Client(vantage.argv) as socks_port,
     ):
@@ -235,6 +310,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             vantage,
             {0: plain, 1: timed, 2: paranoid},
             ipv6,
+            default_port,
             socks_port,
             tmp_path_factory.mktemp("obfs4-interop"),
         )
@@ -256,17 +332,19 @@ def outcomes(lab: Lab) -> dict[str, Outcome]:
         paths[name].parent.mkdir()
         paths[name].write_text(text)
     files = list(paths.values())
+    accepts = {paths[name]: "" not in expected for name, (_, expected) in built.items()}
+    accepted = [path for path, ok in accepts.items() if ok]
 
     async def everything() -> tuple[list[Verdicts], dict[Path, Verdicts], dict[Path, list[str]]]:
         return await asyncio.gather(
-            real_client(lab, [text for text, _ in built.values()]),
-            vpnwatch_check(lab.vantage.argv, files, DEADLINE),
-            vpnwatch_skipped(lab.vantage.argv, files),
+            real_client(lab, files),
+            vpnwatch_check_files(lab.vantage.argv, accepts, DEADLINE),
+            vpnwatch_skipped(lab.vantage.argv, accepted),
         )
 
     real, checked, skipped = asyncio.run(everything())
     return {
-        name: (verdicts, checked[paths[name]], built[name][1], skipped[paths[name]])
+        name: (verdicts, checked[paths[name]], built[name][1], skipped.get(paths[name], []))
         for name, verdicts in zip(CASES, real, strict=True)
     }
 
