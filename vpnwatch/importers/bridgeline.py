@@ -70,12 +70,6 @@ class _BridgeLine:
     arguments: dict[str, str]
 
 
-def is_torrc_name(path: Path) -> bool:
-    """Whether the file is named as a torrc is: ``torrc``, ``torrc-bridges``, ``home.torrc``."""
-    name = path.name.lower()
-    return name.startswith("torrc") or path.suffix.lower() == ".torrc"
-
-
 def load_bridge_lines(path: Path, *, torrc: bool = False) -> Imported:
     """Every obfs4 bridge in ``path`` as a target, every other bridge as skipped.
 
