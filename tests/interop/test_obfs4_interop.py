@@ -66,7 +66,7 @@ PLAIN = "192.0.2.9:9001 4352E58420E68F5E40BF7C74FADDCCD9D1349413"
 @dataclass
 class Lab:
     namespace: Namespace
-    vantage: Vantage
+    vantage: Namespace
     bridges: dict[int, Obfs4Bridge]
     ipv6: Obfs4Bridge
     #: Listening on Tor's default bridge port.

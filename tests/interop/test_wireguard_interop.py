@@ -32,6 +32,7 @@ from tests.interop.conftest import (
     vpnwatch_check_files,
 )
 from vpnwatch.lab.netns import Namespace
+from vpnwatch.lab.resolver import NamespaceResolver
 from vpnwatch.lab.vantage import Vantage
 from vpnwatch.lab.wireguard import CONTROL_DIR, KeyPair, WireGuardServer
 from vpnwatch.targets.base import format_endpoint
@@ -59,7 +60,7 @@ def _b64(raw: bytes) -> str:
 @dataclass
 class Lab:
     namespace: Namespace
-    vantage: Vantage
+    vantage: Namespace
     server: WireGuardServer
     directory: Path
 
@@ -320,8 +321,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         Namespace() as namespace,
         WireGuardServer(namespace) as server,
         Vantage(namespace) as vantage,
+        NamespaceResolver(vantage, {NAME_V4: [namespace.ip], NAME_V6: [namespace.ip6]}),
     ):
-        vantage.resolve_with((NAME_V4, namespace.ip), (NAME_V6, namespace.ip6))
         namespace.exec(
             ["nft", "-f", "-"],
             input_=(
