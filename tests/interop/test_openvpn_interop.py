@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from tests.interop.conftest import VPNWATCH
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.openvpn import (
     CLIENT_NAME,
@@ -42,7 +42,6 @@ from vpnwatch.lab.resolver import NamespaceResolver
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-VPNWATCH = str(Path(sys.executable).parent / "vpnwatch")
 PROBE_TIMEOUT = 6.0
 REAL_CLIENT_TIMEOUT = 10.0
 #: Cases in flight at once: each runs two clients, and CI has two cores.
