@@ -23,6 +23,7 @@ from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
 from vpnwatch.probes.driver import ProbeSpec
 from vpnwatch.protocols.obfs4.client import Obfs4Client
+from vpnwatch.protocols.obfs4.echo import EchoCheck
 from vpnwatch.protocols.obfs4.elligator import generate_keypair
 from vpnwatch.targets.obfs4 import Obfs4Target
 
@@ -77,7 +78,7 @@ async def capture(name: str, bridge: Obfs4Bridge, echo: bool, pad_length: int) -
             identity.node_id,
             identity.public_key,
             unix_time=unix_time,
-            echo=echo,
+            inner=EchoCheck(random_bytes) if echo else None,
             random_bytes=random_bytes,
             keypair=keypair,
             pad_length=pad_length,
