@@ -22,6 +22,7 @@ from tests.vectors.obfs4 import VECTORS, Obfs4Capture
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
 from vpnwatch.probes.driver import ProbeSpec
+from vpnwatch.protocols.machine import Machine
 from vpnwatch.protocols.obfs4.client import Obfs4Client
 from vpnwatch.protocols.obfs4.echo import EchoCheck
 from vpnwatch.protocols.obfs4.elligator import generate_keypair
@@ -39,7 +40,7 @@ PLAN = {
 class Recording:
     """A machine that writes down what passes between the driver and the one it wraps."""
 
-    def __init__(self, machine: Obfs4Client) -> None:
+    def __init__(self, machine: Machine) -> None:
         self.machine = machine
         self.transcript: list[tuple[str, bytes]] = []
 

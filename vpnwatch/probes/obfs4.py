@@ -19,7 +19,7 @@ def _data_check(target: Obfs4Target, unix_time: float) -> Machine | None:
         return EchoCheck()
     if target.data == "tor":
         assert target.fingerprint is not None  # the target's validator demands one
-        return TorChannelClient(
+        return TorChannelClient.for_relay(
             target.fingerprint, unix_time=unix_time, peer_address=peer_address(target.host)
         )
     return None

@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Callable
 from functools import cache
 
-from vpnwatch.protocols.machine import Failed, MachineBase
+from vpnwatch.protocols.machine import Failed, Machine, MachineBase
 from vpnwatch.protocols.tls import TlsChannel, TlsError
 from vpnwatch.protocols.tor.cells import Address
 from vpnwatch.protocols.tor.link import TorLinkClient
@@ -32,29 +32,40 @@ def tor_tls_context() -> ssl.SSLContext:
 
 
 class TorChannelClient(MachineBase):
-    """TLS to a relay, then :class:`TorLinkClient` over it; the stages are the link's."""
+    """TLS to a relay, then the cell machine ``link(certificate)`` builds over it.
+
+    The stages are the link's. :meth:`for_relay` builds the usual one; the constructor exists so
+    that a capture can record the cells that pass in the clear inside TLS.
+    """
 
     stages: tuple[str, ...] = TorLinkClient.stages
 
-    def __init__(
-        self,
+    def __init__(self, link: Callable[[bytes], Machine]) -> None:
+        super().__init__()
+        self._link_for = link
+        self._certificate = b""
+        self._tls = TlsChannel(tor_tls_context(), check=self._keep_certificate)
+        self._link: Machine | None = None
+
+    @classmethod
+    def for_relay(
+        cls,
         fingerprint: str,
         *,
         unix_time: float,
         peer_address: Address | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
-    ) -> None:
-        super().__init__()
-        self._link_for: Callable[[bytes], TorLinkClient] = lambda certificate: TorLinkClient(
-            fingerprint,
-            certificate,
-            unix_time=unix_time,
-            peer_address=peer_address,
-            random_bytes=random_bytes,
+    ) -> TorChannelClient:
+        """A link to the relay whose identity has ``fingerprint`` (see :class:`TorLinkClient`)."""
+        return cls(
+            lambda certificate: TorLinkClient(
+                fingerprint,
+                certificate,
+                unix_time=unix_time,
+                peer_address=peer_address,
+                random_bytes=random_bytes,
+            )
         )
-        self._certificate = b""
-        self._tls = TlsChannel(tor_tls_context(), check=self._keep_certificate)
-        self._link: TorLinkClient | None = None
 
     def _keep_certificate(self, der: bytes) -> None:
         self._certificate = der
