@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from vpnwatch.config import load_config
 from vpnwatch.errors import ConfigError
 from vpnwatch.importers.bridgeline import load_bridge_lines
 from vpnwatch.targets.obfs4 import Obfs4Target, decode_cert, encode_cert
@@ -116,3 +117,20 @@ def test_empty_and_missing_files(write: Write, tmp_path: Path) -> None:
     (tmp_path / "binary.txt").write_bytes(os.urandom(16) + b"\xff\xfe")
     with pytest.raises(ConfigError, match="cannot read"):
         load_bridge_lines(tmp_path / "binary.txt")
+
+
+def test_the_tor_link_check_needs_the_fingerprint_it_checks(write: Write) -> None:
+    """``data: tor`` proves the relay's identity against the line's fingerprint; a line without
+    one is refused with a line naming the target and field, never probed half-checked."""
+    with_fingerprint = write("a.txt", f"obfs4 192.0.2.3:443 {FINGERPRINT} cert={CERT} iat-mode=0")
+    without = write("b.txt", f"obfs4 192.0.2.3:443 cert={CERT} iat-mode=0")
+    config = write("vpnwatch.yml", "targets: [{from: a.txt, data: tor}]\n")
+    [job] = load_config(config).jobs
+    assert isinstance(job.target, Obfs4Target) and job.target.data == "tor"
+    assert job.target.fingerprint == FINGERPRINT and with_fingerprint.exists()
+    config = write("vpnwatch.yml", "targets: [{from: b.txt, data: tor}]\n")
+    with pytest.raises(
+        ConfigError, match=r"vpnwatch.yml: targets\[0\]: data: tor .* needs a fingerprint"
+    ):
+        load_config(config)
+    assert without.exists()
