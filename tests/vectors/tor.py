@@ -41,9 +41,10 @@ class RawCell:
 
 
 def split_cells(data: bytes) -> list[RawCell]:
-    """The cells in ``data``, a stream that starts with a VERSIONS cell."""
+    """The cells in ``data``, a stream that starts with a VERSIONS cell; a partial one at the end
+    is left out."""
     cells, offset, id_length = [], 0, 2
-    while offset < len(data):
+    while offset + id_length + 3 <= len(data):
         circuit = int.from_bytes(data[offset : offset + id_length], "big")
         command = data[offset + id_length]
         offset += id_length + 1

@@ -76,7 +76,7 @@ def changed(kind: int, change: Callable[[bytes], bytes]) -> dict[int, bytes]:
         pytest.param(changed(7, lambda c: flip(c, 0)), "vouches for another", id="crosscert-key"),
         pytest.param(changed(7, lambda c: c[:-1]), "cross-certificate is malformed", id="crosscert-short"),
         pytest.param(changed(5, lambda c: c[:50]), "too short", id="ed-link-short"),
-        pytest.param(changed(2, lambda c: c[:-5]), "not DER", id="id-truncated"),
+        pytest.param(changed(2, lambda c: c[:-5]), "not well-formed DER", id="id-truncated"),
         pytest.param({k: v for k, v in captures()["link"].certs().items() if k != 2}, "no RSA identity", id="no-id"),
         pytest.param({k: v for k, v in captures()["link"].certs().items() if k != 5}, "part of an Ed25519 chain", id="partial-ed"),
         pytest.param({k: v for k, v in captures()["link"].certs().items() if k in (2,)}, "no TLS link", id="no-link"),
@@ -109,3 +109,12 @@ def test_certificates_are_checked_at_now() -> None:
     only_ed = {k: v for k, v in certs.items() if k != 1}
     with pytest.raises(CertsError, match=r"expired|not now"):
         verify(only_ed, now=expires + HOUR)
+
+
+def test_a_key_cryptography_reads_only_when_asked_is_still_a_certs_error() -> None:
+    """Found by fuzzing: ``cryptography`` parses a certificate's key lazily, so a damaged key got
+    past loading and raised ValueError out of the check."""
+    rsa_key_header = bytes.fromhex("2a864886f70d010101050003")  # rsaEncryption, NULL, BIT STRING
+    certs = changed(2, lambda c: c.replace(rsa_key_header, rsa_key_header[:-1] + b"\x04"))
+    with pytest.raises(CertsError, match="not well-formed DER"):
+        verify(certs)

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 LINK = 1
 RSA_IDENTITY = 2
@@ -88,7 +89,7 @@ def verify_responder_certs(
     """
     identity_cert = _x509(certificates, RSA_IDENTITY, "RSA identity")
     identity_key = _rsa_identity_key(identity_cert)
-    _check_x509(identity_cert, identity_key, now, "RSA identity")
+    _check_x509(identity_cert, identity_key, now)
     proved = rsa_fingerprint(identity_key)
     if not hmac.compare_digest(proved, fingerprint.upper()):
         raise IdentityMismatch(
@@ -97,51 +98,74 @@ def verify_responder_certs(
     has_ed = any(kind in certificates for kind in ED_TYPES)
     if LINK in certificates or not has_ed:
         link_cert = _x509(certificates, LINK, "TLS link")
-        _check_x509(link_cert, identity_key, now, "TLS link")
-        if _spki(link_cert) != _spki(x509.load_der_x509_certificate(tls_certificate)):
+        _check_x509(link_cert, identity_key, now)
+        if link_cert.spki != _X509.parse(tls_certificate, "TLS session's").spki:
             raise CertsError("the TLS link certificate's key is not the one TLS used")
     ed_identity = _verify_ed25519_chain(certificates, identity_key, tls_certificate, now)
     return RelayIdentity(proved, ed_identity if has_ed else None)
 
 
-def _x509(certificates: dict[int, bytes], kind: int, name: str) -> x509.Certificate:
+@dataclass(frozen=True, slots=True)
+class _X509:
+    """What the checks read of an X.509 certificate, read once: ``cryptography`` parses some
+    fields only when asked, so a damaged certificate must fail here, as a CertsError."""
+
+    name: str
+    key: PublicKeyTypes
+    not_before: datetime
+    not_after: datetime
+    signature: bytes
+    signed: bytes
+    hash_algorithm: hashes.HashAlgorithm | None
+
+    @classmethod
+    def parse(cls, der: bytes, name: str) -> _X509:
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            return cls(
+                name,
+                cert.public_key(),
+                cert.not_valid_before_utc,
+                cert.not_valid_after_utc,
+                cert.signature,
+                cert.tbs_certificate_bytes,
+                cert.signature_hash_algorithm,
+            )
+        except (ValueError, UnsupportedAlgorithm):
+            raise CertsError(f"the {name} certificate is not well-formed DER X.509") from None
+
+    @property
+    def spki(self) -> bytes:
+        return self.key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+def _x509(certificates: dict[int, bytes], kind: int, name: str) -> _X509:
     if kind not in certificates:
         raise CertsError(f"the CERTS cell has no {name} certificate (type {kind})")
-    try:
-        return x509.load_der_x509_certificate(certificates[kind])
-    except ValueError:
-        raise CertsError(f"the {name} certificate is not DER X.509") from None
+    return _X509.parse(certificates[kind], name)
 
 
-def _rsa_identity_key(cert: x509.Certificate) -> rsa.RSAPublicKey:
-    key = cert.public_key()
-    if not isinstance(key, rsa.RSAPublicKey) or key.key_size != IDENTITY_BITS:
+def _rsa_identity_key(cert: _X509) -> rsa.RSAPublicKey:
+    if not isinstance(cert.key, rsa.RSAPublicKey) or cert.key.key_size != IDENTITY_BITS:
         raise CertsError("the identity certificate's key is not a 1024-bit RSA key")
-    return key
+    return cert.key
 
 
-def _check_x509(cert: x509.Certificate, signer: rsa.RSAPublicKey, now: float, name: str) -> None:
+def _check_x509(cert: _X509, signer: rsa.RSAPublicKey, now: float) -> None:
     moment = datetime.fromtimestamp(now, UTC)
-    if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
+    if not cert.not_before <= moment <= cert.not_after:
         raise CertsError(
-            f"the {name} certificate is valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
-            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not now"
+            f"the {cert.name} certificate is valid {cert.not_before:%Y-%m-%d %H:%M} to "
+            f"{cert.not_after:%Y-%m-%d %H:%M} UTC, not now"
         )
-    hash_algorithm = cert.signature_hash_algorithm
-    if hash_algorithm is None:
-        raise CertsError(f"the {name} certificate names no signature hash")
+    if cert.hash_algorithm is None:
+        raise CertsError(f"the {cert.name} certificate names no signature hash")
     try:
-        signer.verify(
-            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), hash_algorithm
-        )
+        signer.verify(cert.signature, cert.signed, padding.PKCS1v15(), cert.hash_algorithm)
     except InvalidSignature:
-        raise CertsError(f"the {name} certificate is not signed by the identity key") from None
-
-
-def _spki(cert: x509.Certificate) -> bytes:
-    return cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+        raise CertsError(f"the {cert.name} certificate is not signed by the identity key") from None
 
 
 @dataclass(frozen=True, slots=True)
