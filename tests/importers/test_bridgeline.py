@@ -190,3 +190,20 @@ def test_a_file_of_only_skipped_bridges_says_so(write: Write) -> None:
     with pytest.raises(ConfigError, match=r"no targets: every entry was skipped: .*snow\.txt: "
                        r"line 1: snowflake bridge: .* and 1 more"):  # fmt: skip
         load_config(None, [path])
+
+
+def test_the_tor_link_check_needs_the_fingerprint_it_checks(write: Write) -> None:
+    """``data: tor`` proves the relay's identity against the line's fingerprint; a line without
+    one is refused with a line naming the target and field, never probed half-checked."""
+    with_fingerprint = write("a.txt", f"obfs4 192.0.2.3:443 {FINGERPRINT} cert={CERT} iat-mode=0")
+    without = write("b.txt", f"obfs4 192.0.2.3:443 cert={CERT} iat-mode=0")
+    config = write("vpnwatch.yml", "targets: [{from: a.txt, data: tor}]\n")
+    [job] = load_config(config).jobs
+    assert isinstance(job.target, Obfs4Target) and job.target.data == "tor"
+    assert job.target.fingerprint == FINGERPRINT and with_fingerprint.exists()
+    config = write("vpnwatch.yml", "targets: [{from: b.txt, data: tor}]\n")
+    with pytest.raises(
+        ConfigError, match=r"vpnwatch.yml: targets\[0\]: data: tor .* needs a fingerprint"
+    ):
+        load_config(config)
+    assert without.exists()

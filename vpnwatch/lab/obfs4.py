@@ -81,16 +81,18 @@ class Obfs4Bridge:
     cert: str
     iat_mode: int
     identity: BridgeIdentity
+    #: The fingerprint of the Tor relay behind the bridge; None behind an echo backend.
+    relay_fingerprint: str | None = None
 
     @property
     def fingerprint(self) -> str:
-        """A stand-in relay fingerprint (no tor runs behind the lab bridge)."""
-        return self.identity.node_id.hex().upper()
+        """The relay's fingerprint, or a stand-in when no tor runs behind the bridge."""
+        return self.relay_fingerprint or self.identity.node_id.hex().upper()
 
-    def bridge_line(self, *, cert: str | None = None) -> str:
+    def bridge_line(self, *, cert: str | None = None, fingerprint: str | None = None) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return (
-            f"Bridge obfs4 {host}:{self.port} {self.fingerprint} "
+            f"Bridge obfs4 {host}:{self.port} {fingerprint or self.fingerprint} "
             f"cert={cert or self.cert} iat-mode={self.iat_mode}"
         )
 
@@ -130,7 +132,7 @@ class Obfs4Server:
         if shutil.which("obfs4proxy") is None:
             raise LabError("obfs4proxy is not installed (Debian package obfs4proxy)")
         echo = self._spawn([sys.executable, "-c", _ECHO_BACKEND, "127.0.0.1"])
-        echo_port = _read_until(echo, lambda line: line.startswith("ready "), "echo backend")[6:]
+        echo_port = read_until(echo, lambda line: line.startswith("ready "), "echo backend")[6:]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "TOR_PT_MANAGED_TRANSPORT_VER": "1",
@@ -142,11 +144,11 @@ class Obfs4Server:
             "TOR_PT_EXIT_ON_STDIN_CLOSE": "1",
         }
         proxy = self._spawn(["obfs4proxy", "-enableLogging", "-logLevel", "INFO"], env=env)
-        _read_until(proxy, lambda line: line == "SMETHODS DONE", "obfs4proxy")
+        read_until(proxy, lambda line: line == "SMETHODS DONE", "obfs4proxy")
         return Obfs4Bridge(
             host=self.host,
             port=self.port,
-            cert=self._published_cert(),
+            cert=published_cert(self.state_dir),
             iat_mode=self.iat_mode,
             identity=BridgeIdentity.from_state_dir(self.state_dir),
         )
@@ -157,13 +159,6 @@ class Obfs4Server:
         )
         self._processes.append(proc)
         return proc
-
-    def _published_cert(self) -> str:
-        text = (self.state_dir / BRIDGE_LINE_FILE).read_text()
-        match = re.search(r"^Bridge obfs4 .* cert=(\S+) ", text, re.MULTILINE)
-        if match is None:
-            raise LabError(f"no bridge line in {self.state_dir / BRIDGE_LINE_FILE}")
-        return match.group(1)
 
     def log(self) -> str:
         """obfs4proxy's own log, for a failing test's report."""
@@ -180,13 +175,34 @@ class Obfs4Server:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
-def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what: str) -> str:
+def published_cert(state_dir: Path) -> str:
+    """The ``cert=`` of the bridge line obfs4proxy wrote to its state directory."""
+    text = (state_dir / BRIDGE_LINE_FILE).read_text()
+    match = re.search(r"^Bridge obfs4 .* cert=(\S+) ", text, re.MULTILINE)
+    if match is None:
+        raise LabError(f"no bridge line in {state_dir / BRIDGE_LINE_FILE}")
+    return match.group(1)
+
+
+def _pt_error(line: str) -> bool:
+    """obfs4proxy's managed-transport protocol reports failures as ``*-ERROR`` lines."""
+    return "ERROR" in line.split(" ", 1)[0]
+
+
+def read_until(
+    proc: subprocess.Popen[bytes],
+    done: Callable[[str], bool],
+    what: str,
+    *,
+    failed: Callable[[str], bool] = _pt_error,
+    seconds: float = _STARTUP_SECONDS,
+) -> str:
     """Read ``proc``'s stdout until ``done`` accepts a line, and return that line.
 
-    Raises LabError when the process reports an error, exits, or takes too long.
+    Raises LabError when ``failed`` accepts a line, the process exits, or it takes too long.
     """
     assert proc.stdout is not None
-    deadline = time.monotonic() + _STARTUP_SECONDS
+    deadline = time.monotonic() + seconds
     pending = b""
     seen: list[str] = []
     while (remaining := deadline - time.monotonic()) > 0:
@@ -200,11 +216,11 @@ def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what
         *lines, pending = pending.split(b"\n")
         for line in (raw.decode(errors="replace").strip() for raw in lines):
             seen.append(line)
-            if "ERROR" in line.split(" ", 1)[0]:
+            if failed(line):
                 raise LabError(f"{what}: {line}")
             if done(line):
                 return line
-    raise LabError(f"{what} did not start within {_STARTUP_SECONDS:.0f} s; it said: {seen}")
+    raise LabError(f"{what} did not get there within {seconds:.0f} s; it said: {seen[-20:]}")
 
 
 class Obfs4Client:
@@ -249,7 +265,7 @@ class Obfs4Client:
             env=env,
         )
         # "CMETHOD obfs4 socks5 127.0.0.1:PORT" comes once its listener is up.
-        line = _read_until(
+        line = read_until(
             self._process, lambda line: line.startswith("CMETHOD obfs4 "), "obfs4proxy client"
         )
         return int(line.rsplit(":", 1)[1])
