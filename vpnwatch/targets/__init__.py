@@ -6,6 +6,8 @@ from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.control import DnsTarget, TcpTarget, TlsTarget
 from vpnwatch.targets.obfs4 import Obfs4Target
 from vpnwatch.targets.openvpn import OpenVPNTarget
+from vpnwatch.targets.shadowsocks import ShadowsocksTarget
+from vpnwatch.targets.trojan import TrojanTarget
 from vpnwatch.targets.wireguard import WireGuardTarget
 
 #: Protocol name → the model its inline targets are validated against.
@@ -13,6 +15,8 @@ TARGET_MODELS: dict[str, type[TargetBase]] = {
     "wireguard": WireGuardTarget,
     "openvpn": OpenVPNTarget,
     "obfs4": Obfs4Target,
+    "shadowsocks": ShadowsocksTarget,
+    "trojan": TrojanTarget,
     "tcp": TcpTarget,
     "tls": TlsTarget,
     "dns": DnsTarget,
@@ -23,8 +27,10 @@ __all__ = [
     "DnsTarget",
     "Obfs4Target",
     "OpenVPNTarget",
+    "ShadowsocksTarget",
     "TargetBase",
     "TcpTarget",
     "TlsTarget",
+    "TrojanTarget",
     "WireGuardTarget",
 ]
