@@ -1,19 +1,23 @@
-"""Importers: files users already hold → Target models.
+"""Importers: files users already hold → Target models, and the entries they skip.
 
-The format is chosen by the file's suffix; see :data:`IMPORTERS`.
+The format is chosen by the file's suffix (see :data:`IMPORTERS`), or by its name for a torrc
+(``torrc``, ``torrc-bridges``), which has none of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vpnwatch.errors import ConfigError
-from vpnwatch.importers.bridgeline import load_bridge_lines
+from vpnwatch.importers.bridgeline import is_torrc_name, load_bridge_lines
+from vpnwatch.importers.imported import Imported, Skipped
 from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.importers.wgquick import load_wgquick
 from vpnwatch.targets.base import TargetBase
+
+__all__ = ["IMPORTERS", "ImportOptions", "Imported", "Skipped", "import_file", "load_file"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,26 +30,40 @@ class ImportOptions:
 
 DEFAULT_OPTIONS = ImportOptions()
 
-Importer = Callable[[Path, ImportOptions], Sequence[TargetBase]]
+Importer = Callable[[Path, ImportOptions], Imported]
 
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
-    ".conf": lambda path, _: load_wgquick(path),
-    ".ovpn": lambda path, options: load_ovpn(path, auth_user_pass=options.auth_user_pass),
+    ".conf": lambda path, _: Imported(load_wgquick(path)),
+    ".ovpn": lambda path, options: Imported(load_ovpn(path, auth_user_pass=options.auth_user_pass)),
     ".bridges": lambda path, _: load_bridge_lines(path),
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
     ".txt": lambda path, _: load_bridge_lines(path),
+    ".torrc": lambda path, _: load_bridge_lines(path, torrc=True),
 }
 
 
-def load_file(path: Path, options: ImportOptions = DEFAULT_OPTIONS) -> list[TargetBase]:
-    """Import every target in one file, choosing the importer by the file's suffix."""
+def _importer(path: Path) -> Importer:
+    if is_torrc_name(path):
+        return IMPORTERS[".torrc"]
     importer = IMPORTERS.get(path.suffix.lower())
     if importer is None:
         known = ", ".join(sorted(IMPORTERS))
         raise ConfigError(
-            f"unknown file type {path.suffix or '(none)'!r}; vpnwatch reads {known}", source=path
+            f"unknown file type {path.suffix or '(none)'!r}; vpnwatch reads {known} and torrc",
+            source=path,
         )
+    return importer
+
+
+def import_file(path: Path, options: ImportOptions = DEFAULT_OPTIONS) -> Imported:
+    """Every target in one file and every entry it skipped, by the file's suffix or name."""
+    importer = _importer(path)
     if not path.is_file():
         raise ConfigError("no such file", source=path)
-    return list(importer(path, options))
+    return importer(path, options)
+
+
+def load_file(path: Path, options: ImportOptions = DEFAULT_OPTIONS) -> list[TargetBase]:
+    """Only the targets of :func:`import_file`, for callers that show no skipped entries."""
+    return list(import_file(path, options).targets)
