@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -28,6 +29,9 @@ from vpnwatch import __version__
 from vpnwatch.jobs import Job
 from vpnwatch.result import LocalReason, Result
 from vpnwatch.verdict import Verdict, judge
+
+if TYPE_CHECKING:
+    from vpnwatch.importers.subscription import SubscriptionState
 
 #: Resolve handshakes from 1 ms (loopback, a LAN) to 10 s (a throttled path on another continent).
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -118,6 +122,7 @@ class Metrics(Collector):
 
     def __init__(self) -> None:
         self.targets: dict[str, TargetStats] = {}
+        self._subscriptions: tuple[SubscriptionState, ...] = ()
         self.reload_ok = True
         self.reload_success_time = time.time()
         self.lateness = Buckets(LATENESS_BUCKETS)
@@ -136,6 +141,10 @@ class Metrics(Collector):
                 stats if stats is not None and stats.job == job else TargetStats(job)
             )
 
+    def subscriptions(self, states: Sequence[SubscriptionState]) -> None:
+        """The subscriptions' states after a load: their fetches, apart from the proxies'."""
+        self._subscriptions = tuple(states)
+
     def reloaded(self, ok: bool) -> None:
         self.reload_ok = ok
         if ok:
@@ -153,6 +162,7 @@ class Metrics(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self.target_families()
         yield from self._self_metrics()
+        yield from self._subscription_metrics()
 
     def target_families(self) -> Iterator[Metric]:
         """The families about targets, without those about the monitor itself."""
@@ -276,6 +286,40 @@ class Metrics(Collector):
         for reason, count in self.errors.items():
             errors.add_metric([reason.value], count)
         return (reload_ok, reload_time, build, lateness, errors)
+
+    def _subscription_metrics(self) -> Iterable[Metric]:
+        """Each subscription's last fetch: the list's own trouble, never its proxies' failure."""
+        label = ["subscription"]
+        up = GaugeMetricFamily(
+            "vpnwatch_subscription_fetch_success",
+            "Whether the last fetch of the subscription succeeded (0: its last good list is"
+            " still probed).",
+            labels=label,
+        )
+        last = GaugeMetricFamily(
+            "vpnwatch_subscription_last_success_timestamp_seconds",
+            "Unix time of the subscription's last successful fetch.",
+            labels=label,
+            unit="seconds",
+        )
+        failures = CounterMetricFamily(
+            "vpnwatch_subscription_fetch_failures",
+            "Failed fetches of the subscription since vpnwatch started.",
+            labels=label,
+        )
+        targets = GaugeMetricFamily(
+            "vpnwatch_subscription_targets",
+            "Targets the subscription's list (the last good one) gives.",
+            labels=label,
+        )
+        for state in self._subscriptions:
+            up.add_metric([state.name], float(state.ok))
+            if state.last_success is not None:
+                last.add_metric([state.name], state.last_success)
+            failures.add_metric([state.name], state.failures)
+            count = len(state.imported.targets) if state.imported is not None else 0
+            targets.add_metric([state.name], count)
+        return (up, last, failures, targets)
 
 
 def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from vpnwatch.errors import ConfigError
 from vpnwatch.importers.bridgeline import is_torrc_name, load_bridge_lines
 from vpnwatch.importers.imported import Imported, Skipped
+from vpnwatch.importers.links import load_link_list, load_sip008
 from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.importers.wgquick import load_wgquick
 from vpnwatch.targets.base import TargetBase
@@ -40,6 +41,10 @@ IMPORTERS: dict[str, Importer] = {
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
     ".txt": lambda path, _: load_bridge_lines(path),
     ".torrc": lambda path, _: load_bridge_lines(path, torrc=True),
+    # Proxy links (ss://, trojan://), plain or base64 as subscriptions serve them; SIP008 JSON.
+    ".links": lambda path, _: load_link_list(path),
+    ".sub": lambda path, _: load_link_list(path),
+    ".json": lambda path, _: load_sip008(path),
 }
 
 

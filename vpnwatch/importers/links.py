@@ -1,0 +1,240 @@
+"""Proxy links and the lists they come in → Shadowsocks and Trojan targets.
+
+Providers hand out proxies as links, one per line, often base64-encoded as a whole (a
+"subscription"), or as a SIP008 JSON document:
+
+- ``ss://`` (SIP002): ``ss://BASE64URL(method:password)@host:port/?plugin=…#name``, or the
+  userinfo percent-encoded in clear (``method:password``); the older form that encodes
+  ``method:password@host:port`` whole is read too. ``plugin`` is SIP003's
+  ``name;opt=value;…``.
+- ``trojan://password@host:port?sni=…#name``.
+- SIP008: ``{"version": 1, "servers": [{"server", "server_port", "method", "password",
+  "plugin", "plugin_opts", "remarks"}]}``.
+
+Links of schemes vpnwatch does not speak (``vmess://``, ``vless://``, ``hysteria2://``, …) are
+listed as skipped, never fatal; a malformed link of a scheme it speaks is an error naming its
+line, and never repeats the link, which holds a password.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import ValidationError
+
+from vpnwatch.errors import ConfigError, describe_validation_error
+from vpnwatch.files import UnreadableFile, read_text
+from vpnwatch.importers.imported import Imported, Skipped
+from vpnwatch.printable import is_printable_name
+from vpnwatch.targets.base import TargetBase, format_endpoint
+from vpnwatch.targets.shadowsocks import ShadowsocksTarget
+from vpnwatch.targets.trojan import TrojanTarget
+
+#: Schemes of proxies vpnwatch cannot probe yet: listed as skipped.
+UNSUPPORTED = frozenset(
+    {"vmess", "vless", "hysteria", "hysteria2", "hy2", "tuic", "ssr", "socks", "http", "https",
+     "wireguard", "anytls", "naive+https"}
+)  # fmt: skip
+
+
+class LinkError(ValueError):
+    """A link of a scheme vpnwatch speaks that it cannot read: the message never repeats it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    where: str
+    protocol: str
+    fields: dict[str, Any]
+    tag: str
+
+
+def load_link_list(path: Path) -> Imported:
+    """A file of links, plain or base64 as a whole."""
+    return parse_link_list(_read(path), str(path), path.stem)
+
+
+def load_sip008(path: Path) -> Imported:
+    """A SIP008 JSON document of Shadowsocks servers."""
+    return parse_sip008(_read(path), str(path), path.stem)
+
+
+def parse_link_list(text: str, source: str, stem: str) -> Imported:
+    """Targets and skipped entries of a subscription's text, naming lines after ``source``."""
+    lines = _decoded(text).splitlines()
+    entries: list[_Entry] = []
+    skipped: list[Skipped] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"line {number}"
+        scheme = line.partition("://")[0].lower() if "://" in line else ""
+        if scheme in ("ss", "trojan"):
+            try:
+                protocol, fields, tag = parse_link(line)
+            except LinkError as exc:
+                raise ConfigError(f"{scheme}:// link: {exc}", source=source, where=where) from None
+            entries.append(_Entry(where, protocol, fields, tag))
+        elif scheme in UNSUPPORTED:
+            reason = f"vpnwatch does not speak {scheme} yet"
+            skipped.append(Skipped(source, where, f"{scheme}:// link", reason))
+        else:
+            kind = f"{scheme}:// link" if scheme.isalnum() else "a line that is not a link"
+            raise ConfigError(
+                f"{kind}: expected ss:// or trojan:// links", source=source, where=where
+            )
+    if not entries and not skipped:
+        raise ConfigError("no links found", source=source)
+    return Imported(_targets(entries, source, stem), tuple(skipped))
+
+
+def parse_sip008(text: str, source: str, stem: str) -> Imported:
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise ConfigError("not a JSON document (SIP008)", source=source) from None
+    servers = document.get("servers") if isinstance(document, dict) else None
+    if not isinstance(servers, list):
+        raise ConfigError('a SIP008 document needs a "servers" list', source=source)
+    entries = []
+    for index, server in enumerate(servers):
+        where = f"servers[{index}]"
+        if not isinstance(server, dict):
+            raise ConfigError("must be an object", source=source, where=where)
+        fields = {
+            "host": server.get("server"),
+            "port": server.get("server_port"),
+            "method": server.get("method"),
+            "password": server.get("password"),
+            "plugin": server.get("plugin") or "",
+            "plugin_opts": server.get("plugin_opts") or "",
+        }
+        entries.append(_Entry(where, "shadowsocks", fields, str(server.get("remarks") or "")))
+    if not entries:
+        raise ConfigError("no servers", source=source)
+    return Imported(_targets(entries, source, stem))
+
+
+def parse_link(link: str) -> tuple[str, dict[str, Any], str]:
+    """(protocol, target fields, the link's own name) of one ``ss://`` or ``trojan://`` link."""
+    scheme = link.partition("://")[0].lower()
+    return _parse_trojan(link) if scheme == "trojan" else _parse_ss(link)
+
+
+def _parse_ss(link: str) -> tuple[str, dict[str, Any], str]:
+    body, _, fragment = link[len("ss://") :].partition("#")
+    if "@" not in body:  # the legacy form: base64 of method:password@host:port
+        decoded = _b64(body.partition("?")[0].rstrip("/"), "the link")
+        userinfo, sep, address = decoded.rpartition("@")
+        if not sep:
+            raise LinkError("has neither userinfo@host:port nor a base64 of it")
+        parts = urlsplit(f"ss://x@{address}")
+    else:
+        parts = urlsplit(f"ss://{body}")
+        raw = parts.username or ""
+        if parts.password is not None:  # method:password written in clear
+            userinfo = f"{unquote(raw)}:{unquote(parts.password)}"
+        else:
+            userinfo = _b64(unquote(raw), "the userinfo")
+    method, sep, password = userinfo.partition(":")
+    if not sep:
+        raise LinkError("the userinfo is not method:password")
+    host, port = _address(parts)
+    plugin, _, opts = parse_qs(parts.query).get("plugin", [""])[0].partition(";")
+    fields = {
+        "host": host,
+        "port": port,
+        "method": method.lower(),
+        "password": password,
+        "plugin": plugin,
+        "plugin_opts": opts,
+    }
+    return "shadowsocks", fields, unquote(fragment)
+
+
+def _parse_trojan(link: str) -> tuple[str, dict[str, Any], str]:
+    parts = urlsplit(link)
+    if not parts.username:
+        raise LinkError("has no password before '@'")
+    host, port = _address(parts)
+    query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+    if query.get("type", "tcp") != "tcp":
+        raise LinkError(f"type={query['type']} is not spoken (tcp is)")
+    if query.get("security", "tls") != "tls":
+        raise LinkError(f"security={query['security']} is not spoken (tls is)")
+    fields: dict[str, Any] = {"host": host, "port": port, "password": unquote(parts.username)}
+    if sni := query.get("sni") or query.get("peer"):
+        fields["server_name"] = sni
+    return "trojan", fields, unquote(parts.fragment)
+
+
+def _address(parts: Any) -> tuple[str, int]:
+    try:
+        port = parts.port
+    except ValueError:
+        raise LinkError("has a port that is not a number from 1 to 65535") from None
+    if not parts.hostname or port is None:
+        raise LinkError("needs host:port after '@'")
+    return str(parts.hostname), int(port)
+
+
+def _b64(text: str, what: str) -> str:
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_")).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise LinkError(f"{what} is neither method:password nor its base64") from None
+
+
+def _decoded(text: str) -> str:
+    """The list itself: subscriptions are often the base64 of the whole list."""
+    compact = "".join(text.split())
+    if "://" in text or not compact:
+        return text
+    try:
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=False).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return text
+
+
+def _targets(entries: Iterable[_Entry], source: str, stem: str) -> list[TargetBase]:
+    """Name each target by its link's own name when that is usable and unique, else by where."""
+    entries = list(entries)
+    tags = [entry.tag.strip() for entry in entries]
+    targets: list[TargetBase] = []
+    seen: set[str] = set()
+    models: dict[str, type[TargetBase]] = {
+        "shadowsocks": ShadowsocksTarget,
+        "trojan": TrojanTarget,
+    }
+    for entry, tag in zip(entries, tags, strict=True):
+        endpoint = format_endpoint(
+            str(entry.fields.get("host")), int(entry.fields.get("port") or 0)
+        )
+        usable = is_printable_name(tag) and len(tag) <= 150 and tags.count(tag) == 1
+        name = tag if usable else f"{stem}/{endpoint}"
+        if name in seen:
+            name = f"{name} ({entry.where})"
+        seen.add(name)
+        try:
+            targets.append(models[entry.protocol].model_validate({"name": name, **entry.fields}))
+        except ValidationError as exc:
+            raise ConfigError(
+                describe_validation_error(exc), source=source, where=entry.where
+            ) from None
+    return targets
+
+
+def _read(path: Path) -> str:
+    try:
+        return read_text(path)
+    except UnreadableFile as exc:
+        raise ConfigError(f"cannot read: {exc}", source=path) from None
