@@ -117,7 +117,8 @@ def parse_sip008(text: str, source: str, stem: str) -> Imported:
             "plugin": server.get("plugin") or "",
             "plugin_opts": server.get("plugin_opts") or "",
         }
-        entries.append(_Entry(where, "shadowsocks", fields, str(server.get("remarks") or "")))
+        present = {key: value for key, value in fields.items() if value is not None}
+        entries.append(_Entry(where, "shadowsocks", present, str(server.get("remarks") or "")))
     if not entries:
         raise ConfigError("no servers", source=source)
     return Imported(_targets(entries, source, stem))
@@ -216,10 +217,11 @@ def _targets(entries: Iterable[_Entry], source: str, stem: str) -> list[TargetBa
         "trojan": TrojanTarget,
     }
     for entry, tag in zip(entries, tags, strict=True):
-        endpoint = format_endpoint(
-            str(entry.fields.get("host")), int(entry.fields.get("port") or 0)
-        )
-        usable = is_printable_name(tag) and len(tag) <= 150 and tags.count(tag) == 1
+        try:
+            endpoint = format_endpoint(str(entry.fields["host"]), int(entry.fields["port"]))
+        except (KeyError, TypeError, ValueError):  # the model says what is wrong, below
+            endpoint = entry.where
+        usable = bool(tag) and is_printable_name(tag) and len(tag) <= 150 and tags.count(tag) == 1
         name = tag if usable else f"{stem}/{endpoint}"
         if name in seen:
             name = f"{name} ({entry.where})"
