@@ -11,9 +11,12 @@ relayed by a proxy can get there.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,9 @@ from pathlib import Path
 from vpnwatch.lab.controls import wait_listening
 from vpnwatch.lab.netns import LabError, Namespace, run
 from vpnwatch.lab.pki import CertificateAuthority
+from vpnwatch.protocols.relayed import Destination, encode_address
+from vpnwatch.targets.shadowsocks import ShadowsocksTarget
+from vpnwatch.targets.trojan import TrojanTarget
 
 CIPHERS = ("chacha20-ietf-poly1305", "aes-256-gcm", "aes-128-gcm")
 HTTP_PORT, ECHO_PORT, FALLBACK_PORT = 80, 7, 8080
@@ -241,3 +247,134 @@ def _start_trojan(namespace: Namespace, ca: CertificateAuthority, directory: Pat
         ["trojan", "-c", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     return TrojanServer(namespace.ip, TROJAN_PORT, password, TROJAN_NAME, ca.cert)
+
+
+#: The Debian binary of each plugin a link may name.
+_PLUGIN_BINARIES = {"obfs-local": "obfs-local", "simple-obfs": "obfs-local"} | {
+    name: "ss-v2ray-plugin" for name in ("v2ray-plugin", "ss-v2ray-plugin")
+}
+
+
+async def real_client_check(
+    target: ShadowsocksTarget | TrojanTarget, timeout: float
+) -> tuple[bool, str]:
+    """What the real client says of ``target``: ``ss-local`` (with the same SIP003 plugin) or
+    ``trojan`` in client mode, asked through its SOCKS5 port for the target's destination.
+
+    The verdict is the same check a user's browser makes: the destination's own answer (HTTP
+    status, or the echo) came back through the proxy. Returns (ok, what happened).
+    """
+    directory = Path(tempfile.mkdtemp(prefix="vpnwatch-realclient-"))
+    port = _free_port()
+    argv = _real_client_argv(target, port, directory)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            return await _through_socks(port, target.relay_destination)
+    except TimeoutError:
+        return False, f"no answer through {argv[0]} within {timeout:g} s"
+    except OSError as exc:
+        return False, f"{argv[0]}: {exc}"
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _real_client_argv(
+    target: ShadowsocksTarget | TrojanTarget, port: int, directory: Path
+) -> list[str]:
+    if isinstance(target, TrojanTarget):
+        ca = directory / "ca.crt"
+        ca.write_text(target.ca or "")
+        config = {
+            "run_type": "client",
+            "local_addr": "127.0.0.1",
+            "local_port": port,
+            "remote_addr": target.host,
+            "remote_port": target.port,
+            "password": [target.password.get_secret_value()],
+            "log_level": 2,
+            "ssl": {
+                "verify": True,
+                "verify_hostname": True,
+                "cert": str(ca) if target.ca else "",
+                "sni": target.server_name or target.host,
+            },
+        }
+        path = directory / "trojan-client.json"
+        path.write_text(json.dumps(config))
+        return ["trojan", "-c", str(path)]
+    argv = [
+        "ss-local", "-s", target.host, "-p", str(target.port), "-b", "127.0.0.1",
+        "-l", str(port), "-m", target.method, "-k", target.password.get_secret_value(),
+    ]  # fmt: skip
+    if target.plugin:
+        opts = target.plugin_opts
+        if (
+            target.ca
+            and target.plugin_mode is not None
+            and target.plugin_mode.kind == "websocket-tls"
+        ):
+            ca = directory / "ca.crt"
+            ca.write_text(target.ca)
+            opts += f";cert={ca}"
+        argv += [
+            "--plugin",
+            _PLUGIN_BINARIES.get(target.plugin, target.plugin),
+            "--plugin-opts",
+            opts,
+        ]
+    return argv
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _through_socks(port: int, destination: Destination) -> tuple[bool, str]:
+    """SOCKS5 CONNECT through the client, then the request; the destination's answer judged."""
+    for _ in range(200):  # the client starts listening asynchronously
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            break
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.025)
+    else:
+        return False, "the real client never listened"
+    try:
+        writer.write(b"\x05\x01\x00")
+        if await reader.readexactly(2) != b"\x05\x00":
+            return False, "the real client refused the SOCKS greeting"
+        writer.write(b"\x05\x01\x00" + encode_address(destination.host, destination.port))
+        reply = await reader.readexactly(4)
+        if reply[1] != 0:
+            return False, f"the real client answered SOCKS error {reply[1]}"
+        bound_address = {1: 4, 4: 16}.get(reply[3], 0)  # ss-local and trojan answer IPv4
+        await reader.readexactly(bound_address + 2)
+        if destination.kind == "echo":
+            payload = os.urandom(1024)
+            writer.write(payload)
+            echoed = await reader.read(len(payload))
+            while echoed and len(echoed) < len(payload):
+                more = await reader.read(len(payload) - len(echoed))
+                if not more:
+                    break
+                echoed += more
+            return echoed == payload, f"{len(echoed)} bytes came back"
+        writer.write(
+            f"GET {destination.path} HTTP/1.1\r\nHost: {destination.host}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        status = await reader.readline()
+        expected = f"HTTP/1.1 {destination.status} ".encode()
+        return status.startswith(expected), status.decode("ascii", "replace").strip() or "no answer"
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        return False, f"the real client closed the connection ({type(exc).__name__})"
+    finally:
+        writer.close()

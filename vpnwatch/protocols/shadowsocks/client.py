@@ -21,12 +21,14 @@ from collections.abc import Callable
 
 from vpnwatch.protocols.layers.stack import LayerFailed, LayerStack
 from vpnwatch.protocols.machine import Failed, MachineBase, StageCompleted
-from vpnwatch.protocols.relayed import Destination, encode_address
+from vpnwatch.protocols.relayed import Destination, encode_address, is_http_reply
 from vpnwatch.protocols.shadowsocks.aead import Cipher, DecryptionFailed, Opener, Sealer
 from vpnwatch.result import Failure
 
 #: More answer than this without a verdict is not the destination we asked for.
 MAX_ANSWER = 1 << 20
+#: How much of the answer is kept as it came, to recognise an HTTP status line.
+HTTP_PREFIX = 64
 
 
 class ShadowsocksClient(MachineBase):
@@ -55,6 +57,7 @@ class ShadowsocksClient(MachineBase):
         self._check = destination.check(random_bytes)
         self._opener = Opener(cipher, key)
         self._answer = b""
+        self._raw = b""  # the answer's first bytes as they came, to recognise a web server
 
     def start(self, now: float) -> None:
         super().start(now)
@@ -70,11 +73,16 @@ class ShadowsocksClient(MachineBase):
         failed: tuple[Failure, str] | None = None
         try:
             payload = self._stack.receive(data) if data else b""
+            self._raw += payload[: HTTP_PREFIX - len(self._raw)]
             self._answer += self._opener.open(payload)
         except LayerFailed as exc:
             failed = exc.failure, exc.detail
         except DecryptionFailed:
-            failed = Failure.AUTH, "the server's answer does not decrypt with this password/cipher"
+            if is_http_reply(self._raw):  # a web server, not Shadowsocks: a plugin is missing
+                line = self._raw.partition(b"\r\n")[0].decode("ascii", "replace")
+                failed = Failure.PROTOCOL, f"the server answered {line!r}, not Shadowsocks"
+            else:
+                failed = Failure.AUTH, "the answer does not decrypt with this password and cipher"
         self._flush()  # a layer's stages come before its failure
         if failed is not None:
             self._fail(*failed)
