@@ -70,3 +70,15 @@ def test_silence_times_out_in_data() -> None:
 def test_the_plugins_stages_come_first() -> None:
     assert captures()["v2ray-ws"].client().stages == ("websocket", "data")
     assert captures()["obfs-tls"].client().stages == ("data",)
+
+
+def test_a_web_servers_answer_is_protocol_not_auth() -> None:
+    """What a v2ray-plugin server's web server says to a client that left the plugin out."""
+    client = captures()["chacha20-ietf-poly1305"].client()
+    client.start(0.0)
+    client.receive(
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\n400 Bad Request", 1.0
+    )
+    [event] = drain(client)
+    assert isinstance(event, Failed) and event.failure == Failure.PROTOCOL
+    assert "HTTP/1.1 400 Bad Request" in event.detail
