@@ -9,12 +9,10 @@ on ok or not. Censor cases run one at a time (the censor enforces one policy); t
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -26,7 +24,6 @@ from vpnwatch.lab.proxies import (
     WS_HOST,
     WS_PATH,
     ProxyLab,
-    ShadowsocksServer,
     proxy_lab,
     real_client_check,
 )
@@ -50,16 +47,6 @@ def lab() -> Iterator[tuple[Namespace, ProxyLab]]:
         yield namespace, running
 
 
-def ss_link(server: ShadowsocksServer, *, method: str | None = None, password: str | None = None,
-            plugin: str | None = None) -> str:  # fmt: skip
-    """The SIP002 link an operator publishes for ``server`` (optionally altered)."""
-    userinfo = f"{method or server.method}:{password or server.password}"
-    link = f"ss://{base64.urlsafe_b64encode(userinfo.encode()).decode().rstrip('=')}"
-    link += f"@{server.host}:{server.port}/"
-    plugin = f"{server.plugin};{server.plugin_opts}" if plugin is None else plugin
-    return link + (f"?plugin={quote(plugin)}" if plugin else "") + "#lab"
-
-
 def imported(
     write: Callable[[str, str], Path], link: str, lab: ProxyLab, **changes: object
 ) -> Target:
@@ -67,14 +54,6 @@ def imported(
     assert isinstance(target, ShadowsocksTarget | TrojanTarget)
     update = {"destination": lab.generate_204, "ca": lab.trojan.ca, **changes}
     return target.model_copy(update=update)
-
-
-def trojan_link(lab: ProxyLab, password: str | None = None, sni: str | None = None) -> str:
-    server = lab.trojan
-    return (
-        f"trojan://{quote(password or server.password)}@{server.host}:{server.port}"
-        f"?security=tls&sni={sni or server.server_name}#lab"
-    )
 
 
 @dataclass(frozen=True)
@@ -88,7 +67,7 @@ class Case:
 
 
 def _ss(server: str, **alter: str) -> Callable[[ProxyLab], str]:
-    return lambda lab: ss_link(lab.shadowsocks[server], **alter)
+    return lambda lab: lab.shadowsocks[server].link(**alter)
 
 
 CASES: dict[str, Case] = {
@@ -105,8 +84,10 @@ CASES: dict[str, Case] = {
         )
     },
     "ok aes-256-gcm echo": Case(_ss("aes-256-gcm"), None, {"destination": "echo"}, OK_TIMEOUT),
-    "ok trojan": Case(trojan_link, None, timeout=OK_TIMEOUT),
-    "ok trojan echo": Case(trojan_link, None, {"destination": "echo"}, OK_TIMEOUT),
+    "ok trojan": Case(lambda lab: lab.trojan.link(), None, timeout=OK_TIMEOUT),
+    "ok trojan echo": Case(
+        lambda lab: lab.trojan.link(), None, {"destination": "echo"}, OK_TIMEOUT
+    ),
     # ss-libev resists active probing: a chunk that does not open gets silence, not a close.
     "wrong password": Case(_ss("aes-128-gcm", password="not-it"), (Failure.TIMEOUT, "data")),
     "wrong cipher": Case(
@@ -128,10 +109,10 @@ CASES: dict[str, Case] = {
     ),
     "closed port": Case(_ss("aes-128-gcm"), (Failure.REFUSED, "connect"), {"port": 8999}),
     "trojan wrong password": Case(
-        lambda lab: trojan_link(lab, password="not-it"), (Failure.AUTH, "data")
+        lambda lab: lab.trojan.link(password="not-it"), (Failure.AUTH, "data")
     ),
     "trojan wrong name": Case(
-        lambda lab: trojan_link(lab, sni="other.vpnwatch.test"), (Failure.TLS_CERT, "tls")
+        lambda lab: lab.trojan.link(sni="other.vpnwatch.test"), (Failure.TLS_CERT, "tls")
     ),
 }
 
@@ -182,7 +163,7 @@ def test_plain_shadowsocks_to_an_obfs_server_works(
 ) -> None:
     """simple-obfs' server lets undisguised Shadowsocks through: no plugin mismatch to see."""
     _, running = lab
-    target = imported(write, ss_link(running.shadowsocks["obfs-http"], plugin=""), running)
+    target = imported(write, running.shadowsocks["obfs-http"].link(plugin=""), running)
     result, real_ok, said = asyncio.run(judged(target, OK_TIMEOUT))
     check("plain to obfs", None, result, real_ok, said)
 
@@ -209,7 +190,7 @@ async def test_censor_cases(
 ) -> None:
     namespace, running = lab
     server, mode, protocol, expect = CENSORED[name]
-    link = trojan_link(running) if server == "trojan" else ss_link(running.shadowsocks[server])
+    link = running.trojan.link() if server == "trojan" else running.shadowsocks[server].link()
     target = imported(write, link, running)
     spec = None
     if isinstance(target, ShadowsocksTarget):

@@ -37,6 +37,10 @@ SERVICES = {
     "wireguard-go": "wireguard",
     "openvpn": "openvpn",
     "obfs4proxy": "obfs4",
+    "ss-server": "shadowsocks",
+    "obfs-server": "shadowsocks",
+    "ss-v2ray-plugin": "shadowsocks",
+    "trojan": "trojan",
     "openssl": "tls",
     "dnsmasq": "dns",
 }

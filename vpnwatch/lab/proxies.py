@@ -12,6 +12,7 @@ relayed by a proxy can get there.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from vpnwatch.lab.controls import wait_listening
 from vpnwatch.lab.netns import LabError, Namespace, run
@@ -37,7 +39,7 @@ HTTP_PORT, ECHO_PORT, FALLBACK_PORT = 80, 7, 8080
 #: ss-server ports: one per cipher, then one per plugin mode (chacha20 behind each plugin).
 CIPHER_PORTS = dict(zip(CIPHERS, (8388, 8389, 8390), strict=True))
 PLUGIN_PORTS = {"obfs-http": 8391, "obfs-tls": 8392, "v2ray-ws": 8393, "v2ray-wss": 8394}
-TROJAN_PORT = 8443
+TROJAN_PORT = 9443
 OBFS_HOST = "www.vpnwatch.test"
 WS_HOST = "cdn.vpnwatch.test"
 WS_PATH = "/ws"
@@ -113,6 +115,21 @@ class ShadowsocksServer:
     plugin: str = ""
     plugin_opts: str = ""
 
+    def link(
+        self,
+        name: str = "lab",
+        *,
+        method: str | None = None,
+        password: str | None = None,
+        plugin: str | None = None,
+    ) -> str:
+        """The SIP002 link its operator publishes (``plugin``: "" for none, or ``name;opts``)."""
+        userinfo = f"{method or self.method}:{password or self.password}".encode()
+        link = f"ss://{base64.urlsafe_b64encode(userinfo).decode().rstrip('=')}"
+        plugin = f"{self.plugin};{self.plugin_opts}" if plugin is None and self.plugin else plugin
+        query = f"?plugin={quote(plugin)}" if plugin else ""
+        return f"{link}@{self.host}:{self.port}/{query}#{quote(name)}"
+
 
 @dataclass(frozen=True)
 class TrojanServer:
@@ -121,6 +138,14 @@ class TrojanServer:
     password: str = field(repr=False)
     server_name: str
     ca: str  # PEM of the lab CA that issued the server's certificate
+
+    def link(
+        self, name: str = "lab", *, password: str | None = None, sni: str | None = None
+    ) -> str:
+        """The ``trojan://`` link its operator publishes."""
+        secret = quote(password or self.password, safe="")
+        query = f"security=tls&type=tcp&sni={sni or self.server_name}"
+        return f"trojan://{secret}@{self.host}:{self.port}?{query}#{quote(name)}"
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,12 @@ class ProxyLab:
     @property
     def echo(self) -> str:
         return f"echo://{self.destination}:{ECHO_PORT}"
+
+    def links(self) -> str:
+        """A subscription of the lab's proxies, one of each kind, as a provider serves it."""
+        chosen = ("chacha20-ietf-poly1305", "obfs-tls", "v2ray-wss")
+        links = [self.shadowsocks[name].link(f"ss-{name}") for name in chosen]
+        return "\n".join([*links, self.trojan.link("trojan-lab")]) + "\n"
 
 
 def destination_address(namespace: Namespace) -> str:
