@@ -107,4 +107,4 @@ def test_mux_cool_opens_one_sub_connection_and_reads_its_frames() -> None:
     end = b"\x00\x04\x00\x01\x03\x00"
     assert layer.receive(keep[:5]) == b""
     assert layer.receive(keep[5:] + other + end) == b"abc"
-    assert layer.ended
+    assert layer.ended  # the stream ended: the answer is all there will be

@@ -5,8 +5,10 @@ password, CRLF, a SOCKS5-style command (CONNECT) and address, CRLF, then the pay
 that recognises the hash relays the payload; one that does not hands the whole connection to its
 fallback web site, whose HTTP answer then comes back over the same verified TLS. So stage
 ``tls`` proves the server's certificate, and ``data`` proves the destination's own answer came
-back; an HTTP answer that is not it is the fallback site: the server refused the password
-(``auth``, the server's own answer under its verified certificate).
+back. The fallback's answer is told apart by what it answers to: it reads our hash line as a
+request line and answers 400 (so a 400 where the destination's status was expected), and to an
+echo destination any HTTP answer is not the echo. Either is ``auth``: the server's own answer,
+under its verified certificate, refusing the password. Any other wrong answer is ``protocol``.
 """
 
 from __future__ import annotations
@@ -74,13 +76,14 @@ class TrojanClient(MachineBase):
             self._fail(Failure.EOF, "the server closed the TLS session without answering")
             return
         self._flush()
+        ended = not data or self._stack.ended
         if "tls" not in self._reached:
             if not data:
                 self._fail(Failure.EOF, "the server closed the connection during the TLS handshake")
             return
-        verdict = self._check.judge(self._answer, not data)
+        verdict = self._check.judge(self._answer, ended)
         if verdict is None:
-            if not data:
+            if ended:
                 self._fail(Failure.EOF, "the server closed the connection without answering")
             elif len(self._answer) > MAX_ANSWER:
                 self._fail(Failure.PROTOCOL, "the answer never matched the destination's")
@@ -97,7 +100,7 @@ class TrojanClient(MachineBase):
                 f"the server answered with its fallback web site ({detail}):"
                 " it did not accept the password",
             )
-        elif not self._answer and not data:
+        elif not self._answer and ended:
             self._fail(Failure.EOF, "the server closed the connection without answering")
         else:
             self._fail(Failure.PROTOCOL, detail)

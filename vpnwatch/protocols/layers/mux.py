@@ -31,7 +31,6 @@ class MuxCoolLayer(Layer):
         super().__init__()
         self._opened = False
         self._buffer = bytearray()
-        self.ended = False
         self.ready = True
 
     def _wrap(self, payload: bytes) -> None:

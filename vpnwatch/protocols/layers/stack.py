@@ -37,6 +37,9 @@ class Layer:
         self._held = bytearray()
         self._events: list[Event] = []
         self.ready = False
+        #: The peer ended this layer's stream (a WebSocket close, a Mux.Cool End) while the
+        #: connection below may stay open: nothing more will come through it.
+        self.ended = False
 
     def open(self) -> None:
         """Queue the layer's own opening bytes, if it speaks first."""
@@ -107,6 +110,11 @@ class LayerStack:
     def data_to_send(self) -> bytes:
         out, self._wire = bytes(self._wire), bytearray()
         return out
+
+    @property
+    def ended(self) -> bool:
+        """Whether a layer's stream ended: the machine's answer is all there will be."""
+        return any(layer.ended for layer in self._layers)
 
     def events(self) -> list[Event]:
         return [event for layer in reversed(self._layers) for event in layer.events()]

@@ -43,7 +43,6 @@ class WebSocketLayer(Layer):
         self._random = random_bytes
         self._key = base64.b64encode(random_bytes(16))
         self._buffer = bytearray()
-        self.closed = False
 
     def open(self) -> None:
         self._down(
@@ -98,7 +97,7 @@ class WebSocketLayer(Layer):
             elif opcode == OP_PING:
                 self._frame(OP_PONG, body)
             elif opcode == OP_CLOSE:
-                self.closed = True
+                self.ended = True
         return b"".join(payload)
 
     def _next_frame(self) -> tuple[int, bytes] | None:

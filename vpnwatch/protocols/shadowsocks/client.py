@@ -87,7 +87,7 @@ class ShadowsocksClient(MachineBase):
         if failed is not None:
             self._fail(*failed)
             return
-        ended = not data
+        ended = not data or self._stack.ended
         if self._opener.chunks == 0:
             if ended:
                 self._fail(
