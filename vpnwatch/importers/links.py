@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from pydantic import ValidationError
 
@@ -137,9 +137,9 @@ def _parse_ss(link: str) -> tuple[str, dict[str, Any], str]:
         userinfo, sep, address = decoded.rpartition("@")
         if not sep:
             raise LinkError("has neither userinfo@host:port nor a base64 of it")
-        parts = urlsplit(f"ss://x@{address}")
+        parts = _split(f"ss://x@{address}")
     else:
-        parts = urlsplit(f"ss://{body}")
+        parts = _split(f"ss://{body}")
         raw = parts.username or ""
         if parts.password is not None:  # method:password written in clear
             userinfo = f"{unquote(raw)}:{unquote(parts.password)}"
@@ -162,7 +162,7 @@ def _parse_ss(link: str) -> tuple[str, dict[str, Any], str]:
 
 
 def _parse_trojan(link: str) -> tuple[str, dict[str, Any], str]:
-    parts = urlsplit(link)
+    parts = _split(link)
     if not parts.username:
         raise LinkError("has no password before '@'")
     host, port = _address(parts)
@@ -177,14 +177,25 @@ def _parse_trojan(link: str) -> tuple[str, dict[str, Any], str]:
     return "trojan", fields, unquote(parts.fragment)
 
 
-def _address(parts: Any) -> tuple[str, int]:
+def _split(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:  # an unclosed "[" of an IPv6 address
+        raise LinkError("is not a well-formed link (host:port)") from None
+
+
+def _address(parts: SplitResult) -> tuple[str, int]:
     try:
         port = parts.port
     except ValueError:
         raise LinkError("has a port that is not a number from 1 to 65535") from None
-    if not parts.hostname or port is None:
+    try:
+        hostname = parts.hostname
+    except ValueError:  # "[]" or another bracketed text that is no IPv6 address
+        raise LinkError("has a bracketed host that is not an IPv6 address") from None
+    if not hostname or port is None:
         raise LinkError("needs host:port after '@'")
-    return str(parts.hostname), int(port)
+    return hostname, int(port)
 
 
 def _b64(text: str, what: str) -> str:
