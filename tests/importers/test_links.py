@@ -93,6 +93,9 @@ def test_names_fall_back_to_the_endpoint_when_tags_are_missing_or_repeated(
         (f"ss://{b64url('aes-128-gcm:x')}@h.example:1/?plugin=kcptun", "'kcptun' is not supported"),
         (f"trojan://{SECRET}@h.example:443?type=ws", "type=ws is not spoken"),
         ("just some text", "a line that is not a link"),
+        # found by fuzzing: urllib raises ValueError for these
+        (f"ss://{b64url('aes-128-gcm:x')}@[]:1", "not a well-formed link"),
+        (f"ss://{b64url('aes-128-gcm:x')}@[2001:db8::1:1", "not a well-formed link"),
     ],
 )
 def test_a_malformed_link_is_one_line_naming_it_without_its_secret(

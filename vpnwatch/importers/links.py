@@ -180,7 +180,7 @@ def _parse_trojan(link: str) -> tuple[str, dict[str, Any], str]:
 def _split(url: str) -> SplitResult:
     try:
         return urlsplit(url)
-    except ValueError:  # an unclosed "[" of an IPv6 address
+    except ValueError:  # an unclosed "[", or brackets around what is not an IPv6 address
         raise LinkError("is not a well-formed link (host:port)") from None
 
 
@@ -189,10 +189,7 @@ def _address(parts: SplitResult) -> tuple[str, int]:
         port = parts.port
     except ValueError:
         raise LinkError("has a port that is not a number from 1 to 65535") from None
-    try:
-        hostname = parts.hostname
-    except ValueError:  # "[]" or another bracketed text that is no IPv6 address
-        raise LinkError("has a bracketed host that is not an IPv6 address") from None
+    hostname = parts.hostname
     if not hostname or port is None:
         raise LinkError("needs host:port after '@'")
     return hostname, int(port)
