@@ -228,15 +228,16 @@ def _targets_of_entry(
             spec = FileTarget.model_validate({**entry, "from": "-"} if is_url else entry)
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc), where=label) from None
+        overrides = _read_file_fields(spec.model_extra or {}, base, label)
         if is_url:
             # The entry's name names the subscription; its links name their own targets.
             targets = subscribed(url, spec.name, spec.refresh, label)
             spec = spec.model_copy(update={"name": None})
-            return [(_override(t, spec, len(targets), label), label) for t in targets]
+            return [(_override(t, spec, overrides, len(targets), label), label) for t in targets]
         if spec.auth_user_pass is not None:
             options = ImportOptions(auth_user_pass=base / spec.auth_user_pass.expanduser())
         targets = imported(base / spec.from_.expanduser(), options)
-        return [(_override(t, spec, len(targets), label), label) for t in targets]
+        return [(_override(t, spec, overrides, len(targets), label), label) for t in targets]
     model = TARGET_MODELS.get(str(entry.get("protocol")))
     if model is None:
         known = ", ".join(sorted(TARGET_MODELS))
@@ -268,10 +269,27 @@ def _read_secret(path: Path, label: str, field: str) -> str:
         raise ConfigError(f"{field}: cannot read {path}: {exc}", where=label) from None
 
 
-def _override(target: TargetBase, spec: FileTarget, siblings: int, label: str) -> TargetBase:
+def _read_file_fields(extra: dict[str, Any], base: Path, label: str) -> dict[str, Any]:
+    """A ``from:`` entry's overrides with each ``<field>_file`` read into ``<field>``, as inline.
+
+    A CA or password for every target of a file or subscription then needs no YAML of its own.
+    """
+    fields: dict[str, Any] = {}
+    for key, value in extra.items():
+        if key.endswith("_file"):
+            path = base / Path(str(value)).expanduser()
+            fields[key.removesuffix("_file")] = _read_secret(path, label, key)
+        else:
+            fields[key] = value
+    return fields
+
+
+def _override(
+    target: TargetBase, spec: FileTarget, overrides: dict[str, Any], siblings: int, label: str
+) -> TargetBase:
     """Apply a ``from:`` entry's overrides, validating the result as if written inline."""
     update: dict[str, Any] = {
-        **(spec.model_extra or {}),
+        **overrides,
         "labels": {**target.labels, **spec.labels},
     }
     if spec.name is not None:

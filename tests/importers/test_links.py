@@ -164,3 +164,15 @@ def test_bad_fields_are_refused(
     )
     with pytest.raises(ConfigError, match=message):
         load_config(config)
+
+
+def test_a_from_entry_reads_field_files_for_every_target(write: Callable[[str, str], Path]) -> None:
+    """A self-signed Trojan fleet's CA, given once for a whole list."""
+    write("fleet-ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    write("fleet.links", f"{TROJAN}\n{TROJAN.replace('proxy.example', 'proxy2.example')}#b\n")
+    config = write("vpnwatch.yml", "targets:\n  - {from: fleet.links, ca_file: fleet-ca.pem}\n")
+    targets = [job.target for job in load_config(config).jobs]
+    assert len(targets) == 2
+    assert all(
+        isinstance(t, TrojanTarget) and (t.ca or "").startswith("-----BEGIN") for t in targets
+    )
