@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
+from tests.unit.test_metrics import registry_with
 from vpnwatch import cli
 from vpnwatch.config import load_config
 from vpnwatch.errors import ConfigError
@@ -109,8 +109,7 @@ def test_config_metrics_and_check_see_the_fetch_apart_from_the_proxies(
     metrics = Metrics()
     metrics.configure(config.jobs)
     metrics.subscriptions(config.subscriptions)
-    registry = CollectorRegistry()
-    registry.register(metrics)
+    registry = registry_with(metrics)
     labels = {"subscription": "acme"}
     assert registry.get_sample_value("vpnwatch_subscription_fetch_success", labels) == 1.0
     assert registry.get_sample_value("vpnwatch_subscription_targets", labels) == 2.0
@@ -133,8 +132,7 @@ async def test_the_monitor_keeps_probing_the_last_good_list_when_a_refresh_fails
         f"targets:\n  - {{from: '{provider.url}', name: acme, refresh: 60}}\n",
     )
     monitor = Monitor(lambda: load_config(path), {"shadowsocks": probe, "trojan": probe})
-    registry = CollectorRegistry()
-    registry.register(monitor.metrics)
+    registry = registry_with(monitor.metrics)
     task = asyncio.create_task(monitor.run())
     try:
         await _until(lambda: {"one", "two"} <= set(probed))

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from vpnwatch.lab.openvpn import generate_pki
-from vpnwatch.probes.registry import PROBES, PROTOCOLS
+from vpnwatch.probes.registry import PROBES
+from vpnwatch.registry import PROTOCOLS, target_model
 from vpnwatch.result import Failure
-from vpnwatch.targets import TARGET_MODELS
 
 UNRESOLVABLE = "vpn.vpnwatch-resolve.invalid"
 
@@ -46,9 +46,9 @@ def test_every_registered_protocol_has_a_sample() -> None:
 @pytest.mark.parametrize("sample", sorted(SAMPLES))
 async def test_an_unresolvable_name_fails_at_resolve_with_dns(sample: str) -> None:
     protocol = sample.partition("-")[0]
-    target = TARGET_MODELS[protocol].model_validate(
-        {"name": sample, "host": UNRESOLVABLE, **SAMPLES[sample]}
-    )
+    model = target_model(protocol)
+    assert model is not None
+    target = model.model_validate({"name": sample, "host": UNRESOLVABLE, **SAMPLES[sample]})
     result = await PROBES[protocol](target, 5.0)
     assert (result.ok, result.failure, result.stage, result.stages) == (
         False,

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from vpnwatch.jobs import Job
 from vpnwatch.messages import languages, read_catalogue
 from vpnwatch.metrics import Metrics
-from vpnwatch.probes.registry import PROBES, PROTOCOLS
-from vpnwatch.targets import TARGET_MODELS
+from vpnwatch.probes.registry import PROBES
+from vpnwatch.registry import PROTOCOLS, target_model
 from vpnwatch.targets.shadowsocks import ShadowsocksTarget
 from vpnwatch.targets.trojan import TrojanTarget
 
@@ -25,7 +25,8 @@ NEW = ("shadowsocks", "trojan")
 def test_registered_with_a_probe_a_model_and_words(protocol: str) -> None:
     assert not PROTOCOLS[protocol].control
     assert callable(PROBES[protocol])
-    assert TARGET_MODELS[protocol].model_fields["protocol"].default == protocol
+    model = target_model(protocol)
+    assert model is not None and model.model_fields["protocol"].default == protocol
     for language in languages():
         assert read_catalogue(language)[f"report.probe.{protocol}"]
 
@@ -41,12 +42,10 @@ def test_the_dashboards_protocol_variable_lists_them() -> None:
     ]  # fmt: skip
     metrics = Metrics()
     metrics.configure(jobs)
-    registry = CollectorRegistry()
-    registry.register(metrics)
     listed = {
         sample.labels["protocol"]
-        for family in registry.collect()
-        if family.name == "vpnwatch_target"
+        for family in text_string_to_metric_families(metrics.exposition())
+        if family.name == "vpnwatch_target_info"
         for sample in family.samples
     }
     assert listed == set(NEW)

@@ -1,7 +1,9 @@
 """Importers: files users already hold → Target models, and the entries they skip.
 
 The format is chosen by the file's suffix (see :data:`IMPORTERS`), or by its name for a torrc
-(``torrc``, ``torrc-bridges``), which has none of its own.
+(``torrc``, ``torrc-bridges``), which has none of its own. Each importer module is imported only
+when a file of its kind is read, so checking one wg-quick file does not pay for OpenVPN's
+certificate handling.
 """
 
 from __future__ import annotations
@@ -11,11 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpnwatch.errors import ConfigError
-from vpnwatch.importers.bridgeline import is_torrc_name, load_bridge_lines
 from vpnwatch.importers.imported import Imported, Skipped
-from vpnwatch.importers.links import load_link_list, load_sip008
-from vpnwatch.importers.ovpn import load_ovpn
-from vpnwatch.importers.wgquick import load_wgquick
 from vpnwatch.targets.base import TargetBase
 
 __all__ = ["IMPORTERS", "ImportOptions", "Imported", "Skipped", "import_file", "load_file"]
@@ -33,19 +31,61 @@ DEFAULT_OPTIONS = ImportOptions()
 
 Importer = Callable[[Path, ImportOptions], Imported]
 
+
+def _wgquick(path: Path, _: ImportOptions) -> Imported:
+    from vpnwatch.importers.wgquick import load_wgquick
+
+    return Imported(load_wgquick(path))
+
+
+def _ovpn(path: Path, options: ImportOptions) -> Imported:
+    from vpnwatch.importers.ovpn import load_ovpn
+
+    return Imported(load_ovpn(path, auth_user_pass=options.auth_user_pass))
+
+
+def _bridge_lines(path: Path, _: ImportOptions) -> Imported:
+    from vpnwatch.importers.bridgeline import load_bridge_lines
+
+    return load_bridge_lines(path)
+
+
+def _torrc(path: Path, _: ImportOptions) -> Imported:
+    from vpnwatch.importers.bridgeline import load_bridge_lines
+
+    return load_bridge_lines(path, torrc=True)
+
+
+def _link_list(path: Path, _: ImportOptions) -> Imported:
+    from vpnwatch.importers.links import load_link_list
+
+    return load_link_list(path)
+
+
+def _sip008(path: Path, _: ImportOptions) -> Imported:
+    from vpnwatch.importers.links import load_sip008
+
+    return load_sip008(path)
+
+
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
-    ".conf": lambda path, _: Imported(load_wgquick(path)),
-    ".ovpn": lambda path, options: Imported(load_ovpn(path, auth_user_pass=options.auth_user_pass)),
-    ".bridges": lambda path, _: load_bridge_lines(path),
+    ".conf": _wgquick,
+    ".ovpn": _ovpn,
+    ".bridges": _bridge_lines,
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
-    ".txt": lambda path, _: load_bridge_lines(path),
-    ".torrc": lambda path, _: load_bridge_lines(path, torrc=True),
+    ".txt": _bridge_lines,
+    ".torrc": _torrc,
     # Proxy links (ss://, trojan://), plain or base64 as subscriptions serve them; SIP008 JSON.
-    ".links": lambda path, _: load_link_list(path),
-    ".sub": lambda path, _: load_link_list(path),
-    ".json": lambda path, _: load_sip008(path),
+    ".links": _link_list,
+    ".sub": _link_list,
+    ".json": _sip008,
 }
+
+
+def is_torrc_name(path: Path) -> bool:
+    """Whether the file is named as a torrc is: ``torrc``, ``torrc-bridges``, ``home.torrc``."""
+    return path.name.lower().startswith("torrc") or path.suffix.lower() == ".torrc"
 
 
 def _importer(path: Path) -> Importer:

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 from vpnwatch.errors import ConfigError
 from vpnwatch.importers.imported import Imported
-from vpnwatch.importers.links import parse_link_list
 
 #: The largest subscription read: thousands of links fit in far less.
 MAX_BYTES = 4 << 20
@@ -105,6 +104,8 @@ class Subscriptions:
             return state
 
     def _refresh(self, url: str, state: SubscriptionState, now: float) -> None:
+        from vpnwatch.importers.links import parse_link_list  # the proxies' models, when needed
+
         state.last_attempt = now
         try:
             body = self._fetch(url, FETCH_TIMEOUT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from vpnwatch.protocols.shadowsocks.aead import (
@@ -12,6 +14,7 @@ from vpnwatch.protocols.shadowsocks.aead import (
     Sealer,
     password_key,
 )
+from vpnwatch.targets.shadowsocks import Method
 
 # ``openssl enc -aes-256-cbc -k 'barfoo!' -P -nosalt -md md5``: EVP_BytesToKey, as every
 # Shadowsocks client derives the master key.
@@ -57,3 +60,7 @@ def test_a_wrong_key_or_a_flipped_bit_fails_authentication() -> None:
 def test_the_salt_must_match_the_cipher() -> None:
     with pytest.raises(ValueError, match="32-byte salt"):
         Sealer(CIPHERS["aes-256-gcm"], bytes(32), bytes(16))
+
+
+def test_the_target_model_offers_exactly_the_ciphers_spoken() -> None:
+    assert set(get_args(Method)) == set(CIPHERS)
