@@ -104,7 +104,7 @@ class Subscriptions:
             return state
 
     def _refresh(self, url: str, state: SubscriptionState, now: float) -> None:
-        from vpnwatch.importers.links import parse_link_list  # the proxies' models, when needed
+        from vpnwatch.importers.links import parse_link_list  # noqa: PLC0415 - loaded when fetched
 
         state.last_attempt = now
         try:
