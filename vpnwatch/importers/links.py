@@ -11,9 +11,12 @@ Providers hand out proxies as links, one per line, often base64-encoded as a who
 - SIP008: ``{"version": 1, "servers": [{"server", "server_port", "method", "password",
   "plugin", "plugin_opts", "remarks"}]}``.
 
-Links of schemes vpnwatch does not speak (``vmess://``, ``vless://``, ``hysteria2://``, …) are
-listed as skipped, never fatal; a malformed link of a scheme it speaks is an error naming its
-line, and never repeats the link, which holds a password.
+Links of schemes vpnwatch does not speak (``vmess://``, ``vless://``, ``hysteria2://``, …), and
+well-formed links asking for what it does not speak (a stream cipher or Shadowsocks 2022, a
+plugin other than simple-obfs and v2ray-plugin's WebSocket, Trojan over WebSocket or gRPC), are
+listed as skipped, never fatal: one old server must not stop a provider's list from being
+monitored. A malformed link of a scheme it speaks is an error naming its line, and never repeats
+the link, which holds a password.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from pydantic import ValidationError
@@ -34,7 +37,7 @@ from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers.imported import Imported, Skipped
 from vpnwatch.printable import is_printable_name
 from vpnwatch.targets.base import TargetBase, format_endpoint
-from vpnwatch.targets.shadowsocks import ShadowsocksTarget
+from vpnwatch.targets.shadowsocks import Method, ShadowsocksTarget, plugin_mode
 from vpnwatch.targets.trojan import TrojanTarget
 
 #: Schemes of proxies vpnwatch cannot probe yet: listed as skipped.
@@ -44,8 +47,34 @@ UNSUPPORTED = frozenset(
 )  # fmt: skip
 
 
+#: Shadowsocks methods links name that the probe does not speak: the stream ciphers (deprecated),
+#: the AEAD ones nobody deploys, and Shadowsocks 2022.
+OTHER_METHODS = frozenset(
+    {"rc4-md5", "aes-128-cfb", "aes-192-cfb", "aes-256-cfb", "aes-128-ctr", "aes-192-ctr",
+     "aes-256-ctr", "camellia-128-cfb", "camellia-192-cfb", "camellia-256-cfb", "bf-cfb",
+     "salsa20", "chacha20", "chacha20-ietf", "aes-192-gcm", "xchacha20-ietf-poly1305",
+     "2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm", "2022-blake3-chacha20-poly1305",
+     "none", "plain", "table"}
+)  # fmt: skip
+#: SIP003 plugins links name, for saying which one a skipped link asked for.
+KNOWN_PLUGINS = frozenset(
+    {"obfs-local", "simple-obfs", "v2ray-plugin", "ss-v2ray-plugin", "xray-plugin", "kcptun",
+     "gost-plugin", "ck-client", "cloak", "shadow-tls", "qtun", "mos-tls-tunnel"}
+)  # fmt: skip
+
+
 class LinkError(ValueError):
     """A link of a scheme vpnwatch speaks that it cannot read: the message never repeats it."""
+
+
+class Unspoken(ValueError):
+    """A well-formed link asking for what vpnwatch does not speak (a stream cipher, a plugin,
+    a transport): listed as skipped, like a link of another scheme. ``kind`` names it."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +109,12 @@ def parse_link_list(text: str, source: str, stem: str) -> Imported:
         if scheme in ("ss", "trojan"):
             try:
                 protocol, fields, tag = parse_link(line)
+                _check_spoken(protocol, fields)
             except LinkError as exc:
                 raise ConfigError(f"{scheme}:// link: {exc}", source=source, where=where) from None
+            except Unspoken as exc:
+                skipped.append(Skipped(source, where, f"{scheme}:// link ({exc.kind})", exc.reason))
+                continue
             entries.append(_Entry(where, protocol, fields, tag))
         elif scheme in UNSUPPORTED:
             reason = f"vpnwatch does not speak {scheme} yet"
@@ -161,6 +194,23 @@ def _parse_ss(link: str) -> tuple[str, dict[str, Any], str]:
     return "shadowsocks", fields, unquote(fragment)
 
 
+def _check_spoken(protocol: str, fields: dict[str, Any]) -> None:
+    """Raise Unspoken for a Shadowsocks cipher or plugin the probe cannot speak."""
+    if protocol != "shadowsocks":
+        return
+    if fields["method"] not in get_args(Method):
+        reason = f"vpnwatch speaks the AEAD ciphers {', '.join(get_args(Method))}"
+        method = str(fields["method"])
+        # Only a known name is shown: anything else in its place may be a misplaced password.
+        raise Unspoken(method if method in OTHER_METHODS else "an unknown cipher", reason)
+    try:
+        plugin_mode(fields["plugin"], fields["plugin_opts"])
+    except ValueError as exc:
+        plugin = str(fields["plugin"])
+        shown = plugin if plugin in KNOWN_PLUGINS else "unknown"
+        raise Unspoken(f"plugin {shown}", str(exc)) from None
+
+
 def _parse_trojan(link: str) -> tuple[str, dict[str, Any], str]:
     parts = _split(link)
     if not parts.username:
@@ -168,9 +218,11 @@ def _parse_trojan(link: str) -> tuple[str, dict[str, Any], str]:
     host, port = _address(parts)
     query = {key: values[0] for key, values in parse_qs(parts.query).items()}
     if query.get("type", "tcp") != "tcp":
-        raise LinkError(f"type={query['type']} is not spoken (tcp is)")
+        raise Unspoken(f"type={query['type']}", "vpnwatch speaks Trojan over plain TLS (type=tcp)")
     if query.get("security", "tls") != "tls":
-        raise LinkError(f"security={query['security']} is not spoken (tls is)")
+        raise Unspoken(
+            f"security={query['security']}", "vpnwatch speaks Trojan over TLS (security=tls)"
+        )
     fields: dict[str, Any] = {"host": host, "port": port, "password": unquote(parts.username)}
     if sni := query.get("sni") or query.get("peer"):
         fields["server_name"] = sni
