@@ -19,6 +19,9 @@ CPU to its floor says how much the rest (asyncio, sockets, framing, Python) cost
   as the lab's OpenVPN 2.6 negotiates it), over memory BIOs against an in-process server whose own
   work is not counted: key exchange, the server's chain and CertificateVerify checked, the
   client's signed.
+* Shadowsocks: the AEAD and key-derivation work of one request: the two HKDF-SHA1 subkeys (ours
+  and the server's, from each direction's salt), sealing the request and opening the answer. The
+  password's master key (EVP_BytesToKey) is derived once per target, as the probe caches it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from benchmarks.measure import measured
 from vpnwatch.lab.openvpn import Pki
 from vpnwatch.protocols.obfs4.elligator import generate_keypair, representative_to_public_key
 from vpnwatch.protocols.openvpn.tls import build_context
+from vpnwatch.protocols.shadowsocks.aead import CIPHERS, Opener, Sealer, password_key
 
 WIREGUARD_X25519_OPERATIONS = 6
 OBFS4_X25519_OPERATIONS = 3
@@ -174,3 +178,17 @@ def _client_handshake(client_context: ssl.SSLContext, server_context: ssl.SSLCon
         if client_done and server_done:
             return client_cpu
     raise RuntimeError("the in-memory TLS handshake did not complete")
+
+
+def shadowsocks_floor(method: str, rounds: int, request: bytes, answer: bytes) -> float:
+    """CPU seconds of one Shadowsocks request's AEAD and HKDF work with ``method``."""
+    cipher = CIPHERS[method]
+    key = password_key(b"benchmark", cipher.key_length)
+    salt = bytes(cipher.key_length)
+    sealed_answer = Sealer(cipher, key, salt).seal(answer)
+
+    def one_request() -> None:
+        Sealer(cipher, key, salt).seal(request)
+        Opener(cipher, key).open(sealed_answer)
+
+    return _seconds_each(one_request, rounds)

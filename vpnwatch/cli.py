@@ -384,6 +384,10 @@ def _config_check(args: argparse.Namespace) -> int:
         document = {
             "targets": [_target_record(job) for job in config.jobs],
             "skipped": [skipped.record() for skipped in config.skipped],
+            "subscriptions": [
+                {"subscription": state.name, "ok": state.ok, "error": state.error}
+                for state in config.subscriptions
+            ],
         }
         print(json.dumps(document, indent=1))
         return EXIT_OK
@@ -397,6 +401,8 @@ def _config_check(args: argparse.Namespace) -> int:
         print(printable(line.rstrip()))
     for skipped in config.skipped:
         print(printable(f"skipped  {skipped.describe()}"))
+    for state in config.subscriptions:
+        print(printable(state.describe()))
     named = ", ".join(str(path) for path in args.files)
     also = f", {len(config.skipped)} skipped" if config.skipped else ""
     print(printable(f"{named}: {len(config.jobs)} targets{also}, ok"))

@@ -8,6 +8,7 @@ target's ``<field>_file`` is read into ``<field>``, so no key or password needs 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ from vpnwatch.defaults import DEFAULT_LISTEN
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, Skipped, import_file
+from vpnwatch.importers.subscription import (
+    SUBSCRIPTIONS,
+    SubscriptionState,
+    is_subscription_url,
+)
 from vpnwatch.jobs import Job
 from vpnwatch.registry import PROTOCOLS, target_model
 from vpnwatch.targets.base import MAX_INTERVAL, MAX_TIMEOUT, Seconds, TargetBase
@@ -96,6 +102,8 @@ class FileTarget(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     #: For ``.ovpn`` files: a two-line username/password file, relative to the config.
     auth_user_pass: Path | None = None
+    #: For subscription URLs (``from: https://…``): how often the list is fetched again.
+    refresh: Annotated[Seconds, Field(ge=60, le=MAX_INTERVAL)] = 3600.0
 
 
 class ConfigFile(BaseModel):
@@ -115,6 +123,13 @@ class Config:
     jobs: tuple[Job, ...]
     #: Entries of imported files that vpnwatch does not probe, with the reason for each.
     skipped: tuple[Skipped, ...] = ()
+    #: Each subscription URL's state as this load left it (the fetch's own failures included).
+    subscriptions: tuple[SubscriptionState, ...] = ()
+
+    @property
+    def refresh(self) -> float | None:
+        """How often the monitor must reload for its subscriptions; None when it has none."""
+        return min((state.refresh for state in self.subscriptions), default=None)
 
 
 def load_config(
@@ -140,6 +155,15 @@ def load_config(
         skipped.extend(result.skipped)
         return result.targets
 
+    subscriptions: list[SubscriptionState] = []
+
+    def subscribed(url: str, name: str | None, refresh: float, where: str) -> Sequence[TargetBase]:
+        state = SUBSCRIPTIONS.load(url, name, refresh, where)
+        subscriptions.append(dataclasses.replace(state))
+        assert state.imported is not None  # load() raises when no list was ever read
+        skipped.extend(state.imported.skipped)
+        return state.imported.targets
+
     base = path.parent if path is not None else Path.cwd()
     if settings.evidence is not None and not settings.evidence.directory.is_absolute():
         # Like every path in the file, the evidence directory is relative to the file.
@@ -149,7 +173,7 @@ def load_config(
         settings = settings.model_copy(update={"evidence": evidence})
     for index, entry in enumerate(raw.targets):
         source = f"{path}: targets[{index}]"
-        found.extend(_targets_of_entry(entry, base, options, imported, source=source))
+        found.extend(_targets_of_entry(entry, base, options, imported, subscribed, source=source))
     for pattern in raw.include:
         matched = sorted(glob.glob(str(base / Path(pattern).expanduser())))
         if not matched:
@@ -165,7 +189,8 @@ def load_config(
         raise ConfigError(
             "no targets: give a config file with targets, or files to probe", source=path
         )
-    return Config(settings, tuple(_jobs(found, settings)), tuple(skipped))
+    jobs = tuple(_jobs(found, settings))
+    return Config(settings, jobs, tuple(skipped), tuple(subscriptions))
 
 
 def _read_yaml(path: Path) -> ConfigFile:
@@ -193,19 +218,28 @@ def _targets_of_entry(
     base: Path,
     options: ImportOptions,
     imported: Callable[[Path, ImportOptions], Sequence[TargetBase]],
+    subscribed: Callable[[str, str | None, float, str], Sequence[TargetBase]],
     *,
     source: str,
 ) -> list[tuple[TargetBase, str]]:
     label = f"{source} ({entry['name']})" if isinstance(entry.get("name"), str) else source
     if "from" in entry:
+        url = entry["from"]
+        is_url = isinstance(url, str) and is_subscription_url(url)
         try:
-            spec = FileTarget.model_validate(entry)
+            spec = FileTarget.model_validate({**entry, "from": "-"} if is_url else entry)
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc), where=label) from None
+        overrides = _read_file_fields(spec.model_extra or {}, base, label)
+        if is_url:
+            # The entry's name names the subscription; its links name their own targets.
+            targets = subscribed(url, spec.name, spec.refresh, label)
+            spec = spec.model_copy(update={"name": None})
+            return [(_override(t, spec, overrides, len(targets), label), label) for t in targets]
         if spec.auth_user_pass is not None:
             options = ImportOptions(auth_user_pass=base / spec.auth_user_pass.expanduser())
         targets = imported(base / spec.from_.expanduser(), options)
-        return [(_override(t, spec, len(targets), label), label) for t in targets]
+        return [(_override(t, spec, overrides, len(targets), label), label) for t in targets]
     model = target_model(str(entry.get("protocol")))
     if model is None:
         known = ", ".join(sorted(PROTOCOLS))
@@ -237,10 +271,27 @@ def _read_secret(path: Path, label: str, field: str) -> str:
         raise ConfigError(f"{field}: cannot read {path}: {exc}", where=label) from None
 
 
-def _override(target: TargetBase, spec: FileTarget, siblings: int, label: str) -> TargetBase:
+def _read_file_fields(extra: dict[str, Any], base: Path, label: str) -> dict[str, Any]:
+    """A ``from:`` entry's overrides with each ``<field>_file`` read into ``<field>``, as inline.
+
+    A CA or password for every target of a file or subscription then needs no YAML of its own.
+    """
+    fields: dict[str, Any] = {}
+    for key, value in extra.items():
+        if key.endswith("_file"):
+            path = base / Path(str(value)).expanduser()
+            fields[key.removesuffix("_file")] = _read_secret(path, label, key)
+        else:
+            fields[key] = value
+    return fields
+
+
+def _override(
+    target: TargetBase, spec: FileTarget, overrides: dict[str, Any], siblings: int, label: str
+) -> TargetBase:
     """Apply a ``from:`` entry's overrides, validating the result as if written inline."""
     update: dict[str, Any] = {
-        **(spec.model_extra or {}),
+        **overrides,
         "labels": {**target.labels, **spec.labels},
     }
     if spec.name is not None:

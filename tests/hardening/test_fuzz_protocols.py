@@ -37,9 +37,11 @@ from tests.hardening.seeds import (
     openvpn_wrappers,
 )
 from tests.machines import drain
+from tests.vectors.shadowsocks import captures as shadowsocks_captures
 from tests.vectors.tor import CERTS, CREATED_FAST, RawCell, split_cells, split_certs
 from tests.vectors.tor import captures as tor_captures
 from vpnwatch.lab.openvpn import generate_pki
+from vpnwatch.probes.shadowsocks import shadowsocks_client
 from vpnwatch.protocols import wireguard
 from vpnwatch.protocols.machine import Completed, Event, StageCompleted
 from vpnwatch.protocols.obfs4 import (
@@ -338,3 +340,33 @@ def test_tor_certs_verify_or_raise_a_certs_error(data: st.DataObject) -> None:
     # It verified: the mutation changed nothing a signature covers (DER's unsigned outer fields
     # at most), or it left the certificate as it was.
     assert kind in (1, 2) or certs[kind] == TOR.certs()[kind]
+
+
+@FUZZ
+@pytest.mark.parametrize("capture", ["aes-128-gcm", "obfs-http", "obfs-tls", "v2ray-ws"])
+@given(data=st.data())
+def test_shadowsocks_client_never_raises_and_completes_only_on_the_genuine_answer(
+    capture: str, data: st.DataObject
+) -> None:
+    """Damaged answers from ss-server (alone and behind each plugin): a Failed event or nothing,
+    never an exception; completion only when the answer began as the real server's did."""
+    recorded = shadowsocks_captures()[capture]
+    genuine = recorded.sent("server")
+    answer = data.draw(mutated([genuine], max_size=50_000))
+    chunks = data.draw(chunked(answer))
+    draws = iter(recorded.draws)  # then fresh ones: a damaged answer may ask for a pong's mask
+    client = shadowsocks_client(
+        recorded.target(),
+        random_bytes=lambda n: next(draws, None) or os.urandom(n),
+        unix_time=recorded.unix_time,
+    )
+    client.start(0.0)
+    count(f"shadowsocks.{capture}", len(chunks))
+    with no_hang():
+        for chunk in chunks:
+            client.receive(chunk, 1.0)
+            client.data_to_send(1.0)
+        events = drain(client)
+    if capture == "aes-128-gcm" and any(isinstance(event, Completed) for event in events):
+        # The salt and the first chunk's sealed length are what the answer's proof starts with.
+        assert answer.startswith(genuine[: 16 + 18])

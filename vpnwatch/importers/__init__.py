@@ -56,6 +56,18 @@ def _torrc(path: Path, _: ImportOptions) -> Imported:
     return load_bridge_lines(path, torrc=True)
 
 
+def _link_list(path: Path, _: ImportOptions) -> Imported:
+    from vpnwatch.importers.links import load_link_list
+
+    return load_link_list(path)
+
+
+def _sip008(path: Path, _: ImportOptions) -> Imported:
+    from vpnwatch.importers.links import load_sip008
+
+    return load_sip008(path)
+
+
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
     ".conf": _wgquick,
@@ -64,6 +76,10 @@ IMPORTERS: dict[str, Importer] = {
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
     ".txt": _bridge_lines,
     ".torrc": _torrc,
+    # Proxy links (ss://, trojan://), plain or base64 as subscriptions serve them; SIP008 JSON.
+    ".links": _link_list,
+    ".sub": _link_list,
+    ".json": _sip008,
 }
 
 

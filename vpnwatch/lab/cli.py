@@ -16,16 +16,15 @@ from typing import Any
 
 from vpnwatch.errors import ConfigError
 from vpnwatch.lab.censor import (
+    ALL_SIGNATURES,
     ICMP_ERRORS,
     PARAMETERS,
-    SIGNATURES,
     TRANSPORTS,
     Censor,
     CensorError,
     Flow,
     Mode,
     Policy,
-    Signature,
 )
 from vpnwatch.lab.netns import LabError, Namespace, run
 
@@ -38,6 +37,10 @@ SERVICES = {
     "wireguard-go": "wireguard",
     "openvpn": "openvpn",
     "obfs4proxy": "obfs4",
+    "ss-server": "shadowsocks",
+    "obfs-server": "shadowsocks",
+    "ss-v2ray-plugin": "shadowsocks",
+    "trojan": "trojan",
     "openssl": "tls",
     "dnsmasq": "dns",
 }
@@ -57,7 +60,8 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Apply one censorship policy to the running lab, replacing any before it: drop"
             " (timeout), reject (refused, or unreachable for other ICMP errors), reset (RST to"
             " the SYN: refused), reset-data (RST once data flows: reset), loss, throttle, delay,"
-            " dpi (WireGuard and OpenVPN handshakes recognised and dropped). 'clear' lifts it."
+            " dpi (WireGuard and OpenVPN handshakes recognised and dropped; 'dpi encrypted':"
+            " fully encrypted TCP streams, as the GFW finds Shadowsocks). 'clear' lifts it."
         ),
     )
     censor.add_argument("mode", choices=[*(mode.value for mode in Mode), CLEAR], metavar="MODE")
@@ -151,11 +155,9 @@ def build_policy(args: argparse.Namespace, namespace: Namespace) -> Policy:
     if protocol is None or protocol in TRANSPORTS:
         return Policy.build(mode, [Flow(protocol, args.port)], **params)
     if mode == Mode.DPI:
-        if protocol not in SIGNATURES:
-            raise CensorError(
-                f"dpi recognises {' and '.join(SIGNATURES)} handshakes, not {protocol}"
-            )
-        signature: Signature = "wireguard" if protocol == "wireguard" else "openvpn"
+        signature = next((known for known in ALL_SIGNATURES if known == protocol), None)
+        if signature is None:
+            raise CensorError(f"dpi recognises {', '.join(ALL_SIGNATURES)} traffic, not {protocol}")
         return Policy.build(mode, [Flow(None, args.port)], [signature], **params)
     flows = [
         flow for flow in lab_services(namespace).get(protocol, []) if args.port in (None, flow.port)

@@ -93,14 +93,19 @@ class TlsChannel:
         self._ssl.write(plaintext)
 
     def read(self) -> bytes:
-        """Decrypted application data received so far; raises TlsError on an alert or close."""
-        chunks = []
+        """Decrypted application data received so far; raises TlsError on an alert or close.
+
+        Data that arrived before a close is returned first; the next call raises.
+        """
+        chunks: list[bytes] = []
         while True:
             try:
                 chunk = self._ssl.read(16384)
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
+                if chunks:  # what came before the close is the server's: hand it over first
+                    break
                 raise TlsError("server closed the TLS session") from None
             except ssl.SSLError as exc:
                 raise TlsError(f"TLS session failed: {exc.reason or exc.strerror}") from None
