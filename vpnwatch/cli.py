@@ -296,7 +296,7 @@ def _shard(text: str) -> Shard:
 def _check(args: argparse.Namespace) -> int:
     from vpnwatch.check import check_all
 
-    return check_all(_load(args), as_json=args.json, tunnel=args.tunnel)
+    return check_all(_load(args), as_json=args.json, tunnel=getattr(args, "tunnel", True))
 
 
 def _run(args: argparse.Namespace) -> int:
