@@ -5,12 +5,19 @@ starts a comment anywhere on a line. Each ``[Peer]`` with an ``Endpoint`` become
 without one (a server's own clients) cannot be probed and are skipped. A key neither ``wg`` nor
 wg-quick knows in its section makes ``wg-quick up`` fail, so it is refused here too: a file the
 real client refuses must not be reported as working.
+
+The file says enough to test the tunnel when the interface has an ``Address`` and the peer's
+``AllowedIPs`` holds a single host of the same IP version (``10.0.0.1/32``): the server's own
+tunnel address, which echoes go to. A config routing everything (``0.0.0.0/0``) names no such
+host; a ``ping:`` override in the YAML gives one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -37,6 +44,8 @@ class _Section:
     kind: str
     line: int
     values: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: Every line of each key, in order: ``Address`` and ``AllowedIPs`` lines add up.
+    lines: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def get(self, key: str) -> tuple[int, str] | None:
         return self.values.get(key.lower())
@@ -72,6 +81,7 @@ def _sections(path: Path, text: str) -> list[_Section]:
                 where=f"line {number}",
             )
         section.values[name] = (number, value.strip())
+        section.lines.setdefault(name, []).append((number, value.strip()))
     return sections
 
 
@@ -93,6 +103,31 @@ def _key(path: Path, section: _Section, name: str, *, required: bool) -> bytes |
         raise ConfigError(str(exc), source=path, where=f"line {number}: {where}") from None
 
 
+def _networks(path: Path, section: _Section, name: str, *, strict: bool) -> list[Any]:
+    """The comma-separated addresses or networks of every ``name`` line, each with its prefix."""
+    found = []
+    for number, value in section.lines.get(name.lower(), []):
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                parsed = ipaddress.ip_interface(item) if strict else ipaddress.ip_network(item)
+            except ValueError:
+                raise ConfigError(
+                    f"{item!r} is not an IP address with an optional /prefix",
+                    source=path,
+                    where=f"line {number}: [{section.kind.capitalize()}] {name}",
+                ) from None
+            found.append(parsed)
+    return found
+
+
+def _ping(addresses: list[Any], allowed: list[Any]) -> Any:
+    """The first single host of AllowedIPs with an interface address of its version, IPv4 first."""
+    versions = {address.version for address in addresses}
+    hosts = [net for net in allowed if net.num_addresses == 1 and net.version in versions]
+    hosts.sort(key=lambda net: net.version)
+    return hosts[0].network_address if hosts else None
+
+
 def load_wgquick(path: Path) -> list[WireGuardTarget]:
     """Read a wg-quick file: one target per ``[Peer]`` that has an ``Endpoint``."""
     try:
@@ -104,6 +139,7 @@ def load_wgquick(path: Path) -> list[WireGuardTarget]:
     if len(interfaces) != 1:
         raise ConfigError(f"expected one [Interface] section, found {len(interfaces)}", source=path)
     private_key = _key(path, interfaces[0], "PrivateKey", required=True)
+    addresses = _networks(path, interfaces[0], "Address", strict=True)
     peers: list[tuple[_Section, str, int]] = []
     for section in sections:
         entry = section.get("Endpoint") if section.kind == "peer" else None
@@ -131,6 +167,8 @@ def load_wgquick(path: Path) -> list[WireGuardTarget]:
                     private_key=private_key,
                     public_key=public_key,
                     preshared_key=preshared_key,
+                    address=tuple(addresses),
+                    ping=_ping(addresses, _networks(path, section, "AllowedIPs", strict=False)),
                 )
             )
         except ValidationError as exc:
