@@ -349,17 +349,6 @@ def test_ip_parse_gives_an_echo_an_icmp_error_or_nothing(packet: bytes) -> None:
     assert parsed is None or isinstance(parsed, ip.Echo | ip.IcmpError)
 
 
-class _Clear:
-    def seal(self, packet: bytes) -> list[bytes]:
-        return [packet]
-
-    def open(self, data: bytes) -> list[bytes]:
-        return [data]
-
-    def flush(self) -> list[bytes]:
-        return []
-
-
 @FUZZ
 @given(data=st.data())
 def test_tor_certs_verify_or_raise_a_certs_error(data: st.DataObject) -> None:
@@ -407,6 +396,19 @@ def test_shadowsocks_client_never_raises_and_completes_only_on_the_genuine_answe
         assert answer.startswith(genuine[: 16 + 18])
 
 
+class _Clear:
+    def seal(self, packet: bytes) -> list[bytes]:
+        return [packet]
+
+    def open(self, data: bytes) -> list[bytes]:
+        return [data]
+
+    def flush(self) -> list[bytes]:
+        return []
+
+
+@FUZZ
+@given(data=st.data())
 def test_a_tunnel_test_never_raises_and_counts_only_its_own_replies(data: st.DataObject) -> None:
     count("tunnel.receive")
     plan = TrainPlan(echoes=3, burst=0, hold_seconds=0)

@@ -286,6 +286,10 @@ _PLUGIN_BINARIES = {"obfs-local": "obfs-local", "simple-obfs": "obfs-local"} | {
 }
 
 
+#: What the real client's SOCKS connection gave when it closed without a byte of the answer.
+NO_ANSWER = "no answer"
+
+
 async def real_client_check(
     target: ShadowsocksTarget | TrojanTarget, timeout: float
 ) -> tuple[bool, str]:
@@ -303,7 +307,13 @@ async def real_client_check(
     )
     try:
         async with asyncio.timeout(timeout):
-            return await _through_socks(port, target.relay_destination)
+            while True:
+                ok, said = await _through_socks(port, target.relay_destination)
+                if ok or said != NO_ANSWER:
+                    return ok, said
+                # ss-local listens before its plugin does, and closes what it cannot pass on
+                # unanswered: a user's second try, a moment later, is the client's verdict.
+                await asyncio.sleep(0.1)
     except TimeoutError:
         return False, f"no answer through {argv[0]} within {timeout:g} s"
     except OSError as exc:
@@ -404,7 +414,7 @@ async def _through_socks(port: int, destination: Destination) -> tuple[bool, str
         )
         status = await reader.readline()
         expected = f"HTTP/1.1 {destination.status} ".encode()
-        return status.startswith(expected), status.decode("ascii", "replace").strip() or "no answer"
+        return status.startswith(expected), status.decode("ascii", "replace").strip() or NO_ANSWER
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
         return False, f"the real client closed the connection ({type(exc).__name__})"
     finally:
