@@ -90,7 +90,7 @@ class FakeServer:
         self,
         pki: Pki,
         tmp: Path,
-        answer: bytes | None = b"PUSH_REPLY,ping 10",
+        answer: bytes | None = b"PUSH_REPLY,ping 10,peer-id 0,cipher AES-256-GCM",
         wrap: Wrap | None = None,
     ) -> None:
         (tmp / "s.crt").write_text(pki.server_cert)

@@ -35,6 +35,14 @@ from vpnwatch.protocols.openvpn.packets import (
     body_overhead,
     frame_tcp,
 )
+from vpnwatch.protocols.openvpn.push import (
+    PullPolicy,
+    PushAssembler,
+    PushError,
+    PushRefused,
+    PushReply,
+    accept_push,
+)
 from vpnwatch.protocols.openvpn.reliable import INITIAL_RETRANSMIT, Message, ReliableLayer
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, check_peer_certificate
 from vpnwatch.protocols.openvpn.wrappers import Wrapper
@@ -61,6 +69,8 @@ class ClientConfig:
     #: Over TCP, each packet travels behind its 16-bit length; over UDP, one per datagram.
     tcp: bool = False
     initial_retransmit: float = INITIAL_RETRANSMIT
+    #: How the client's file judges pushed options; the default accepts what 2.6 does by default.
+    pull_policy: PullPolicy = PullPolicy(("AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"))
 
 
 class _Phase(Enum):
@@ -87,8 +97,10 @@ class OpenVPNClient(MachineBase):
 
     Stages: ``reset`` (the server answered our hard reset with its own, so it accepted our wrapping
     key, if any), ``tls`` (TLS completed and the server's certificate passed every check) and
-    ``auth`` (PUSH_REPLY: the server accepted our certificate and credentials). On PUSH_REPLY the
-    machine queues an EXIT, so that the server frees our session at once, and then completes.
+    ``auth`` (PUSH_REPLY: the server accepted our certificate and credentials, and pushed options
+    the 2.6 client with the same file accepts, :mod:`.push`). On PUSH_REPLY the machine queues an
+    EXIT, so that the server frees our session at once, and then completes; the options it accepted
+    stay in :attr:`push_reply`.
 
     Retransmission follows the real client's reliability layer (:mod:`.reliable`, OpenVPN's
     ``reliable_send``): an unacknowledged control message is sent again ``initial_retransmit``
@@ -126,6 +138,9 @@ class OpenVPNClient(MachineBase):
         self._phase = _Phase.RESET
         self._plaintext = b""  # decrypted bytes not yet parsed
         self._push_due: float | None = None
+        self._push = PushAssembler()
+        self._server_cipher: str | None = None
+        self.push_reply: PushReply | None = None
         self.dropped = DropCounts()
 
     # -- the machine contract ---------------------------------------------------------------
@@ -315,7 +330,8 @@ class OpenVPNClient(MachineBase):
                 return
             if parsed is None:
                 return
-            _, used = parsed
+            options, used = parsed
+            self._server_cipher = keymethod.option_value(options, "cipher")
             self._plaintext = self._plaintext[used:]
             self._phase = _Phase.PUSH
             self._request_push(now)
@@ -324,10 +340,10 @@ class OpenVPNClient(MachineBase):
         commands, self._plaintext = keymethod.split_commands(self._plaintext)
         for command in commands:
             if command.startswith("PUSH_REPLY"):
-                self._emit(StageCompleted("auth"))
-                self._send_plaintext(_EXIT)  # goes out before the driver sees Completed
-                self._complete(f"PUSH_REPLY received over {self._tls.version}")
-                return
+                self._handle_push_reply(command)
+                if self.finished:
+                    return
+                continue
             if command.startswith("AUTH_FAILED"):
                 reason = command.partition(",")[2]
                 detail = (
@@ -335,3 +351,21 @@ class OpenVPNClient(MachineBase):
                 )
                 self._fail(Failure.AUTH, detail)
                 return
+
+    def _handle_push_reply(self, command: str) -> None:
+        try:
+            lines = self._push.add(command)
+            if lines is None:
+                return  # more parts follow (push-continuation 2)
+            self.push_reply = accept_push(
+                lines, self._config.pull_policy, self._server_cipher
+            )
+        except PushRefused as exc:
+            self._fail(Failure.PROTOCOL, f"the 2.6 client would refuse the push: {exc}")
+            return
+        except PushError as exc:
+            self._fail(Failure.PROTOCOL, f"malformed PUSH_REPLY: {exc}")
+            return
+        self._emit(StageCompleted("auth"))
+        self._send_plaintext(_EXIT)  # goes out before the driver sees Completed
+        self._complete(f"PUSH_REPLY received over {self._tls.version}")
