@@ -176,15 +176,73 @@ def make_suite(
     raise UnsupportedCipher(f"data-channel cipher {cipher!r} is not supported")
 
 
+_NO_COMPRESS = 0xFA  # comp-lzo: an uncompressed packet follows
+_NO_COMPRESS_SWAP = 0xFB  # compress (stub, lz4): the packet's first byte moved to its end
+_V2_INDICATOR = 0x50  # compress stub-v2/lz4-v2: escapes a packet that starts with this byte
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """The compression framing a pushed ``comp-lzo``/``compress`` puts around every payload.
+
+    The probe never compresses (as 2.6 with ``allow-compression no`` or ``asym``), but the framing
+    byte must be there, and the server's uncompressed packets carry it too. A compressed packet
+    from the server cannot be an answer to an incompressible echo and is rejected.
+    """
+
+    kind: str = "none"  # none | lzo | swap | v2
+
+    def wrap(self, payload: bytes) -> bytes:
+        if self.kind == "lzo":
+            return bytes([_NO_COMPRESS]) + payload
+        if self.kind == "swap" and payload:
+            return bytes([_NO_COMPRESS_SWAP]) + payload[1:] + payload[:1]
+        if self.kind == "v2" and payload[:1] == bytes([_V2_INDICATOR]):
+            return bytes([_V2_INDICATOR, 0]) + payload
+        return payload
+
+    def unwrap(self, payload: bytes) -> bytes:
+        if self.kind == "none" or not payload:
+            return payload
+        if self.kind == "v2":
+            if payload[0] != _V2_INDICATOR:
+                return payload
+            if payload[1:2] == b"\x00":
+                return payload[2:]
+        elif self.kind == "lzo" and payload[0] == _NO_COMPRESS:
+            return payload[1:]
+        elif self.kind == "swap" and payload[0] == _NO_COMPRESS_SWAP:
+            return payload[-1:] + payload[1:-1]
+        raise PacketError("the server sent a compressed packet")
+
+
+def framing_for(compression: str | None) -> Framing:
+    """The framing for the last pushed compression (``comp-lzo no``, ``compress lz4-v2``…)."""
+    if compression is None:
+        return Framing()
+    words = compression.split()
+    if words[0] == "comp-lzo":
+        return Framing("lzo")
+    if len(words) > 1 and words[1].endswith("-v2"):
+        return Framing("v2")
+    return Framing("swap")
+
+
 class DataChannel:
     """The client's data channel for one key: seals inner packets, opens the server's.
 
     ``peer_id`` is the pushed ``peer-id`` (P_DATA_V2), or None for P_DATA_V1. The server may
-    answer with either opcode; both are opened.
+    answer with either opcode; both are opened. ``framing`` is the pushed compression's.
     """
 
     def __init__(
-        self, suite: Suite, keys: DataKeys, *, peer_id: int | None, key_id: int = 0
+        self,
+        suite: Suite,
+        keys: DataKeys,
+        *,
+        peer_id: int | None,
+        key_id: int = 0,
+        framing: Framing = Framing(),
     ) -> None:
         if peer_id is not None and not 0 <= peer_id <= _MAX_PEER_ID:
             raise ValueError("a peer id is 24 bits")
@@ -198,6 +256,7 @@ class DataChannel:
             if peer_id is None
             else struct.pack("!I", (Opcode.DATA_V2 << _OPCODE_SHIFT | key_id) << 24 | peer_id)
         )
+        self._framing = framing
         self._counter = PacketIdCounter()
         self._window = ReplayWindow()
 
@@ -208,7 +267,10 @@ class DataChannel:
         """One data packet carrying ``payload`` (an inner IP packet), ready for the link."""
         v2 = len(self._header) == V2_HEADER_SIZE
         aad = self._header if v2 else b""
-        return self._header + self.suite.seal(self._keys.send, aad, self._counter.next(), payload)
+        body = self.suite.seal(
+            self._keys.send, aad, self._counter.next(), self._framing.wrap(payload)
+        )
+        return self._header + body
 
     def open(self, packet: bytes) -> bytes:
         """The payload of the server's data packet; raises PacketError (see the module)."""
@@ -229,7 +291,7 @@ class DataChannel:
         aad = header if opcode == Opcode.DATA_V2 else b""
         packet_id, payload = self.suite.open(self._keys.receive, aad, body)
         self._window.accept(packet_id)
-        return payload
+        return self._framing.unwrap(payload)
 
 
 def is_data_packet(packet: bytes) -> bool:
