@@ -55,7 +55,9 @@ def test_provider_style_file_with_inline_material(
     assert target.tls_key is not None and target.tls_key.get_secret_value() == bytes(range(256))
     assert (target.verify_x509_name, target.verify_x509_type) == ("server1", "name")
     assert target.remote_cert_tls == "server"
-    assert target.data_ciphers.endswith(":AES-256-CBC")
+    # openvpn 2.6 leaves --cipher out of the negotiation ("DEPRECATED OPTION: --cipher set to
+    # 'AES-256-CBC' but missing in --data-ciphers"); the interop suite holds it to that.
+    assert target.data_ciphers == "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305"
     assert "ignoring resolv-retry" in caplog.text
     assert pki.client_key.splitlines()[1] not in repr(target)
 
@@ -122,7 +124,7 @@ def test_credentials_from_the_caller_override_the_file(tmp_path: Path, pki: Pki)
         ),
         ("remote h.invalid\n<ca>\nnever closed\n", "line 2", "<ca> is never closed"),
         ("remote h.invalid\nauth-user-pass\n", "line 2: auth-user-pass", "names no file"),
-        ("remote h.invalid\npkcs12 x.p12\n", "line 2: pkcs12", "pkcs12 is not supported"),
+        ("remote h.invalid\npkcs12 x.p12\n", "line 2: pkcs12", "cannot read"),
         ("remote h.invalid\nkey-direction 2\n", "line 2: key-direction", "0 or 1"),
         ("remote h.invalid\nremote-cert-tls client\n", "line 2: remote-cert-tls", "server"),
         ('remote "h.invalid\n', "line 1", "cannot split"),

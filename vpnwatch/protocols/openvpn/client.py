@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, auto
 
 from vpnwatch.protocols.machine import Failed, MachineBase, StageCompleted
@@ -70,7 +70,7 @@ class ClientConfig:
     tcp: bool = False
     initial_retransmit: float = INITIAL_RETRANSMIT
     #: How the client's file judges pushed options; the default accepts what 2.6 does by default.
-    pull_policy: PullPolicy = PullPolicy(("AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"))
+    pull_policy: PullPolicy = field(default_factory=PullPolicy)
 
 
 class _Phase(Enum):
@@ -357,9 +357,7 @@ class OpenVPNClient(MachineBase):
             lines = self._push.add(command)
             if lines is None:
                 return  # more parts follow (push-continuation 2)
-            self.push_reply = accept_push(
-                lines, self._config.pull_policy, self._server_cipher
-            )
+            self.push_reply = accept_push(lines, self._config.pull_policy, self._server_cipher)
         except PushRefused as exc:
             self._fail(Failure.PROTOCOL, f"the 2.6 client would refuse the push: {exc}")
             return

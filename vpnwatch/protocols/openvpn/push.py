@@ -1,4 +1,4 @@
-"""PUSH_REPLY: the options a server pushes, parsed, and checked as the OpenVPN 2.6 client checks them.
+"""PUSH_REPLY: the options a server pushes, parsed and checked as the OpenVPN 2.6 client does.
 
 A server that answers PUSH_REQUEST has accepted us, but its client may still refuse what it
 pushed and never reach "Initialization Sequence Completed": compression it may not use
@@ -25,6 +25,8 @@ AllowCompression = Literal["no", "asym", "yes"]
 PullFilterAction = Literal["accept", "ignore", "reject"]
 #: OpenVPN's default ``tun-mtu-max``: a pushed ``tun-mtu`` above it makes the client give up.
 DEFAULT_TUN_MTU_MAX = 1600
+#: 2.6's default data-ciphers.
+DEFAULT_DATA_CIPHERS = ("AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305")
 #: Compression a stub-only client accepts: framing without compressing anything.
 _STUB_COMPRESSION = frozenset({"comp-lzo no", "compress", "compress stub", "compress stub-v2"})
 
@@ -127,8 +129,8 @@ class PushAssembler:
             raise PushError("not a PUSH_REPLY")
         body = command[len(PUSH_REPLY) :].lstrip(",")
         more = False
-        for line in body.split(","):
-            line = line.strip()
+        for part in body.split(","):
+            line = part.strip()
             if not line:
                 continue
             if line.startswith("push-continuation"):
@@ -156,7 +158,7 @@ class PullPolicy:
     """What the client's own file says about pushed options."""
 
     #: The ciphers the client offered (``data-ciphers``, with ``cipher`` appended as 2.6 does).
-    data_ciphers: tuple[str, ...]
+    data_ciphers: tuple[str, ...] = DEFAULT_DATA_CIPHERS
     #: ``data-ciphers-fallback``: the cipher used with a server that negotiates none.
     fallback_cipher: str | None = None
     allow_compression: AllowCompression = "no"
@@ -167,7 +169,7 @@ class PullPolicy:
 
 def filter_options(lines: Sequence[str], policy: PullPolicy) -> tuple[list[str], str | None]:
     """Apply ``pull-filter``: the lines kept, and the first line a ``reject`` filter matched."""
-    kept = []
+    kept: list[str] = []
     for line in lines:
         action: PullFilterAction = "accept"
         for candidate, text in policy.pull_filters:
@@ -190,7 +192,9 @@ def accept_push(lines: Sequence[str], policy: PullPolicy, server_cipher: str | N
     """
     kept, rejected = filter_options(lines, policy)
     if rejected is not None:
-        raise PushRefused(f"server pushed '{rejected}', which the client's pull-filter rejects")
+        # Only the option's name: a rejected line may carry a secret (auth-token).
+        name = rejected.split()[0]
+        raise PushRefused(f"server pushed '{name}', which the client's pull-filter rejects")
     reply = parse_options(kept)
     reason = _refusal(reply, policy, server_cipher)
     if reason is not None:
@@ -219,12 +223,12 @@ def _refusal(reply: PushReply, policy: PullPolicy, server_cipher: str | None) ->
                 f"({':'.join(policy.data_ciphers)})"
             )
     elif not (
-        (server_cipher and server_cipher.upper() in offered)
-        or (server_cipher is None and fallback)
+        (server_cipher and server_cipher.upper() in offered) or (server_cipher is None and fallback)
     ):
         return (
-            f"no data-channel cipher could be negotiated: the server pushed none and uses "
-            f"{server_cipher or 'an unknown one'}; add it with data-ciphers-fallback or data-ciphers"
+            "no data-channel cipher could be negotiated: the server pushed none and uses "
+            f"{server_cipher or 'an unknown one'}; add it to data-ciphers or "
+            "data-ciphers-fallback"
         )
     mtu = reply.tun_mtu
     if mtu is not None and mtu > policy.tun_mtu_max:
