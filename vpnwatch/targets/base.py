@@ -116,6 +116,12 @@ class TargetBase(BaseModel):
         return socket.AF_UNSPEC
 
     @property
+    def tunnel_ready(self) -> bool:
+        """Whether the target says enough to test its tunnel (addresses inside it, for one):
+        then ``check`` and the monitor run tunnel tests on it."""
+        return False
+
+    @property
     def endpoint(self) -> str:
         """``host:port``, with IPv6 literals bracketed, as users write endpoints."""
         return format_endpoint(self.host, self.port)
