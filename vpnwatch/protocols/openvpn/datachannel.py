@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from vpnwatch.protocols.openvpn.datakeys import DataKeys, DirectionKey
 from vpnwatch.protocols.openvpn.packets import AuthenticationError, Opcode, PacketError
+from vpnwatch.protocols.openvpn.push import PushReply
 from vpnwatch.protocols.openvpn.replay import PACKET_ID_SIZE, PacketIdCounter, ReplayWindow
 from vpnwatch.protocols.openvpn.wrappers import DIGESTS
 
@@ -297,3 +298,28 @@ class DataChannel:
 def is_data_packet(packet: bytes) -> bool:
     """Whether ``packet`` (after any TCP framing) is a data-channel packet, not a control one."""
     return bool(packet) and packet[0] >> _OPCODE_SHIFT in (Opcode.DATA_V1, Opcode.DATA_V2)
+
+
+def uses_tls_ekm(reply: PushReply) -> bool:
+    """Whether the server keyed the data channel with TLS-EKM (it pushes so, in either of the
+    ways 2.6 knows) rather than with key-method 2's PRF."""
+    return reply.key_derivation == "tls-ekm" or "tls-ekm" in reply.protocol_flags
+
+
+def negotiated_channel(
+    reply: PushReply,
+    cipher: str,
+    digest: str,
+    key_block: bytes,
+    *,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> DataChannel:
+    """The client's channel for what the handshake settled: the ``cipher``, ``auth``'s
+    ``digest``, the :mod:`.datakeys` block, and the pushed peer-id and compression framing;
+    raises UnsupportedCipher."""
+    return DataChannel(
+        make_suite(cipher, digest, random_bytes=random_bytes),
+        DataKeys.for_client(key_block),
+        peer_id=reply.peer_id,
+        framing=framing_for(reply.compression),
+    )
