@@ -19,6 +19,7 @@ import pytest
 from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, ping_through_real_client
+from vpnwatch.probes import openvpn as openvpn_probe
 from vpnwatch.probes.openvpn import OPENVPN
 from vpnwatch.quality import TrainPlan, TunnelPlan
 from vpnwatch.result import Failure, Result
@@ -128,9 +129,32 @@ async def test_dropping_only_data_packets_fails_the_tunnel_not_the_handshake(
     (target,) = load_ovpn(config)
     lab.drop_data_packets(lab.servers[server])
     try:
-        result = await probe_openvpn(target, PROBE_TIMEOUT, tunnel=PLAN)
+        result, handshake = await asyncio.gather(
+            probe_openvpn(target, PROBE_TIMEOUT, tunnel=PLAN), probe_openvpn(target, PROBE_TIMEOUT)
+        )
     finally:
         lab.clear_censor()
     reached = [stage for stage, _ in result.stages]
     assert reached[-3:] == ["reset", "tls", "auth"], result  # the handshake verified
     assert (result.ok, result.failure, result.stage) == (False, Failure.TIMEOUT, "data"), result
+    assert (handshake.ok, handshake.stage) == (True, "auth"), handshake  # the handshake probe
+
+
+@pytest.mark.parametrize("server", ["udp-aes256gcm", "tcp-chacha", "udp-cbc"])
+async def test_keys_from_the_prf_when_tls_ekm_is_not_offered(
+    lab: OpenVPNLab, tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without IV_PROTO's key-export bit the server keys the data channel with key-method 2's PRF
+    (as for any client older than 2.6); the other tests run with TLS-EKM, as 2.6 clients do."""
+    monkeypatch.setattr(openvpn_probe, "exporter_available", lambda: False)
+    config = lab.write_client_file(lab.servers[server], tmp_path / f"{server}.ovpn")
+    (target,) = load_ovpn(config)
+    log = lab.servers[server].log
+    before = log.read_text().count("key-derivation tls-ekm")
+    result = await probe_openvpn(target, PROBE_TIMEOUT, tunnel=PLAN)
+    assert result.ok and result.tunnel is not None, result
+    assert result.tunnel.train_received == PINGS, result
+    assert log.read_text().count("key-derivation tls-ekm") == before  # the PRF, then
+    monkeypatch.undo()
+    assert (await probe_openvpn(target, PROBE_TIMEOUT, tunnel=PLAN)).ok
+    assert log.read_text().count("key-derivation tls-ekm") == before + 1  # and TLS-EKM
