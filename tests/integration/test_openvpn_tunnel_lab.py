@@ -48,6 +48,7 @@ VARIANTS = (
     ServerVariant("tcp-cbc", proto="tcp", lines=_CBC, client_data=_CBC_CLIENT),
     ServerVariant("udp-comp-lzo", lines=("comp-lzo no", 'push "comp-lzo no"')),
     ServerVariant("udp-no-forward", forwards=False),
+    ServerVariant("udp-net30", lines=("topology net30",)),
 )
 
 
@@ -75,6 +76,7 @@ CASES = {
     "udp-cbc": Case("udp-cbc", ok=True),
     "tcp-cbc": Case("tcp-cbc", ok=True),
     "udp-comp-lzo": Case("udp-comp-lzo", ok=True),
+    "udp-net30": Case("udp-net30", ok=True),
     "no-forward": Case("udp-no-forward", ok=False),
     # The server has nowhere to send it.
     "wrong-tunnel-address": Case("udp-aes256gcm", ok=False, wrong_address=True),

@@ -164,7 +164,21 @@ def test_a_handshake_that_did_not_key_a_data_channel_has_no_tunnel(pki: Pki) -> 
     ("options", "addresses"),
     [
         (["ifconfig 198.19.0.2 255.255.255.0", "route-gateway 198.19.0.1"], (LOCAL, SERVER)),
-        (["ifconfig 10.8.0.6 10.8.0.5"], ("10.8.0.6", "10.8.0.5")),  # net30
+        (["ifconfig 10.8.0.2 10.8.0.1"], ("10.8.0.2", "10.8.0.1")),  # p2p
+        (  # net30: the remote end is virtual; the host route leads to the server
+            ["route 10.8.0.1", "topology net30", "ifconfig 10.8.0.6 10.8.0.5"],
+            ("10.8.0.6", "10.8.0.1"),
+        ),
+        (["topology net30", "ifconfig 10.8.0.6 10.8.0.5"], ("10.8.0.6", None)),
+        (
+            [
+                "route 10.9.0.0 255.255.0.0",
+                "route 10.8.0.1 255.255.255.255",
+                "topology net30",
+                "ifconfig 10.8.0.6 10.8.0.5",
+            ],
+            ("10.8.0.6", "10.8.0.1"),
+        ),
         (["ifconfig 198.19.0.2 255.255.255.0", "route-gateway dhcp"], (LOCAL, None)),
         (["ifconfig 198.19.0.2 255.255.255.0"], (LOCAL, None)),
     ],

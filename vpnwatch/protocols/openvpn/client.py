@@ -418,8 +418,7 @@ class OpenVPNClient(MachineBase):
 
     def _key_data_channel(self, reply: PushReply) -> DataChannel:
         """The data channel as the server keyed it (see :mod:`.datakeys`)."""
-        tls_ekm = uses_tls_ekm(reply)
-        if tls_ekm:
+        if uses_tls_ekm(reply):
             try:
                 block = export_keying_material(self._tls.connection, EXPORTER_LABEL, KEY_BLOCK_SIZE)
             except ssl.SSLError as exc:
@@ -483,5 +482,5 @@ class OpenVPNClient(MachineBase):
         self._send_plaintext(_EXIT)
 
     def _finish(self, detail: str) -> None:
-        self._send_plaintext(_EXIT)  # goes out before the driver sees Completed
+        self.say_goodbye()  # goes out before the driver sees Completed
         self._complete(detail)

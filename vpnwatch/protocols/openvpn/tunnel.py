@@ -25,6 +25,8 @@ from vpnwatch.protocols.tunnel import Chain, TunnelTest
 from vpnwatch.quality import TrainPlan
 from vpnwatch.result import Failure
 
+_HOST = "255.255.255.255"
+
 
 class TunnelAddressError(ValueError):
     """The PUSH_REPLY gives no address to test the tunnel from or to."""
@@ -33,11 +35,13 @@ class TunnelAddressError(ValueError):
 def tunnel_addresses(
     reply: PushReply,
 ) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address | None]:
-    """(our tunnel address, the server's if the push names it) from ``ifconfig`` and
-    ``route-gateway``; raises TunnelAddressError without an ``ifconfig``.
+    """(our tunnel address, the server's if the push names it); raises TunnelAddressError
+    without an ``ifconfig``.
 
     ``topology subnet`` pushes ``ifconfig <ours> <netmask>`` and the server's address as
-    ``route-gateway``; net30 and p2p push ``ifconfig <ours> <remote end>``.
+    ``route-gateway``. ``net30`` pushes ``ifconfig <ours> <remote end>``, where the remote end is
+    a virtual address no one answers, and a host route to the server's own address; ``p2p``
+    pushes the server's address as the remote end.
     """
     ifconfig = reply.ifconfig
     if ifconfig is None:
@@ -48,12 +52,25 @@ def tunnel_addresses(
         if gateway is not None and gateway != "dhcp":
             return local, ipaddress.IPv4Address(gateway)
         try:
-            ipaddress.IPv4Network(f"0.0.0.0/{ifconfig[1]}")  # a netmask, not an address
+            ipaddress.IPv4Network(f"0.0.0.0/{ifconfig[1]}")
+            return local, None  # a netmask: subnet without a gateway
         except ValueError:
-            return local, ipaddress.IPv4Address(ifconfig[1])
+            remote = ipaddress.IPv4Address(ifconfig[1])
     except ValueError:
         raise TunnelAddressError("the pushed tunnel addresses are not IPv4 addresses") from None
-    return local, None
+    if reply.topology == "net30":
+        hosts = [route[0] for route in reply.values("route") if route[1:2] in ((), (_HOST,))]
+        return local, _first_address(hosts)
+    return local, remote
+
+
+def _first_address(texts: list[str]) -> ipaddress.IPv4Address | None:
+    for text in texts:
+        try:
+            return ipaddress.IPv4Address(text)
+        except ValueError:
+            continue
+    return None
 
 
 class OpenVPNTunnel:
