@@ -494,8 +494,13 @@ _UP_SCRIPT = """#!/bin/sh
 # so that this host's interfaces and routes never change.
 set -e
 ip link set "$dev" netns {namespace}
-ip netns exec {namespace} ip addr add "$ifconfig_local/$ifconfig_netmask" dev "$dev"
+if [ -n "$ifconfig_netmask" ]; then  # topology subnet
+    ip netns exec {namespace} ip addr add "$ifconfig_local/$ifconfig_netmask" dev "$dev"
+else  # net30, p2p
+    ip netns exec {namespace} ip addr add "$ifconfig_local" peer "$ifconfig_remote" dev "$dev"
+fi
 ip netns exec {namespace} ip link set "$dev" up
+ip netns exec {namespace} ip route add {pools} dev "$dev"
 """
 _RTT = re.compile(r"time=([0-9.]+) ms")
 
@@ -512,7 +517,7 @@ async def ping_through_real_client(
     """
     namespace = f"{device}-client"
     script = config.parent / f"{device}-up.sh"
-    script.write_text(_UP_SCRIPT.format(namespace=namespace))
+    script.write_text(_UP_SCRIPT.format(namespace=namespace, pools=POOL))
     script.chmod(0o700)
     run(["ip", "netns", "add", namespace])
     proc = await asyncio.create_subprocess_exec(
