@@ -333,7 +333,8 @@ def tun_device(index: int) -> str:
 
 def guard_pools() -> None:
     """An ``unreachable`` route on this host for every server's pool (:data:`POOL`), so that no
-    tunnel-inner address the lab hands out can leak by the default route."""
+    tunnel-inner address the lab hands out can leak by the default route. It stays when the lab
+    goes: labs of other test runs may rely on it at the same time, and it routes nothing."""
     run(["ip", "route", "replace", "unreachable", POOL])
 
 
