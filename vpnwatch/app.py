@@ -53,7 +53,7 @@ def _metrics_handler(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.
     async def handler(request: web.Request) -> web.Response:
         form = Format.accepted(request.headers.get("Accept", ""))
         text = metrics.exposition(form) + process_metrics(process, form)
-        return exposition_response(text, form)
+        return await exposition_response(request, text, form)
 
     return handler
 

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import subprocess
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as text_families
 
 from tests.conftest import new_key
+from vpnwatch.app import build_app
 from vpnwatch.exposition import Format
 from vpnwatch.jobs import Job
 from vpnwatch.metrics import Metrics
@@ -34,6 +37,9 @@ def ok(name: str, duration: float) -> Result:
 
 def failed(name: str, failure: Failure, stage: str = "handshake") -> Result:
     return Result(name, "wireguard", False, failure, stage, (), 1.0)
+
+
+GZIP = {"Accept-Encoding": "gzip, deflate"}
 
 
 class Scraped:
@@ -306,3 +312,25 @@ def test_label_values_are_escaped_as_the_formats_require():
         if "provider" in s.labels
     }
     assert provider == odd.target.labels["provider"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "parse"),
+    [
+        ("text/plain;version=0.0.4", text_families),
+        ("application/openmetrics-text;version=1.0.0", text_string_to_metric_families),
+    ],
+)
+async def test_a_scrape_gets_the_format_and_encoding_it_asks_for(accept, parse):
+    metrics = Metrics()
+    j = job("wg")
+    metrics.configure([j])
+    metrics.observe(j, ok("wg", 0.01))
+    request = make_mocked_request("GET", "/metrics", headers={"Accept": accept, **GZIP})
+    answer = await build_app(metrics, None).router.resolve(request)
+    response = await answer.handler(request)
+    assert response.headers["Content-Encoding"] == "gzip"
+    text = gzip.decompress(response.body).decode()
+    names = {f.name for f in parse(text)}
+    assert {"process_cpu_seconds", "vpnwatch_probes", "vpnwatch_verdict"} <= names
+    assert response.headers["Content-Type"].split(";")[0] == accept.split(";")[0]
