@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -424,6 +425,9 @@ CASES: dict[str, Case] = {
     # pushed options
     "push-lz4-v2-refused": Case("udp-push-lz4v2", ok=False),
     "push-lz4-v2-allowed": Case("udp-push-lz4v2", ok=True, lines=("allow-compression asym",)),
+    "push-lz4-v2-client-comp-lzo-no": Case("udp-push-lz4v2", ok=False, lines=("comp-lzo no",)),
+    "push-lz4-v2-client-compress-stub": Case("udp-push-lz4v2", ok=True, lines=("compress",)),
+    "push-lz4-v2-client-stub-v2": Case("udp-push-lz4v2", ok=True, lines=("compress stub-v2",)),
     "push-comp-lzo-no": Case("udp-push-comp-lzo-no", ok=True),
     "push-comp-lzo-no-client-too": Case("udp-push-comp-lzo-no", ok=True, lines=("comp-lzo no",)),
     "push-comp-lzo-yes-refused": Case("udp-push-comp-lzo-yes", ok=False),
@@ -533,6 +537,38 @@ def test_vpnwatch_agrees_with_the_real_client(outcomes: dict[str, Outcome], name
         if not real.ok:
             assert record["failure"] in real.failures, f"{record}\nthe real client:\n{real.log}"
             assert record["detail"], record
+        if name in ACTIONABLE:
+            assert ACTIONABLE[name] in record["detail"], record
+        text = json.dumps(record)
+        assert PASSWORD not in text and PASSPHRASE not in text
+
+
+#: The issue's acceptance cases, and what their detail must tell a person.
+ACTIONABLE = {
+    "client-chain-extra-certs": "PUSH_REPLY received",
+    "client-chain-missing": "<extra-certs>",
+    "push-lz4-v2-refused": "allow-compression",
+    "push-tun-mtu-too-large": "tun-mtu-max",
+    "tls-version-min-1.3-vs-1.2": "tls-version-min 1.3",
+    "tls-version-min-1.3-vs-1.2-tcp": "tls-version-min 1.3",
+    "tls-version-max-1.2-vs-1.3": "tls-version-max 1.2",
+    "deferred-never": "authentication of us never completed",
+    "host-name-missing": "did not resolve",
+}
+
+
+def test_config_check_imports_every_file(interop: Interop, outcomes: dict[str, Outcome]) -> None:
+    """Every client file of the suite, included by one YAML, imports: one line per target."""
+    config = interop.files / "vpnwatch.yml"
+    config.write_text('include: ["*.ovpn"]\n')
+    proc = subprocess.run(
+        [VPNWATCH, "config", "check", str(config)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    targets = sum(len(outcome.records) for outcome in outcomes.values())
+    assert f": {targets} targets, ok" in proc.stdout
+    assert PASSWORD not in proc.stdout + proc.stderr
+    assert PASSPHRASE not in proc.stdout + proc.stderr
 
 
 def test_enough_cases() -> None:

@@ -14,6 +14,8 @@ negotiation); directives it cannot honour (a proxy, a server-side
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import logging
 import shlex
@@ -74,11 +76,14 @@ _X509_TYPES = ("subject", "name", "name-prefix")
 _TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 _CERT_PROFILES = ("insecure", "legacy", "preferred", "suiteb")
 _PULL_FILTER_ACTIONS = ("accept", "ignore", "reject")
-#: Client-side compression that enables real compression (not stub framing): with it, 2.6 also
-#: accepts what a server pushes (``options_postprocess``: stub-only is the default without it).
+#: Client compression lines after which 2.6 accepts a server's compression too: it makes
+#: ``allow-compression no`` (stub framing only) the default only when no line enabled real
+#: compression and ``compress`` set no flag of its own (``options_postprocess_mutate``), and
+#: ``compress`` with or without ``stub``/``stub-v2`` does set one. Only ``comp-lzo no`` keeps it.
 _COMPRESSING = {("comp-lzo",), ("comp-lzo", "yes"), ("comp-lzo", "adaptive")} | {
-    ("compress", alg) for alg in ("lzo", "lz4", "lz4-v2", "migrate")
-}
+    ("compress", *alg) for alg in ((), ("stub",), ("stub-v2",), ("lzo",), ("lz4",), ("lz4-v2",),
+                                   ("migrate",))
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -270,25 +275,29 @@ def _pull_filter(d: _Directive) -> None:
 
 def _peer_fingerprint(d: _Directive, inline: str | None = None) -> None:
     text = inline if inline is not None else d.arg(0)
-    for line in text.replace(" ", "\n").splitlines():
+    for line in text.splitlines():
         if line.strip() and line.strip()[0] not in "#;":
-            d.config.fingerprints.append(line.strip())
+            d.config.fingerprints += line.split()
     d.config.lines["peer_fingerprint"] = d.where
 
 
 def _pkcs12(d: _Directive, inline: str | None = None) -> None:
-    import base64  # noqa: PLC0415 - only inline pkcs12 needs it
-
     if inline is not None:
         try:
             data = base64.b64decode("".join(inline.split()), validate=True)
-        except ValueError:
+        except (binascii.Error, ValueError):
             raise d.fail("the inline block is not base64") from None
     elif d.arg(0) == "[inline]":
         return
     else:
         data = d.read_bytes(d.arg(0))
     d.config.pkcs12 = data, d.where
+
+
+def _tun_mtu_max(d: _Directive) -> None:
+    if not d.arg(0).isdigit():
+        raise d.fail("is not a number")
+    d.set("tun_mtu_max", int(d.arg(0)))
 
 
 def _simple(field_name: str) -> Callable[[_Directive], None]:
@@ -305,7 +314,6 @@ _HANDLERS: dict[str, Callable[[_Directive], None]] = {
     "data-ciphers": _simple("data_ciphers"),
     "ncp-ciphers": _simple("data_ciphers"),
     "data-ciphers-fallback": _simple("data_ciphers_fallback"),
-    "auth-user-pass": _auth_user_pass,
     "verify-x509-name": _verify_x509_name,
     "remote-cert-tls": _remote_cert_tls,
     "tls-version-min": _tls_version_min,
@@ -314,16 +322,14 @@ _HANDLERS: dict[str, Callable[[_Directive], None]] = {
     "tls-ciphersuites": _simple("tls_ciphersuites"),
     "tls-groups": _simple("tls_groups"),
     "tls-cert-profile": lambda d: d.set("tls_cert_profile", d.choice(0, _CERT_PROFILES)),
-    "tun-mtu-max": lambda d: d.set("tun_mtu_max", _port(d.arg(0), d.config.source, d.where)),
+    "tun-mtu-max": _tun_mtu_max,
     "askpass": _askpass,
     "comp-lzo": _compression("comp-lzo"),
     "compress": _compression("compress"),
     "allow-compression": _allow_compression,
     "pull-filter": _pull_filter,
-    "peer-fingerprint": _peer_fingerprint,
-    "pkcs12": _pkcs12,
 }
-#: Directives that may also be inline blocks with a handler of their own.
+#: Directives that may also be inline blocks (``<auth-user-pass>``…): ``inline`` is its text.
 _INLINE_HANDLERS: dict[str, Callable[[_Directive, str | None], None]] = {
     "auth-user-pass": _auth_user_pass,
     "peer-fingerprint": _peer_fingerprint,

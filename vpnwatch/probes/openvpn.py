@@ -61,6 +61,21 @@ def tls_settings(target: OpenVPNTarget) -> TlsSettings:
     )
 
 
+def tls_limits(target: OpenVPNTarget) -> str:
+    """The target's TLS directives that differ from 2.6's defaults, as the file writes them."""
+    limits = {
+        "tls-version-min": target.tls_version_min if target.tls_version_min != "1.2" else None,
+        "tls-version-max": target.tls_version_max,
+        "tls-cipher": target.tls_cipher,
+        "tls-ciphersuites": target.tls_ciphersuites,
+        "tls-groups": target.tls_groups,
+        "tls-cert-profile": (
+            target.tls_cert_profile if target.tls_cert_profile != "legacy" else None
+        ),
+    }
+    return ", ".join(f"{name} {value}" for name, value in limits.items() if value is not None)
+
+
 def client_config(target: OpenVPNTarget, *, tunnel: bool = False) -> ClientConfig:
     """The handshake's configuration, derived from the target once per probe; ``tunnel`` keeps
     the session for a tunnel test.
@@ -96,6 +111,7 @@ def client_config(target: OpenVPNTarget, *, tunnel: bool = False) -> ClientConfi
         credentials=credentials,
         tls_crypt_v2=target.tls_wrap == "tls-crypt-v2",
         tcp=target.proto == "tcp",
+        tls_limits=tls_limits(target),
         pull_policy=PullPolicy(
             data_ciphers=tuple(target.data_ciphers.split(":")),
             fallback_cipher=target.data_ciphers_fallback,

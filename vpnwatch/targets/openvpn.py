@@ -234,7 +234,7 @@ def normal_fingerprint(text: str) -> str:
     try:
         raw = bytes.fromhex(digits)
     except ValueError:
-        raise ValueError("peer_fingerprint: is not hex bytes separated by ':'") from None
+        raise ValueError("is not hex bytes separated by ':'") from None
     if len(raw) != 32:
-        raise ValueError(f"peer_fingerprint: is {len(raw)} bytes, not a SHA-256 digest (32)")
+        raise ValueError(f"is {len(raw)} bytes, not a SHA-256 digest (32)")
     return raw.hex(":").upper()

@@ -84,6 +84,9 @@ class ClientConfig:
     #: Over TCP, each packet travels behind its 16-bit length; over UDP, one per datagram.
     tcp: bool = False
     initial_retransmit: float = INITIAL_RETRANSMIT
+    #: The file's TLS directives that narrow what the client offers (``tls-version-min 1.3``…),
+    #: named when a server goes silent during TLS.
+    tls_limits: str = ""
     #: How the client's file judges pushed options; the default accepts what 2.6 does by default.
     pull_policy: PullPolicy = field(default_factory=PullPolicy)
     #: Keep the session for a tunnel test: after PUSH_REPLY, key the data channel
@@ -220,7 +223,7 @@ class OpenVPNClient(MachineBase):
             self._receive_packet(data, now)
             return
         if not data:
-            self._fail(Failure.EOF, "the server closed the connection")
+            self._fail(Failure.EOF, f"the server closed the connection{self._silence()}")
             return
         try:
             packets = self._deframer.feed(data)
@@ -250,7 +253,31 @@ class OpenVPNClient(MachineBase):
             )
         if drops.malformed:
             return Failed(Failure.PROTOCOL, f"{drops.malformed} malformed replies, no valid one")
-        return Failed(Failure.TIMEOUT, "no valid reply")
+        return Failed(Failure.TIMEOUT, f"no valid reply{self._silence()}")
+
+    def _silence(self) -> str:
+        """What a server that went quiet at this point is known to be refusing.
+
+        An OpenVPN server that rejects a TLS handshake, a client certificate or a pending
+        authentication drops the session without a word (the real client waits out its
+        hand-window too), so the phase is the only clue a person gets.
+        """
+        if self._phase is _Phase.TLS:
+            limits = self._config.tls_limits
+            return (
+                " to our TLS handshake: the server drops what it refuses (a TLS version, cipher "
+                "or group"
+                + (f" outside this file's {limits}" if limits else "")
+                + ", or our client certificate)"
+            )
+        if self._phase is _Phase.KEY_EXCHANGE:
+            return (
+                " after TLS: the server dropped us, as it does when it refuses our client "
+                "certificate (another CA, a chain missing from <extra-certs>, revoked)"
+            )
+        if self._phase is _Phase.PUSH:
+            return " to PUSH_REQUEST: the server's authentication of us never completed"
+        return ""
 
     # -- internals --------------------------------------------------------------------------
 
@@ -397,6 +424,7 @@ class OpenVPNClient(MachineBase):
                 return  # more parts follow (push-continuation 2)
             self.push_reply = accept_push(lines, self._config.pull_policy, self._server_cipher)
         except PushRefused as exc:
+            self.say_goodbye()  # the server may free our session all the same
             self._fail(Failure.PROTOCOL, f"the 2.6 client would refuse the push: {exc}")
             return
         except PushError as exc:

@@ -121,7 +121,8 @@ def build_context(
             context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     _set_versions(context, settings)
     level = CERT_PROFILES.get(settings.cert_profile, 1)
-    context.set_ciphers(f"{settings.cipher or DEFAULT_TLS_CIPHER}:@SECLEVEL={level}")
+    default = "SUITEB128" if settings.cert_profile == "suiteb" else DEFAULT_TLS_CIPHER
+    context.set_ciphers(f"{settings.cipher or default}:@SECLEVEL={level}")
     if settings.ciphersuites is not None:
         openssl.set_ciphersuites(context, settings.ciphersuites)
     if settings.groups is not None:
