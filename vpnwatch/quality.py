@@ -11,7 +11,8 @@ merges them, the most specific winning).
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -136,3 +137,22 @@ class TunnelPlan(BaseModel):
                 f"timeout ({self.timeout:g} s) must not exceed interval ({self.interval:g} s)"
             )
         return self
+
+
+def overridden(plan: TunnelPlan, *overrides: Mapping[str, Any]) -> TunnelPlan:
+    """``plan`` with each override applied in turn (nested sections merged key by key), validated
+    as a whole; raises :class:`pydantic.ValidationError`."""
+    merged = plan.model_dump()
+    for override in overrides:
+        merged = _merge(merged, override)
+    return TunnelPlan.model_validate(merged)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

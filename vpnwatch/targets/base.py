@@ -12,7 +12,7 @@ import binascii
 import ipaddress
 import re
 import socket
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from vpnwatch.printable import is_printable_name
+from vpnwatch.quality import TunnelPlan, overridden
 
 #: Labels vpnwatch itself sets on every series; a user's own labels may not reuse them.
 RESERVED_LABELS = frozenset(
@@ -36,6 +37,8 @@ RESERVED_LABELS = frozenset(
         "transport",
         "failure",
         "stage",
+        "phase",
+        "reason",
         "role",
         "verdict",
         "vpnwatch_verdict",
@@ -94,6 +97,16 @@ class TargetBase(BaseModel):
     interval: Annotated[Seconds, Field(le=MAX_INTERVAL)] | None = None
     timeout: Annotated[Seconds, Field(le=MAX_TIMEOUT)] | None = None
     role: Role = "target"
+    #: Tunnel tests: False turns them off; a mapping overrides ``settings.tunnel`` and the site's
+    #: (``interval``, ``timeout``, ``train: {...}``, ``thresholds: {...}``).
+    tunnel: bool | dict[str, Any] = True
+
+    @field_validator("tunnel")
+    @classmethod
+    def _tunnel_overrides_validate(cls, tunnel: bool | dict[str, Any]) -> bool | dict[str, Any]:
+        if isinstance(tunnel, dict):
+            overridden(TunnelPlan(), tunnel)  # unknown fields and bad values: now, not later
+        return tunnel
 
     @field_validator("labels")
     @classmethod
