@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from vpnwatch.importers.ovpn import load_ovpn
+from vpnwatch.lab.censor import Censor
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, ping_through_real_client
 from vpnwatch.probes import openvpn as openvpn_probe
@@ -124,18 +125,19 @@ async def test_echo_through_the_tunnel_agrees_with_ping(
 
 
 @pytest.mark.parametrize("server", ["udp-chacha", "udp-cbc"])
-async def test_dropping_only_data_packets_fails_the_tunnel_not_the_handshake(
+async def test_the_censors_data_only_drop_fails_the_tunnel_not_the_handshake(
     lab: OpenVPNLab, tmp_path: Path, server: str
 ) -> None:
     config = lab.write_client_file(lab.servers[server], tmp_path / f"{server}.ovpn")
     (target,) = load_ovpn(config)
-    lab.drop_data_packets(lab.servers[server])
+    censor = Censor(lab.namespace)
+    censor.apply("drop-data", "openvpn", lab.servers[server].port)  # P_DATA_V1/V2 only
     try:
         result, handshake = await asyncio.gather(
             probe_openvpn(target, PROBE_TIMEOUT, tunnel=PLAN), probe_openvpn(target, PROBE_TIMEOUT)
         )
     finally:
-        lab.clear_censor()
+        censor.clear()
     reached = [stage for stage, _ in result.stages]
     assert reached[-3:] == ["reset", "tls", "auth"], result  # the handshake verified
     assert (result.ok, result.failure, result.stage) == (False, Failure.TIMEOUT, "data"), result

@@ -301,27 +301,6 @@ class OpenVPNLab:
             ),
         )
 
-    def drop_data_packets(self, server: RunningServer) -> None:
-        """Drop the client's data-channel packets (P_DATA_V1/V2) to ``server`` and let its control
-        channel through: a censor that lets handshakes succeed and starves the tunnel.
-
-        UDP only: over TCP a dropped segment stalls the whole stream, control channel included.
-        """
-        if server.variant.proto != "udp":
-            raise LabError("a data-only drop needs a UDP server: TCP would stall the handshake too")
-        match = f"udp dport {server.port} @th,64,5 {{ 6, 9 }}"  # the opcode's five bits
-        self.namespace.exec(
-            ["nft", "-f", "-"],
-            input_=(
-                "table inet vpnwatch_censor {\n"
-                "  chain input {\n"
-                "    type filter hook input priority 0;\n"
-                f"    {match} drop\n"
-                "  }\n"
-                "}\n"
-            ),
-        )
-
     def clear_censor(self) -> None:
         self.namespace.exec(["nft", "delete", "table", "inet", "vpnwatch_censor"], check=False)
 
