@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,7 @@ VARIANTS = (
     ServerVariant("udp-comp-lzo", lines=("comp-lzo no", 'push "comp-lzo no"')),
     ServerVariant("udp-no-forward", forwards=False),
     ServerVariant("udp-net30", lines=("topology net30",)),
+    ServerVariant("tcp-ipv6-pool", proto="tcp", lines=("server-ipv6 2001:2:0:fe00::/64",)),
 )
 
 
@@ -67,6 +68,8 @@ class Case:
     ok: bool
     #: Ping an address in the server's pool that no one holds, instead of the server's own.
     wrong_address: bool = False
+    #: Ping this IPv6 address in the tunnel instead.
+    ping6: str | None = None
 
 
 CASES = {
@@ -78,6 +81,8 @@ CASES = {
     "tcp-cbc": Case("tcp-cbc", ok=True),
     "udp-comp-lzo": Case("udp-comp-lzo", ok=True),
     "udp-net30": Case("udp-net30", ok=True),
+    # ICMPv6 from the pushed ifconfig-ipv6 address to the server's, given as the target's ping.
+    "ipv6-in-the-tunnel": Case("tcp-ipv6-pool", ok=True, ping6="2001:2:0:fe00::1"),
     "no-forward": Case("udp-no-forward", ok=False),
     # The server has nowhere to send it.
     "wrong-tunnel-address": Case("udp-aes256gcm", ok=False, wrong_address=True),
@@ -92,6 +97,9 @@ async def both(lab: OpenVPNLab, case: Case, directory: Path, name: str) -> tuple
     if case.wrong_address:
         address = str(IPv4Address(address) + 76)
         target = target.model_copy(update={"ping": IPv4Address(address)})
+    if case.ping6 is not None:
+        address = case.ping6
+        target = target.model_copy(update={"ping": IPv6Address(address)})
     device = f"vwc{lab.namespace.slot}x{list(CASES).index(name)}"
     result, real = await asyncio.gather(
         probe_openvpn(target, PROBE_TIMEOUT, tunnel=PLAN),

@@ -26,6 +26,8 @@ from vpnwatch.result import Failure
 #: Server tunnels take their pools from 198.19.0.0/16 (the benchmarking range, like the lab).
 POOL_PREFIX = "198.19"
 POOL = f"{POOL_PREFIX}.0.0/16"
+#: IPv6 pools, for servers given a ``server-ipv6`` line: out of WireGuard's 2001:2:0:1xx::/64.
+POOL6 = "2001:2:0:fe00::/56"
 SERVER_NAME = "vpnwatch-lab-server"
 CLIENT_NAME = "vpnwatch-lab-client"
 _STARTUP = 20.0
@@ -315,6 +317,7 @@ def guard_pools() -> None:
     tunnel-inner address the lab hands out can leak by the default route. It stays when the lab
     goes: labs of other test runs may rely on it at the same time, and it routes nothing."""
     run(["ip", "route", "replace", "unreachable", POOL])
+    run(["ip", "-6", "route", "replace", "unreachable", POOL6])
 
 
 def _read(path: Path) -> str:
@@ -478,6 +481,10 @@ if [ -n "$ifconfig_netmask" ]; then  # topology subnet
     ip netns exec {namespace} ip addr add "$ifconfig_local/$ifconfig_netmask" dev "$dev"
 else  # net30, p2p
     ip netns exec {namespace} ip addr add "$ifconfig_local" peer "$ifconfig_remote" dev "$dev"
+fi
+if [ -n "$ifconfig_ipv6_local" ]; then
+    ip netns exec {namespace} ip -6 addr add "$ifconfig_ipv6_local/$ifconfig_ipv6_netbits" \
+        dev "$dev" nodad
 fi
 ip netns exec {namespace} ip link set "$dev" up
 ip netns exec {namespace} ip route add {pools} dev "$dev"

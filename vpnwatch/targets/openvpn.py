@@ -7,11 +7,10 @@ key of the right shape, and ``auth_user_pass`` is read then, so a probe never me
 from __future__ import annotations
 
 import socket
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretBytes, SecretStr, field_validator, model_validator
+from pydantic import Field, IPvAnyAddress, SecretBytes, SecretStr, field_validator, model_validator
 
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.protocols.openvpn.datachannel import CIPHERS
@@ -105,7 +104,7 @@ class OpenVPNTarget(TargetBase):
     #: ``crl-verify``: PEM CRLs the server's certificate must not be revoked by.
     crl_verify: str | None = Field(default=None, repr=False)
     #: Where a tunnel test's echoes go instead of the server's pushed tunnel address.
-    ping: IPv4Address | None = None
+    ping: IPvAnyAddress | None = None
     #: A two-line username/password file; read at load into ``username`` and ``password``.
     auth_user_pass: Path | None = None
     username: str | None = None

@@ -33,6 +33,7 @@ from vpnwatch.protocols.openvpn.tunnel import (
     OpenVPNTunnel,
     SayGoodbye,
     TunnelAddressError,
+    tunnel_address6,
     tunnel_addresses,
 )
 from vpnwatch.protocols.openvpn.wrappers import NoWrap
@@ -195,6 +196,14 @@ def test_tunnel_addresses(options: list[str], addresses: tuple[object, object]) 
 def test_tunnel_addresses_refuses_a_push_without_usable_ifconfig(options: list[str]) -> None:
     with pytest.raises(TunnelAddressError):
         tunnel_addresses(parse_options(options))
+
+
+def test_tunnel_address6() -> None:
+    reply = parse_options(["ifconfig-ipv6 2001:2:0:fe00::1000/64 2001:2:0:fe00::1"])
+    assert tunnel_address6(reply) == ipaddress.IPv6Address("2001:2:0:fe00::1000")
+    for options in ([], ["ifconfig-ipv6 198.19.0.2/24 198.19.0.1"]):
+        with pytest.raises(TunnelAddressError):
+            tunnel_address6(parse_options(options))
 
 
 class _Ends(MachineBase):

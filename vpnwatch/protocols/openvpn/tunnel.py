@@ -64,6 +64,18 @@ def tunnel_addresses(
     return local, remote
 
 
+def tunnel_address6(reply: PushReply) -> ipaddress.IPv6Address:
+    """Our IPv6 tunnel address (``ifconfig-ipv6 <ours>/<bits> <remote>``), for echoes to an IPv6
+    ``ping``; raises TunnelAddressError without one."""
+    ifconfig = reply.ifconfig_ipv6
+    if ifconfig is None:
+        raise TunnelAddressError("the server pushed no ifconfig-ipv6: no IPv6 address to ping from")
+    try:
+        return ipaddress.IPv6Interface(ifconfig[0]).ip
+    except ValueError:
+        raise TunnelAddressError("the pushed ifconfig-ipv6 is not an IPv6 address") from None
+
+
 def _first_address(texts: list[str]) -> ipaddress.IPv4Address | None:
     for text in texts:
         try:
@@ -167,16 +179,21 @@ def tunnel_test(
     plan: TrainPlan,
     *,
     tcp: bool,
-    ping: ipaddress.IPv4Address | None = None,
+    ping: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
     random_bytes: Callable[[int], bytes] = os.urandom,
 ) -> Machine:
     """``handshake`` (keeping its session), then a :class:`TunnelTest` from the pushed ``ifconfig``
-    address to the server's tunnel address (or ``ping``), then EXIT."""
+    address to the server's tunnel address (or ``ping``; from ``ifconfig-ipv6`` to an IPv6 one),
+    then EXIT."""
 
     def echoes(done: Machine) -> Machine:
         assert isinstance(done, OpenVPNClient) and done.push_reply is not None
+        local: ipaddress.IPv4Address | ipaddress.IPv6Address
         try:
-            local, server = tunnel_addresses(done.push_reply)
+            if isinstance(ping, ipaddress.IPv6Address):
+                local, server = tunnel_address6(done.push_reply), None
+            else:
+                local, server = tunnel_addresses(done.push_reply)
         except TunnelAddressError as exc:
             return FailsAtStart(TunnelTest.stages, Failure.PROTOCOL, str(exc))
         destination = ping or server
