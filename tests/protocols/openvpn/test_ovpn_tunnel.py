@@ -27,7 +27,7 @@ from vpnwatch.protocols.openvpn.client import ClientConfig, OpenVPNClient
 from vpnwatch.protocols.openvpn.datachannel import DataChannel, make_suite
 from vpnwatch.protocols.openvpn.datakeys import DataKeys, prf_key_block
 from vpnwatch.protocols.openvpn.keymethod import peer_info
-from vpnwatch.protocols.openvpn.push import parse_options
+from vpnwatch.protocols.openvpn.push import PullPolicy, parse_options
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, build_context
 from vpnwatch.protocols.openvpn.tunnel import (
     OpenVPNTunnel,
@@ -51,7 +51,9 @@ def pki() -> Pki:
     return generate_pki()
 
 
-def kept_session(pki: Pki, tmp: Path, *, tcp: bool = False) -> tuple[OpenVPNClient, FakeServer]:
+def kept_session(
+    pki: Pki, tmp: Path, *, tcp: bool = False, push: bytes = PUSH, fallback: str | None = None
+) -> tuple[OpenVPNClient, FakeServer]:
     """A handshake with the fake server that keeps its session, run to completion."""
     config = ClientConfig(
         tls_context=build_context(pki.ca),
@@ -60,12 +62,14 @@ def kept_session(pki: Pki, tmp: Path, *, tcp: bool = False) -> tuple[OpenVPNClie
         peer_info=peer_info(version="2.6.0", ciphers="AES-256-GCM", monitor="test"),
         tcp=tcp,
         tunnel=True,
+        digest="SHA256",
+        pull_policy=PullPolicy(fallback_cipher=fallback),
     )
     counter = iter(range(1, 1 << 30))
     client = OpenVPNClient(
         config, NoWrap(), unix_time=UNIX_TIME, random_bytes=lambda n: bytes([next(counter)]) * n
     )
-    server = FakeServer(pki, tmp, answer=PUSH)
+    server = FakeServer(pki, tmp, answer=push)
     stream = StreamServer(server, 65536)
     client.start(0.0)
     events = []
@@ -89,13 +93,15 @@ def shared_session() -> OpenVPNClient:
     return client
 
 
-def server_channel(client: OpenVPNClient) -> DataChannel:
+def server_channel(
+    client: OpenVPNClient, cipher: str = "AES-256-GCM", digest: str = "SHA1"
+) -> DataChannel:
     """The server's side of the client's data channel: the same block, directions swapped."""
     sources = client.key_sources
     assert sources is not None and client.remote_session_id is not None
     keys = DataKeys.for_client(prf_key_block(sources, client.session_id, client.remote_session_id))
     return DataChannel(
-        make_suite("AES-256-GCM"), DataKeys(send=keys.receive, receive=keys.send), peer_id=3
+        make_suite(cipher, digest), DataKeys(send=keys.receive, receive=keys.send), peer_id=3
     )
 
 
@@ -107,6 +113,17 @@ def test_a_kept_session_keys_the_data_channel_and_says_no_exit(pki: Pki, tmp_pat
     for wire in client.data_to_send(1.0):
         server.receive(wire)
     assert server.exit_received
+
+
+def test_a_server_that_pushes_no_cipher_gets_the_fallback(pki: Pki, tmp_path: Path) -> None:
+    """An old server negotiates nothing: the data channel is the file's data-ciphers-fallback,
+    with its ``auth`` digest."""
+    push = PUSH.replace(b",cipher AES-256-GCM", b"")
+    client, _ = kept_session(pki, tmp_path, push=push, fallback="AES-128-CBC")
+    assert client.data_channel is not None and client.data_channel.suite.name == "AES-128-CBC"
+    mirror = server_channel(client, "AES-128-CBC", "SHA256")
+    packet = ip.echo_request(LOCAL, SERVER, 1, 1, b"")
+    assert mirror.open(OpenVPNTunnel(client, tcp=False).seal(packet)[0]) == packet
 
 
 @pytest.mark.parametrize("tcp", [False, True])
