@@ -282,9 +282,6 @@ class OpenVPNClient(MachineBase):
     # -- internals --------------------------------------------------------------------------
 
     def _receive_packet(self, data: bytes, now: float) -> None:
-        if is_data_packet(data):  # before PUSH_REPLY there are no data keys to open it with
-            self.dropped.foreign += 1
-            return
         try:
             packet = self._wrapper.unwrap(data)
         except AuthenticationError:
