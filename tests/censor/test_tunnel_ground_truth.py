@@ -1,6 +1,7 @@
 """Ground truth for the tunnel: censors that let WireGuard's handshake through and then drop,
 throttle, cut or jitter its traffic give the verdict and reason they should, against the real
-wireguard-go, while the handshake's own metrics and the site's controls stay ok.
+wireguard-go (and, for a data-only drop and a throttle, the real openvpn 2.6), while the
+handshake's own metrics and the site's controls stay ok.
 
 Each case applies one policy, then runs at once a tunnel test, a plain handshake probe and every
 control, feeds the results to the metrics as the monitor does, and reads the verdict back.
@@ -163,3 +164,50 @@ async def test_measured_loss_lies_in_the_binomial_band(
     assert tested.tunnel.loss is not None
     assert abs(tested.tunnel.loss - p) < 3 * sigma, tested.tunnel.loss
     assert Degradation.LOSS in tested.degraded  # (the verdict: see the handshake's loss too)
+
+
+# -- OpenVPN: the same censors against the real openvpn 2.6 server ----------------------------
+
+
+async def run_openvpn_case(lab: Lab, name: str) -> tuple[Result, Metrics]:
+    """A tunnel test and a handshake probe of the lab's OpenVPN UDP server, and the controls, at
+    once; the metrics after them. The controls and the handshake probe must pass."""
+    target = lab.targets["openvpn-udp"].model_copy(update={"name": name})
+    probe = PROBES["openvpn"]
+    tested, probed, *controls = await asyncio.gather(
+        run_probe(probe, target, PLAN.timeout, PLAN),
+        run_probe(probe, target, 5.0),
+        *(run_probe(PROBES[lab.targets[c].protocol], lab.targets[c], 5.0) for c in CONTROLS),
+    )
+    for control, result in zip(CONTROLS, controls, strict=True):
+        assert result.ok, (control, result)
+    assert probed.ok, probed
+    metrics = Metrics()
+    jobs = [
+        Job(target, 60.0, 5.0, "test", PLAN),
+        *(Job(lab.targets[c], 60.0, 5.0, "test") for c in CONTROLS),
+    ]
+    metrics.configure(jobs)
+    metrics.observe(jobs[0], probed)
+    metrics.observe(jobs[0], tested)
+    for job, result in zip(jobs[1:], controls, strict=True):
+        metrics.observe(job, result)
+    return tested, metrics
+
+
+async def test_openvpn_data_dropped_while_handshakes_pass_is_failing(
+    lab: Lab, censor: Censor
+) -> None:
+    censor.apply("drop-data", "openvpn")  # P_DATA_V2 (and V1), both ways
+    tested, metrics = await run_openvpn_case(lab, "openvpn-drop-data")
+    assert (tested.failure, tested.stage) == (Failure.TIMEOUT, "data"), tested
+    assert verdict(metrics, "openvpn-drop-data") == "failing"
+    assert handshake_success(metrics, "openvpn-drop-data") == "1"
+
+
+async def test_openvpn_throttled_data_is_degraded_for_goodput(lab: Lab, censor: Censor) -> None:
+    port = lab.targets["openvpn-udp"].port
+    censor.apply("throttle", "udp", port, rate=4096, burst=4096)
+    tested, metrics = await run_openvpn_case(lab, "openvpn-throttle")
+    assert tested.ok and Degradation.GOODPUT in tested.degraded, tested
+    assert verdict(metrics, "openvpn-throttle") == "degraded"

@@ -4,8 +4,9 @@ The documented contracts under test:
 
 * WireGuard: ``WireGuardInitiator.receive`` never raises, fails the probe for no forged datagram,
   and acts only on a verified response (it completes) or cookie reply (it initiates again);
-* OpenVPN: ``decode``, ``TcpDeframer.feed`` and every wrapper's ``unwrap`` raise only
-  ``PacketError``; ``OpenVPNClient.receive`` never raises (bad packets are counted, failures are
+* OpenVPN: ``decode``, ``TcpDeframer.feed``, every wrapper's ``unwrap`` and the data channel's
+  ``open`` (every suite, from the real server's packets) raise only ``PacketError``, and the data
+  channel opens nothing but the genuine packet; ``OpenVPNClient.receive`` never raises (bad packets are counted, failures are
   events); key-method parsing raises only ``KeyMethodError``; the reliability layer delivers each
   message once, in order, and buffers a bounded number;
 * obfs4: the client handshake and the session raise only ``Obfs4Error`` subclasses;
@@ -18,6 +19,7 @@ messages, which is what reaches past the first length check.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 
@@ -38,6 +40,7 @@ from tests.hardening.seeds import (
     openvpn_wrappers,
 )
 from tests.machines import drain
+from tests.vectors.openvpn_data import data_captures
 from tests.vectors.shadowsocks import captures as shadowsocks_captures
 from tests.vectors.tor import CERTS, CREATED_FAST, RawCell, split_cells, split_certs
 from tests.vectors.tor import captures as tor_captures
@@ -54,6 +57,8 @@ from vpnwatch.protocols.obfs4 import (
 )
 from vpnwatch.protocols.openvpn import keymethod
 from vpnwatch.protocols.openvpn.client import ClientConfig, OpenVPNClient
+from vpnwatch.protocols.openvpn.datachannel import negotiated_channel
+from vpnwatch.protocols.openvpn.datakeys import KeySources, prf_key_block
 from vpnwatch.protocols.openvpn.packets import (
     MAX_PACKET_SIZE,
     Opcode,
@@ -61,6 +66,7 @@ from vpnwatch.protocols.openvpn.packets import (
     TcpDeframer,
     decode,
 )
+from vpnwatch.protocols.openvpn.push import parse_options
 from vpnwatch.protocols.openvpn.reliable import RECEIVE_WINDOW, Message, ReliableLayer
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, build_context
 from vpnwatch.protocols.tor.certs import CertsError, verify_responder_certs
@@ -109,6 +115,41 @@ def test_wireguard_initiator_only_a_verified_reply_changes_its_state(data: st.Da
 
 
 # -- OpenVPN packets and wrappers -----------------------------------------------------------------
+
+
+@functools.cache
+def _data_key_block(name: str) -> bytes:
+    capture = data_captures()[name]
+    sources = KeySources.split(capture.client_source, capture.server_source)
+    return prf_key_block(sources, capture.client_session, capture.server_session)
+
+
+@FUZZ
+@pytest.mark.parametrize("name", sorted(data_captures()))
+@given(data=st.data())
+def test_openvpn_data_channel_opens_only_genuine_packets(name: str, data: st.DataObject) -> None:
+    capture = data_captures()[name]
+    packet = data.draw(mutated(capture.server_packets, max_size=4 * MAX_PACKET_SIZE))
+    channel = negotiated_channel(
+        parse_options(
+            [f"peer-id {capture.peer_id}", *([capture.compression] * bool(capture.compression))]
+        ),
+        capture.cipher,
+        capture.digest,
+        _data_key_block(name),
+    )
+    count("openvpn.datachannel.open")
+    with no_hang():
+        try:
+            channel.open(packet)
+        except PacketError:
+            return
+    # Only an untouched packet authenticates; with CBC, whose HMAC covers the IV and ciphertext
+    # only, the peer-id in the header may differ (OpenVPN's client does not read it either).
+    if "CBC" in capture.cipher:
+        assert packet[:1] + packet[4:] in [p[:1] + p[4:] for p in capture.server_packets]
+    else:
+        assert packet in capture.server_packets
 
 
 @FUZZ

@@ -492,9 +492,14 @@ class Outcome:
 
 
 async def vpnwatch_check(config: Path, prefix: list[str]) -> list[dict[str, Any]]:
-    """``vpnwatch check --json`` on ``config``: one record per target of the file."""
+    """``vpnwatch check --json --no-tunnel`` on ``config``: one record per target of the file.
+
+    Handshakes only, like for like with the real client run without a tunnel device; the tunnel
+    tests meet ``ping`` through the real client's tunnel in test_openvpn_tunnel_lab.py.
+    """
     proc = await asyncio.create_subprocess_exec(
-        *prefix, VPNWATCH, "check", "--json", "--timeout", str(PROBE_TIMEOUT), str(config),
+        *prefix, VPNWATCH, "check", "--json", "--no-tunnel", "--timeout", str(PROBE_TIMEOUT),
+        str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import time
 from collections.abc import Sequence
@@ -24,6 +25,9 @@ from vpnwatch.result import Failure
 
 #: Server tunnels take their pools from 198.19.0.0/16 (the benchmarking range, like the lab).
 POOL_PREFIX = "198.19"
+POOL = f"{POOL_PREFIX}.0.0/16"
+#: IPv6 pools, for servers given a ``server-ipv6`` line: out of WireGuard's 2001:2:0:1xx::/64.
+POOL6 = "2001:2:0:fe00::/56"
 SERVER_NAME = "vpnwatch-lab-server"
 CLIENT_NAME = "vpnwatch-lab-client"
 _STARTUP = 20.0
@@ -110,6 +114,11 @@ class ServerVariant:
     #: The body of an ``auth-user-pass-verify`` script (``$1`` is the credentials file,
     #: ``$auth_control_file`` the deferred-auth file); replaces the one ``credentials`` writes.
     verify_script: str | None = None
+    #: Lines a user's ``.ovpn`` needs to match the server's (``data-ciphers AES-256-CBC``).
+    client_data: tuple[str, ...] = ()
+    #: False: the server drops whatever arrives through its tunnel device, as a server that
+    #: answers handshakes but forwards nothing would.
+    forwards: bool = True
 
     @property
     def requires_client_cert(self) -> bool:
@@ -134,6 +143,8 @@ class RunningServer:
     #: The client's wrapping key file text (static key or tls-crypt-v2 client key), if any.
     client_wrap_key: str | None
     log: Path
+    #: The server's own address inside its tunnel (its tun device's), which answers echoes.
+    tunnel_address: str
 
 
 class OpenVPNLab:
@@ -169,13 +180,16 @@ class OpenVPNLab:
             key=self.pki.client_key,
             wrap=server.variant.wrap,
             wrap_key=server.client_wrap_key,
+            extra=server.variant.client_data,
         )
 
     def start(self, variants: Sequence[ServerVariant] = VARIANTS, first_port: int = 1194) -> None:
         """Start each variant on its own port and wait until every one is ready."""
+        guard_pools()
         pending = []
-        for index, variant in enumerate(variants):
-            port = variant.port or first_port + index
+        for offset, variant in enumerate(variants):
+            port = variant.port or first_port + offset
+            index = len(self.servers)  # its pool and tun device, unique in this lab
             config, wrap_key = self._server_config(variant, port, index)
             path = self.workdir / f"{variant.name}.conf"
             path.write_text(config)
@@ -186,7 +200,8 @@ class OpenVPNLab:
                 stderr=subprocess.DEVNULL,
             )
             host = self.namespace.ip6 if variant.ipv6 else self.namespace.ip
-            server = RunningServer(variant, host, port, wrap_key, log)
+            address = f"{self._pool(index)}.1"
+            server = RunningServer(variant, host, port, wrap_key, log, address)
             self.servers[variant.name] = server
             pending.append(server)
         deadline = time.monotonic() + _STARTUP
@@ -197,6 +212,27 @@ class OpenVPNLab:
                         f"openvpn {server.variant.name} did not start: {_read(server.log)[-2000:]}"
                     )
                 time.sleep(0.1)
+        for index, server in enumerate(pending, len(self.servers) - len(pending)):
+            if not server.variant.forwards:
+                self._drop_tunnel_traffic(tun_device(index))
+
+    def _drop_tunnel_traffic(self, device: str) -> None:
+        self.namespace.exec(
+            ["nft", "-f", "-"],
+            input_=(
+                f"table inet vpnwatch_noforward_{device} {{\n"
+                "  chain input {\n"
+                "    type filter hook input priority 0;\n"
+                f'    iifname "{device}" drop\n'
+                "  }\n"
+                "}\n"
+            ),
+        )
+
+    def _pool(self, index: int) -> str:
+        """The first three octets of the ``index``-th server's /24 pool. A WireGuard server in
+        the same namespace takes 198.19.<slot>.0/24 (:mod:`vpnwatch.lab.wireguard`): skip it."""
+        return f"{POOL_PREFIX}.{index + (index >= self.namespace.slot)}"
 
     def _server_config(
         self, variant: ServerVariant, port: int, index: int
@@ -204,9 +240,10 @@ class OpenVPNLab:
         directory = self.workdir
         family = "6" if variant.ipv6 else "4"
         lines = [
-            f"server {POOL_PREFIX}.{index}.0 255.255.255.0",
+            f"server {self._pool(index)}.0 255.255.255.0",
             "topology subnet",
-            "dev tun",
+            "dev-type tun",
+            f"dev {tun_device(index)}",
             f"proto {f'tcp{family}-server' if variant.proto == 'tcp' else f'udp{family}'}",
             f"local {self.namespace.ip6 if variant.ipv6 else self.namespace.ip}",
             f"port {port}",
@@ -268,6 +305,19 @@ class OpenVPNLab:
 
     def clear_censor(self) -> None:
         self.namespace.exec(["nft", "delete", "table", "inet", "vpnwatch_censor"], check=False)
+
+
+def tun_device(index: int) -> str:
+    """The name of the ``index``-th server's tun device in its namespace."""
+    return f"vwovpn{index}"
+
+
+def guard_pools() -> None:
+    """An ``unreachable`` route on this host for every server's pool (:data:`POOL`), so that no
+    tunnel-inner address the lab hands out can leak by the default route. It stays when the lab
+    goes: labs of other test runs may rely on it at the same time, and it routes nothing."""
+    run(["ip", "route", "replace", "unreachable", POOL])
+    run(["ip", "-6", "route", "replace", "unreachable", POOL6])
 
 
 def _read(path: Path) -> str:
@@ -411,3 +461,100 @@ async def run_real_client(
             proc.kill()
             await proc.wait()
     return ClientOutcome(ok, "".join(lines))
+
+
+@dataclass(frozen=True)
+class PingOutcome:
+    """What ``ping`` through the real client's tunnel saw: one round-trip time per reply."""
+
+    connected: bool
+    rtts: tuple[float, ...]
+    log: str
+
+
+_UP_SCRIPT = """#!/bin/sh
+# OpenVPN's --up: move the tunnel device into the client's own namespace and address it there,
+# so that this host's interfaces and routes never change.
+set -e
+ip link set "$dev" netns {namespace}
+if [ -n "$ifconfig_netmask" ]; then  # topology subnet
+    ip netns exec {namespace} ip addr add "$ifconfig_local/$ifconfig_netmask" dev "$dev"
+else  # net30, p2p
+    ip netns exec {namespace} ip addr add "$ifconfig_local" peer "$ifconfig_remote" dev "$dev"
+fi
+if [ -n "$ifconfig_ipv6_local" ]; then
+    ip netns exec {namespace} ip -6 addr add "$ifconfig_ipv6_local/$ifconfig_ipv6_netbits" \
+        dev "$dev" nodad
+fi
+ip netns exec {namespace} ip link set "$dev" up
+ip netns exec {namespace} ip route add {pools} dev "$dev"
+"""
+_RTT = re.compile(r"time=([0-9.]+) ms")
+
+
+async def ping_through_real_client(
+    config: Path, address: str, *, device: str, count: int, interval: float, timeout: float
+) -> PingOutcome:
+    """Run Debian's ``openvpn`` on ``config`` with a real tun device and ``ping`` ``address``
+    through it ``count`` times, every ``interval`` seconds.
+
+    The client's ``--up`` script moves the device into a namespace of its own (named after
+    ``device``, which must be unique among concurrent runs), so ping leaves from the tunnel
+    address and nothing on this host changes; the namespace goes when the run ends.
+    """
+    namespace = f"{device}-client"
+    script = config.parent / f"{device}-up.sh"
+    script.write_text(_UP_SCRIPT.format(namespace=namespace, pools=POOL))
+    script.chmod(0o700)
+    run(["ip", "netns", "add", namespace])
+    proc = await asyncio.create_subprocess_exec(
+        "openvpn",
+        "--config", str(config),
+        "--dev", device,
+        "--dev-type", "tun",
+        "--ifconfig-noexec",
+        "--route-noexec",
+        "--script-security", "2",
+        "--up", str(script),
+        "--connect-retry-max", "1",
+        "--verb", "3",
+        cwd=config.parent,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    connected = False
+    try:
+        async with asyncio.timeout(timeout):
+            while raw := await proc.stdout.readline():
+                line = raw.decode(errors="replace")
+                lines.append(line)
+                if _READY in line:
+                    connected = True
+                    break
+                if any(marker in line for marker in _CLIENT_FATAL):
+                    break
+        if not connected:
+            return PingOutcome(False, (), "".join(lines))
+        ping = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", namespace,
+            "ping", "-n", "-c", str(count), "-i", str(interval), "-W", "1", address,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await ping.communicate()
+        text = output.decode(errors="replace")
+        rtts = tuple(float(match) / 1000 for match in _RTT.findall(text))
+        return PingOutcome(True, rtts, "".join(lines) + text)
+    except TimeoutError:
+        return PingOutcome(connected, (), "".join(lines))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        run(["ip", "netns", "del", namespace], check=False)

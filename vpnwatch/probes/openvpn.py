@@ -2,6 +2,9 @@
 
 Stages: ``resolve`` and, over TCP, ``connect`` (the driver's), then ``reset`` (the server answered
 our hard reset) → ``tls`` (the server's certificate verified) → ``auth`` (PUSH_REPLY received).
+A tunnel test goes on with ``data``: the session is kept, its data channel keyed as the server
+keyed it, and echoes travel from the pushed ``ifconfig`` address to the server's tunnel address
+(:mod:`vpnwatch.protocols.openvpn.tunnel`).
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import time
 
 from vpnwatch import __version__
 from vpnwatch.probes.driver import ProbeSpec
-from vpnwatch.protocols.machine import Machine, MachineBase
+from vpnwatch.protocols.machine import Machine
 from vpnwatch.protocols.openvpn.client import ClientConfig, OpenVPNClient
 from vpnwatch.protocols.openvpn.keymethod import Credentials, peer_info
+from vpnwatch.protocols.openvpn.openssl import exporter_available
 from vpnwatch.protocols.openvpn.push import PullPolicy
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, TlsSettings, build_context
+from vpnwatch.protocols.openvpn.tunnel import FailsAtStart, tunnel_test
 from vpnwatch.protocols.openvpn.wrappers import make_wrapper
+from vpnwatch.quality import TrainPlan
 from vpnwatch.result import Failure
 from vpnwatch.targets.openvpn import OpenVPNTarget
 
@@ -70,8 +76,9 @@ def tls_limits(target: OpenVPNTarget) -> str:
     return ", ".join(f"{name} {value}" for name, value in limits.items() if value is not None)
 
 
-def client_config(target: OpenVPNTarget) -> ClientConfig:
-    """The handshake's configuration, derived from the target once per probe.
+def client_config(target: OpenVPNTarget, *, tunnel: bool = False) -> ClientConfig:
+    """The handshake's configuration, derived from the target once per probe; ``tunnel`` keeps
+    the session for a tunnel test.
 
     Raises ``ssl.SSLError`` when OpenSSL refuses the target's PEM, which passed validation.
     """
@@ -96,7 +103,10 @@ def client_config(target: OpenVPNTarget) -> ClientConfig:
         ),
         options=f"V4,dev-type tun,proto {proto},auth {target.auth},key-method 2,tls-client",
         peer_info=peer_info(
-            version=CLIENT_VERSION, ciphers=target.data_ciphers, monitor=f"vpnwatch_{__version__}"
+            version=CLIENT_VERSION,
+            ciphers=target.data_ciphers,
+            monitor=f"vpnwatch_{__version__}",
+            key_export=exporter_available(),
         ),
         credentials=credentials,
         tls_crypt_v2=target.tls_wrap == "tls-crypt-v2",
@@ -109,39 +119,28 @@ def client_config(target: OpenVPNTarget) -> ClientConfig:
             pull_filters=target.pull_filter,
             tun_mtu_max=target.tun_mtu_max,
         ),
+        tunnel=tunnel,
+        digest=target.auth,
     )
 
 
-class _TlsSetupFailed(MachineBase):
-    """A target OpenSSL cannot set TLS up for: it fails as ``tls`` where the handshake would start.
-
-    Its PEM passed validation, so this is the configuration's fault, told once per probe in one
-    line like any other failure rather than crashing the worker.
-    """
-
-    stages: tuple[str, ...] = OpenVPNClient.stages
-
-    def __init__(self, detail: str) -> None:
-        super().__init__()
-        self._detail = detail
-
-    def start(self, now: float) -> None:
-        super().start(now)
-        self._fail(Failure.TLS, self._detail)
-
-    def receive(self, data: bytes, now: float) -> None:
-        """Nothing is read: the probe ended at :meth:`start`."""
-
-
-def _client(target: OpenVPNTarget) -> Machine:
+def _client(target: OpenVPNTarget, *, tunnel: bool = False) -> Machine:
     try:
-        config = client_config(target)
+        config = client_config(target, tunnel=tunnel)
     except ssl.SSLError as exc:
         reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
-        return _TlsSetupFailed(f"TLS setup failed: {reason}")
+        return FailsAtStart(OpenVPNClient.stages, Failure.TLS, f"TLS setup failed: {reason}")
     key = target.tls_key.get_secret_value() if target.tls_key else None
     wrapper = make_wrapper(target.tls_wrap, key, direction=target.key_direction, digest=target.auth)
     return OpenVPNClient(config, wrapper, unix_time=time.time())
 
 
-OPENVPN: ProbeSpec[OpenVPNTarget] = ProbeSpec(machine=_client)
+def _tunnel_test(target: OpenVPNTarget, plan: TrainPlan) -> Machine:
+    """The handshake with its session kept, then echoes through the data channel."""
+    handshake = _client(target, tunnel=True)
+    if not isinstance(handshake, OpenVPNClient):
+        return handshake
+    return tunnel_test(handshake, plan, tcp=target.proto == "tcp", ping=target.ping)
+
+
+OPENVPN: ProbeSpec[OpenVPNTarget] = ProbeSpec(machine=_client, tunnel=_tunnel_test)

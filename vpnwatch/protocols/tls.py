@@ -77,6 +77,11 @@ class TlsChannel:
         return True
 
     @property
+    def connection(self) -> ssl.SSLObject:
+        """The TLS object itself, for what the ``ssl`` module offers no method for."""
+        return self._ssl
+
+    @property
     def version(self) -> str:
         return self._ssl.version() or ""
 

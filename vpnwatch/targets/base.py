@@ -124,15 +124,15 @@ class TargetBase(BaseModel):
         raise NotImplementedError
 
     @property
+    def address_family(self) -> socket.AddressFamily:
+        """The IP version the endpoint must be reached over (``AF_UNSPEC``: any)."""
+        return socket.AF_UNSPEC
+
+    @property
     def tunnel_ready(self) -> bool:
         """Whether the target says enough to test its tunnel (addresses inside it, for one):
         then ``check`` and the monitor run tunnel tests on it."""
         return False
-
-    @property
-    def address_family(self) -> socket.AddressFamily:
-        """The IP version the endpoint must be reached over (``AF_UNSPEC``: any)."""
-        return socket.AF_UNSPEC
 
     @property
     def endpoint(self) -> str:

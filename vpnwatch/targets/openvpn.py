@@ -10,9 +10,10 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretBytes, SecretStr, field_validator, model_validator
+from pydantic import Field, IPvAnyAddress, SecretBytes, SecretStr, field_validator, model_validator
 
 from vpnwatch.files import UnreadableFile, read_text
+from vpnwatch.protocols.openvpn.datachannel import CIPHERS
 from vpnwatch.protocols.openvpn.names import X509NameType
 from vpnwatch.protocols.openvpn.push import (
     DEFAULT_TUN_MTU_MAX,
@@ -102,6 +103,8 @@ class OpenVPNTarget(TargetBase):
     tls_cert_profile: CertProfile = "legacy"
     #: ``crl-verify``: PEM CRLs the server's certificate must not be revoked by.
     crl_verify: str | None = Field(default=None, repr=False)
+    #: Where a tunnel test's echoes go instead of the server's pushed tunnel address.
+    ping: IPvAnyAddress | None = None
     #: A two-line username/password file; read at load into ``username`` and ``password``.
     auth_user_pass: Path | None = None
     username: str | None = None
@@ -110,6 +113,11 @@ class OpenVPNTarget(TargetBase):
     @property
     def transport(self) -> str:
         return self.proto
+
+    @property
+    def tunnel_ready(self) -> bool:
+        """Always: the server pushes the addresses a tunnel test needs (``ifconfig``)."""
+        return True
 
     @property
     def address_family(self) -> socket.AddressFamily:
@@ -165,6 +173,13 @@ class OpenVPNTarget(TargetBase):
         if key is not None:
             check_private_key(key.get_secret_value())
         return key
+
+    @field_validator("data_ciphers_fallback")
+    @classmethod
+    def _known_fallback(cls, cipher: str | None) -> str | None:
+        if cipher is not None and cipher.upper() not in CIPHERS:
+            raise ValueError(f"data cipher must be one of {', '.join(sorted(CIPHERS))}")
+        return cipher.upper() if cipher is not None else None
 
     @field_validator("auth")
     @classmethod

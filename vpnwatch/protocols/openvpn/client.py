@@ -15,6 +15,7 @@ can send them, and OpenVPN itself ignores them too. They decide the failure only
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 from collections.abc import Callable
@@ -23,6 +24,20 @@ from enum import Enum, auto
 
 from vpnwatch.protocols.machine import Failed, MachineBase, StageCompleted
 from vpnwatch.protocols.openvpn import keymethod
+from vpnwatch.protocols.openvpn.datachannel import (
+    DataChannel,
+    UnsupportedCipher,
+    is_data_packet,
+    negotiated_channel,
+    uses_tls_ekm,
+)
+from vpnwatch.protocols.openvpn.datakeys import (
+    EXPORTER_LABEL,
+    KEY_BLOCK_SIZE,
+    KeySources,
+    prf_key_block,
+)
+from vpnwatch.protocols.openvpn.openssl import export_keying_material
 from vpnwatch.protocols.openvpn.packets import (
     HEADER_SIZE,
     SESSION_ID_SIZE,
@@ -47,7 +62,7 @@ from vpnwatch.protocols.openvpn.reliable import INITIAL_RETRANSMIT, Message, Rel
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, check_peer_certificate
 from vpnwatch.protocols.openvpn.wrappers import Wrapper
 from vpnwatch.protocols.tls import CertificateError, TlsChannel, TlsError
-from vpnwatch.result import Failure
+from vpnwatch.result import Failure, LocalError, LocalReason
 
 #: ACKs piggybacked on one outgoing message; payloads are sized so that this many always fit.
 PIGGYBACK_ACKS = 4
@@ -74,6 +89,11 @@ class ClientConfig:
     tls_limits: str = ""
     #: How the client's file judges pushed options; the default accepts what 2.6 does by default.
     pull_policy: PullPolicy = field(default_factory=PullPolicy)
+    #: Keep the session for a tunnel test: after PUSH_REPLY, key the data channel
+    #: (:attr:`OpenVPNClient.data_channel`) instead of saying EXIT.
+    tunnel: bool = False
+    #: ``auth``: the digest of tls-auth and of CBC data-channel suites.
+    digest: str = "SHA1"
 
 
 class _Phase(Enum):
@@ -101,9 +121,12 @@ class OpenVPNClient(MachineBase):
     Stages: ``reset`` (the server answered our hard reset with its own, so it accepted our wrapping
     key, if any), ``tls`` (TLS completed and the server's certificate passed every check) and
     ``auth`` (PUSH_REPLY: the server accepted our certificate and credentials, and pushed options
-    the 2.6 client with the same file accepts, :mod:`.push`). On PUSH_REPLY the machine queues an
-    EXIT, so that the server frees our session at once, and then completes; the options it accepted
-    stay in :attr:`push_reply`.
+    the 2.6 client with the same file accepts, :mod:`.push`; they stay in :attr:`push_reply`).
+    Then the machine queues an EXIT, so that the server frees our session at once, and completes;
+    unless a tunnel test follows (``ClientConfig.tunnel``): then it keys the data channel as the
+    server keyed it (:attr:`data_channel`; TLS-EKM or key-method 2's PRF) and completes with the
+    session open, and :mod:`.tunnel` carries echoes through it, using :meth:`after_handshake` and
+    :meth:`say_goodbye` for what the control channel still has to do.
 
     Retransmission follows the real client's reliability layer (:mod:`.reliable`, OpenVPN's
     ``reliable_send``): an unacknowledged control message is sent again ``initial_retransmit``
@@ -145,6 +168,9 @@ class OpenVPNClient(MachineBase):
         self._server_cipher: str | None = None
         self.push_reply: PushReply | None = None
         self.dropped = DropCounts()
+        self._client_source = b""  # key-method 2 randomness: the PRF needs both sides'
+        self._server_source = b""
+        self.data_channel: DataChannel | None = None
 
     # -- the machine contract ---------------------------------------------------------------
 
@@ -208,6 +234,13 @@ class OpenVPNClient(MachineBase):
             self._receive_packet(packet, now)
             if self.finished:
                 return
+
+    @property
+    def key_sources(self) -> KeySources | None:
+        """The randomness both sides sent in key-method 2 (the PRF's input), once exchanged."""
+        if not self._server_source:
+            return None
+        return KeySources.split(self._client_source, self._server_source)
 
     def timed_out(self) -> Failed:
         """Classify a handshake that ran out of time by what was dropped on the way."""
@@ -331,9 +364,10 @@ class OpenVPNClient(MachineBase):
                 self._emit(self._tls.certificate_verified())
                 self._emit(StageCompleted("tls"))
                 self._phase = _Phase.KEY_EXCHANGE
+                self._client_source = self._random(keymethod.CLIENT_KEY_SOURCE_SIZE)
                 self._send_plaintext(
                     keymethod.client_key_method(
-                        self._random(keymethod.CLIENT_KEY_SOURCE_SIZE),
+                        self._client_source,
                         self._config.options,
                         self._config.credentials,
                         self._config.peer_info,
@@ -359,6 +393,7 @@ class OpenVPNClient(MachineBase):
                 return
             options, used = parsed
             self._server_cipher = keymethod.option_value(options, "cipher")
+            self._server_source = keymethod.server_key_source(self._plaintext)
             self._plaintext = self._plaintext[used:]
             self._phase = _Phase.PUSH
             self._request_push(now)
@@ -386,12 +421,91 @@ class OpenVPNClient(MachineBase):
                 return  # more parts follow (push-continuation 2)
             self.push_reply = accept_push(lines, self._config.pull_policy, self._server_cipher)
         except PushRefused as exc:
-            self._send_plaintext(_EXIT)  # the server may free our session all the same
+            self.say_goodbye()  # the server may free our session all the same
             self._fail(Failure.PROTOCOL, f"the 2.6 client would refuse the push: {exc}")
             return
         except PushError as exc:
             self._fail(Failure.PROTOCOL, f"malformed PUSH_REPLY: {exc}")
             return
+        self._push_due = None
+        if self._config.tunnel:
+            try:
+                self.data_channel = self._key_data_channel(self.push_reply)
+            except UnsupportedCipher as exc:
+                self._fail(Failure.PROTOCOL, f"the tunnel cannot be tested: {exc}")
+                return
         self._emit(StageCompleted("auth"))
-        self._send_plaintext(_EXIT)  # goes out before the driver sees Completed
-        self._complete(f"PUSH_REPLY received over {self._tls.version}")
+        detail = f"PUSH_REPLY received over {self._tls.version}"
+        if self.data_channel is not None:
+            self._complete(f"{detail}; data channel {self.data_channel.suite.name}")
+        else:
+            self._finish(detail)
+
+    def _key_data_channel(self, reply: PushReply) -> DataChannel:
+        """The data channel as the server keyed it (see :mod:`.datakeys`)."""
+        if uses_tls_ekm(reply):
+            try:
+                block = export_keying_material(self._tls.connection, EXPORTER_LABEL, KEY_BLOCK_SIZE)
+            except ssl.SSLError as exc:
+                raise LocalError(LocalReason.INTERNAL, f"TLS-EKM: {exc}") from None
+        else:
+            sources = self.key_sources
+            assert sources is not None and self.remote_session_id is not None  # came long before
+            block = prf_key_block(sources, self.session_id, self.remote_session_id)
+        cipher = reply.cipher or self._server_cipher or self._config.pull_policy.fallback_cipher
+        if cipher is None:  # accept_push refuses such a reply before this
+            raise UnsupportedCipher("no data-channel cipher was negotiated")
+        return negotiated_channel(
+            reply, cipher, self._config.digest, block, random_bytes=self._random
+        )
+
+    # -- after the handshake: what the data plane needs of the control channel --------------
+
+    def after_handshake(self, data: bytes) -> list[bytes]:
+        """The data-channel packets in ``data`` (a datagram, or more of the TCP stream) that
+        arrived after the handshake completed with the session kept.
+
+        Control packets among them are acknowledged (the server resends them until they are) and
+        their TLS records read; whatever is malformed or foreign is dropped and counted.
+        """
+        if self._deframer is None:
+            packets = [data] if data else []
+        else:
+            try:
+                packets = self._deframer.feed(data)
+            except PacketError:  # the stream is lost; the tunnel test will see nothing more
+                self.dropped.malformed += 1
+                return []
+        found = []
+        for packet in packets:
+            if is_data_packet(packet):
+                found.append(packet)
+            else:
+                self._late_control_packet(packet)
+        return found
+
+    def _late_control_packet(self, data: bytes) -> None:
+        try:
+            packet = self._wrapper.unwrap(data)
+        except PacketError:
+            self.dropped.malformed += 1
+            return
+        if not self._belongs_to_session(packet):
+            self.dropped.foreign += 1
+            return
+        self._reliable.acknowledge(packet.acks)
+        if packet.message_id is not None:
+            self._reliable.receive(Message(packet.message_id, packet.opcode, packet.payload))
+        for message in self._reliable.deliver():
+            if message.opcode is Opcode.CONTROL_V1:
+                self._tls.receive(message.payload)
+        with contextlib.suppress(TlsError):
+            self._tls.read()  # nothing the server says now changes the test (a late RESTART…)
+
+    def say_goodbye(self) -> None:
+        """Queue EXIT (it goes out with :meth:`data_to_send`): the server frees the session."""
+        self._send_plaintext(_EXIT)
+
+    def _finish(self, detail: str) -> None:
+        self.say_goodbye()  # goes out before the driver sees Completed
+        self._complete(detail)

@@ -68,12 +68,22 @@ def client_key_method(
     )
 
 
-def peer_info(*, version: str, ciphers: str, monitor: str) -> str:
-    """What we tell the server about ourselves: enough for cipher negotiation to succeed."""
+#: IV_PROTO bits (OpenVPN's ssl.h): P_DATA_V2 with a peer-id, and data keys from TLS-EKM.
+IV_PROTO_DATA_V2 = 1 << 1
+IV_PROTO_TLS_KEY_EXPORT = 1 << 3
+
+
+def peer_info(*, version: str, ciphers: str, monitor: str, key_export: bool = False) -> str:
+    """What we tell the server about ourselves: enough for cipher negotiation to succeed.
+
+    IV_PROTO announces P_DATA_V2 and, with ``key_export``, TLS-EKM as the 2.6 client does;
+    nothing that changes the control channel.
+    """
+    proto = IV_PROTO_DATA_V2 | (IV_PROTO_TLS_KEY_EXPORT if key_export else 0)
     lines = [
         f"IV_VER={version}",
         "IV_PLAT=linux",
-        "IV_PROTO=2",  # data channel v2 (peer-id); nothing that changes the control channel
+        f"IV_PROTO={proto}",
         "IV_NCP=2",
         f"IV_CIPHERS={ciphers}",
         f"IV_GUI_VER={monitor}",
@@ -115,6 +125,11 @@ def option_value(options: str, name: str) -> str | None:
         if key == name and value:
             return value.strip()
     return None
+
+
+def server_key_source(plaintext: bytes) -> bytes:
+    """The server's ``random1 | random2``, from a message :func:`parse_server_key_method` took."""
+    return plaintext[_PREFIX.size : _PREFIX.size + SERVER_KEY_SOURCE_SIZE]
 
 
 def split_commands(plaintext: bytes) -> tuple[list[str], bytes]:
