@@ -25,6 +25,7 @@ from vpnwatch.protocols.machine import (
     Completed,
     Failed,
     Machine,
+    Redirected,
     StageCompleted,
 )
 from vpnwatch.result import Failure, LocalError, LocalReason, Result, Timeline
@@ -116,6 +117,8 @@ async def _converse(machine: Machine, link: Link, timeline: Timeline, stream: bo
         while (event := machine.next_event()) is not None:
             if isinstance(event, StageCompleted):
                 timeline.reached(event.stage)
+            elif isinstance(event, Redirected):
+                link.redirect(event.port)
             elif isinstance(event, CertificateVerified):
                 timeline.certificate_not_after = event.not_after
             elif isinstance(event, Completed):

@@ -1,0 +1,57 @@
+"""IKEv2 on the driver: an :class:`IkeInitiator` per probe, built from an :class:`IKEv2Target`."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from vpnwatch.probes.driver import ProbeSpec
+from vpnwatch.protocols.ikev2.identities import Identity
+from vpnwatch.protocols.ikev2.initiator import (
+    NAT_T_PORT,
+    IkeInitiator,
+    IkeSettings,
+    LocalCertificate,
+)
+from vpnwatch.targets.ikev2 import IKEv2Target
+
+
+def settings_of(target: IKEv2Target) -> IkeSettings:
+    """What the machine needs, from a validated target."""
+    certificate = None
+    if target.cert is not None and target.key is not None:
+        certificate = LocalCertificate(
+            x509.load_pem_x509_certificate(target.cert.encode()),
+            load_pem_private_key(target.key.get_secret_value().encode(), password=None),
+        )
+    try:
+        ipaddress.ip_address(target.host)
+        responder: tuple[str, int] | None = (target.host, target.port)
+    except ValueError:
+        responder = None
+    eap = None
+    if target.username is not None and target.password is not None:
+        eap = (target.username, target.password.get_secret_value())
+    return IkeSettings(
+        local_id=Identity.parse(target.local_id or target.username or ""),
+        remote_id=Identity.parse(target.remote_id) if target.remote_id else None,
+        psk=target.psk.get_secret_value().encode() if target.psk else None,
+        certificate=certificate,
+        eap=eap,
+        remote_auth=target.effective_remote_auth,
+        cas=tuple(x509.load_pem_x509_certificates(target.ca.encode())) if target.ca else (),
+        groups=target.groups,
+        echo=target.echo,
+        responder=responder,
+        start_encapsulated=target.port == NAT_T_PORT,
+    )
+
+
+def _initiator(target: IKEv2Target) -> IkeInitiator:
+    return IkeInitiator(settings_of(target), wall_time=time.time())
+
+
+IKEV2: ProbeSpec[IKEv2Target] = ProbeSpec(machine=_initiator)
