@@ -4,8 +4,10 @@ This kernel has no XFRM, so both run charon's ``kernel-libipsec`` plugin: ESP in
 TUN device, always UDP-encapsulated (``encap = yes`` on the client, as vpnwatch's probe does).
 Each charon gets its own strongswan.conf (``STRONGSWAN_CONF``), VICI socket and, through a private
 mount of ``/run``, its own pid file, so that several run at once: the gateway in the namespace,
-and :class:`CharonClient` — the real client ``swanctl --initiate`` drives — in this host's network
-namespace with random ports, reaching the gateway through the censor like the probe does.
+and :class:`CharonClient` — the real client ``swanctl --initiate`` drives — in a namespace of its
+own (:class:`ClientNamespace`), linked straight to the gateway's, where it may install the routes
+kernel-libipsec insists on without touching this host's. It reaches the gateway at the same
+address the probe uses, so both read the same swanctl.conf.
 
 The gateway serves three setups, chosen by the client's identity: a pre-shared key, certificates
 on both sides, and EAP-MSCHAPv2 with a gateway certificate. Clients get inner addresses from
@@ -72,7 +74,6 @@ def _strongswan_conf(directory: Path, *, client: bool) -> Path:
     retransmissions and random ports."""
     charon: dict[str, object] = {
         "load": _PLUGINS,
-        "install_virtual_ip": "no",
         "filelog": {"log": {"path": directory / "charon.log", "default": 1, "ike": 2, "flush_line": "yes"}},
         "plugins": {"vici": {"socket": f"unix://{directory / 'charon.vici'}"}},
     }
@@ -80,7 +81,6 @@ def _strongswan_conf(directory: Path, *, client: bool) -> Path:
         charon |= {
             "port": 0,
             "port_nat_t": 0,
-            "install_routes": "no",
             "retransmit_timeout": 1.0,
             "retransmit_base": 1.4,
             "retransmit_tries": 2,
@@ -297,16 +297,70 @@ class CharonGateway:
 
 
 @dataclass
-class CharonClient:
-    """The real client: a second charon in this host's network namespace, on random ports."""
+class ClientNamespace:
+    """A namespace for the real client, joined to the gateway's by its own veth pair.
 
+    The link is 198.18.<slot>.4/30 (gateway side .5, client .6), and the client routes everything
+    over it, so it reaches the gateway at the address the probe uses (198.18.<slot>.2).
+    """
+
+    gateway: Namespace
+
+    @property
+    def name(self) -> str:
+        return f"vpnwatch-ikc{self.gateway.slot}"
+
+    @property
+    def _links(self) -> tuple[str, str]:
+        return f"vwikc{self.gateway.slot}g", f"vwikc{self.gateway.slot}c"
+
+    def argv(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def __enter__(self) -> ClientNamespace:
+        gateway_end, client_end = self._links
+        prefix = f"198.18.{self.gateway.slot}"
+        try:
+            run(["ip", "netns", "add", self.name])
+            run(["ip", "link", "add", gateway_end, "type", "veth", "peer", "name", client_end])
+            run(["ip", "link", "set", gateway_end, "netns", self.gateway.name])
+            run(["ip", "link", "set", client_end, "netns", self.name])
+            self.gateway.exec(["ip", "addr", "add", f"{prefix}.5/30", "dev", gateway_end])
+            self.gateway.exec(["ip", "link", "set", gateway_end, "up"])
+            run(self.argv(["ip", "link", "set", "lo", "up"]))
+            run(self.argv(["ip", "addr", "add", f"{prefix}.6/30", "dev", client_end]))
+            run(self.argv(["ip", "link", "set", client_end, "up"]))
+            run(self.argv(["ip", "route", "add", "default", "via", f"{prefix}.5"]))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for pid in run(["ip", "netns", "pids", self.name], check=False).split():
+            run(["kill", "-9", pid], check=False)
+        run(["ip", "netns", "del", self.name], check=False)
+        self.gateway.exec(["ip", "link", "del", self._links[0]], check=False)
+
+
+@dataclass
+class CharonClient:
+    """The real client: a second charon in a :class:`ClientNamespace`, on random ports."""
+
+    namespace: ClientNamespace
     _directory: Path | None = field(default=None, init=False, repr=False)
     _charon: _Charon | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> CharonClient:
         self._directory = Path(tempfile.mkdtemp(prefix="vpnwatch-charon-client-"))
         try:
-            self._charon = _Charon(self._directory, _strongswan_conf(self._directory, client=True), [])
+            conf = _strongswan_conf(self._directory, client=True)
+            self._charon = _Charon(self._directory, conf, self.namespace.argv([]))
             self._charon.start()
         except BaseException:
             self.close()
