@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpnwatch.errors import ConfigError
+from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers.bridgeline import load_bridge_lines
 from vpnwatch.importers.ovpn import load_ovpn
+from vpnwatch.importers.swanctl import is_swanctl, load_swanctl
 from vpnwatch.importers.wgquick import load_wgquick
 from vpnwatch.targets.base import TargetBase
 
@@ -28,9 +30,19 @@ DEFAULT_OPTIONS = ImportOptions()
 
 Importer = Callable[[Path, ImportOptions], Sequence[TargetBase]]
 
+
+def _load_conf(path: Path, options: ImportOptions) -> Sequence[TargetBase]:
+    """``.conf`` is wg-quick's and strongSwan's (swanctl.conf): the content says which."""
+    try:
+        swanctl = is_swanctl(read_text(path))
+    except UnreadableFile:
+        swanctl = False  # the importer reports it
+    return load_swanctl(path) if swanctl else load_wgquick(path)
+
+
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
-    ".conf": lambda path, _: load_wgquick(path),
+    ".conf": _load_conf,
     ".ovpn": lambda path, options: load_ovpn(path, auth_user_pass=options.auth_user_pass),
     ".bridges": lambda path, _: load_bridge_lines(path),
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
