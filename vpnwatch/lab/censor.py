@@ -47,7 +47,7 @@ _RESET_MARK = "0x7e5e7"
 
 Transport = Literal["tcp", "udp"]
 TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
-Signature = Literal["wireguard", "openvpn"]
+Signature = Literal["wireguard", "openvpn", "ikev2"]
 SIGNATURES: tuple[Signature, ...] = get_args(Signature)
 Direction = Literal["in", "out"]
 _IP_PROTOCOL_NUMBERS: dict[Transport, int] = {"tcp": 6, "udp": 17}
@@ -67,7 +67,7 @@ class Mode(StrEnum):
     LOSS = "loss"  # a random share of packets towards the server (or both ways) is dropped
     THROTTLE = "throttle"  # each direction policed to a byte rate: handshakes starve
     DELAY = "delay"  # every packet held a while, both ways
-    DPI = "dpi"  # WireGuard and OpenVPN handshakes recognised by payload and dropped
+    DPI = "dpi"  # WireGuard, OpenVPN and IKEv2 handshakes recognised by payload and dropped
 
 
 #: ICMP errors ``reject`` can answer with (nftables' ``icmpx`` names: IPv4 and IPv6 alike).
@@ -238,6 +238,12 @@ _SIGNATURE_MATCHES: dict[Signature, tuple[tuple[Transport, str], ...]] = {
         ("udp", "udp dport != 53 @th,64,8 { 0x38, 0x50 }"),
         ("tcp", "tcp dport != 53 @ih,0,16 < 1024 @ih,16,8 { 0x38, 0x50 }"),
     ),
+    # An IKEv2 IKE_SA_INIT request: a zero responder SPI, version 2.0, exchange 34, the
+    # initiator flag; on UDP 4500 behind the 4-byte non-ESP marker. Every IKEv2 session starts so.
+    "ikev2": (
+        ("udp", "udp length > 36 @th,128,64 0 @th,200,8 0x20 @th,208,8 34 @th,216,8 0x08"),
+        ("udp", "udp length > 40 @th,64,32 0 @th,160,64 0 @th,232,8 0x20 @th,240,8 34 @th,248,8 0x08"),
+    ),
 }
 
 
@@ -274,8 +280,8 @@ class Censor:
     ) -> Policy:
         """Censor one transport (``tcp``/``udp``), port, or both, or everything when None.
 
-        For ``dpi``, ``protocol`` may also name the handshake to block: ``wireguard`` or
-        ``openvpn`` (both when None).
+        For ``dpi``, ``protocol`` may also name the handshake to block: ``wireguard``,
+        ``openvpn`` or ``ikev2`` (all when None).
         """
         signatures: tuple[Signature, ...] = SIGNATURES
         transport: Transport | None = None

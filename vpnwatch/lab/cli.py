@@ -25,7 +25,6 @@ from vpnwatch.lab.censor import (
     Flow,
     Mode,
     Policy,
-    Signature,
 )
 from vpnwatch.lab.netns import LabError, Namespace, run
 
@@ -40,6 +39,7 @@ SERVICES = {
     "obfs4proxy": "obfs4",
     "openssl": "tls",
     "dnsmasq": "dns",
+    "charon": "ikev2",
 }
 _SS_PROCESS = re.compile(r'users:\(\("([^"]+)"')
 
@@ -155,7 +155,7 @@ def build_policy(args: argparse.Namespace, namespace: Namespace) -> Policy:
             raise CensorError(
                 f"dpi recognises {' and '.join(SIGNATURES)} handshakes, not {protocol}"
             )
-        signature: Signature = "wireguard" if protocol == "wireguard" else "openvpn"
+        signature = next(known for known in SIGNATURES if known == protocol)
         return Policy.build(mode, [Flow(None, args.port)], [signature], **params)
     flows = [
         flow for flow in lab_services(namespace).get(protocol, []) if args.port in (None, flow.port)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -51,6 +52,11 @@ GATEWAY_ID = "gw.lab.invalid"
 PSK_ID = "psk-probe@lab.invalid"
 CERT_ID = "cert-probe.lab.invalid"
 EAP_USER = "eap-probe"
+#: A port nothing listens on (ICMP port unreachable), and one where the gateway's namespace drops
+#: every datagram (silence), so that the probe and the real client meet the same two failures.
+CLOSED_PORT = 5500
+SILENT_PORT = 5501
+_BLACKHOLE_TABLE = "vpnwatch_ike_blackhole"
 
 
 def inner_prefix(namespace: Namespace) -> str:
@@ -77,11 +83,15 @@ def _strongswan_conf(directory: Path, *, client: bool) -> Path:
         "filelog": {"log": {"path": directory / "charon.log", "default": 1, "ike": 2, "flush_line": "yes"}},
         "plugins": {"vici": {"socket": f"unix://{directory / 'charon.vici'}"}},
     }
+    if not client:
+        # charon ignores a sixth half-open IKE SA from one address (block_threshold 5): the lab's
+        # probes, all from this host, start many at once.
+        charon |= {"block_threshold": 100, "cookie_threshold": 100}
     if client:
         charon |= {
             "port": 0,
             "port_nat_t": 0,
-            "retransmit_timeout": 1.0,
+            "retransmit_timeout": 0.5,
             "retransmit_base": 1.4,
             "retransmit_tries": 2,
         }
@@ -202,6 +212,10 @@ class CharonGateway:
         prefix = inner_prefix(self.namespace)
         run(["ip", "route", "replace", "unreachable", self.guarded_prefix])
         self.namespace.exec(["ip", "addr", "add", f"{self.echo_address}/32", "dev", "lo"])
+        self.namespace.exec(["nft", "-f", "-"], input_=(
+            f"table inet {_BLACKHOLE_TABLE} {{\n chain input {{\n"
+            f"  type filter hook input priority filter; udp dport {SILENT_PORT} drop\n }}\n}}\n"
+        ))  # fmt: skip
         self._gateway_cert = self.ca.issue(GATEWAY_ID, server=True, sans=(GATEWAY_ID,))
         self._client_cert = self.ca.issue(CERT_ID, server=False, sans=(CERT_ID,))
         swanctl = directory / "swanctl"
@@ -241,6 +255,12 @@ class CharonGateway:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
 
+    def ike_sas(self) -> list[str]:
+        """The names of the IKE SAs the gateway holds now."""
+        assert self._charon is not None
+        listed = self._charon.swanctl("--list-sas", "--raw").stdout
+        return re.findall(r"^list-sa event \{(\S+) \{", listed, re.MULTILINE)
+
     # --- what users hold ---
 
     def client_conf(
@@ -253,6 +273,7 @@ class CharonGateway:
         ca: str | None = None,
         proposals: str | None = None,
         port: int = 500,
+        name: str | None = None,
     ) -> ClientFiles:
         """A road-warrior client's swanctl.conf (and certificates beside it) for ``setup``
         (``psk``, ``cert`` or ``eap``); the keyword arguments make it wrong on purpose."""
@@ -286,7 +307,7 @@ class CharonGateway:
             "remote": remote,
             "children": {"net": {"remote_ts": f"{self.echo_address}/32", "esp_proposals": ESP_PROPOSALS}},
         }
-        name = f"lab-{setup}"
+        name = name or f"lab-{setup}"
         body = _settings("connections", {name: connection}) + "\n"
         if secrets_:
             body += _settings("secrets", secrets_) + "\n"

@@ -683,6 +683,10 @@ class IkeInitiator(MachineBase):
                 return
             reply = eap_packet(EAP_RESPONSE, identifier, EAP_MSCHAPV2, bytes([MS_SUCCESS]))
         elif opcode == MS_FAILURE:
+            # Acknowledged as a real client does, so that the gateway ends the half-open SA now.
+            reply = eap_packet(EAP_RESPONSE, identifier, EAP_MSCHAPV2, bytes([MS_FAILURE]))
+            self._message_id += 1
+            self._transmit(self._protected(p.IKE_AUTH, [(p.EAP, reply)]), now)
             self._fail(Failure.AUTH, f"EAP-MSCHAPv2 refused the login ({_ms_error(data[4:])})")
             return
         else:
