@@ -75,7 +75,7 @@ def _settings(name: str, body: dict[str, object], indent: str = "") -> str:
     return "\n".join(lines)
 
 
-def _strongswan_conf(directory: Path, *, client: bool) -> Path:
+def _strongswan_conf(directory: Path, *, client: bool, cookie_threshold: int = 100) -> Path:
     """strongswan.conf for one charon: its plugins, log, VICI socket and, for the client, quick
     retransmissions and random ports."""
     charon: dict[str, object] = {
@@ -86,7 +86,7 @@ def _strongswan_conf(directory: Path, *, client: bool) -> Path:
     if not client:
         # charon ignores a sixth half-open IKE SA from one address (block_threshold 5): the lab's
         # probes, all from this host, start many at once.
-        charon |= {"block_threshold": 100, "cookie_threshold": 100}
+        charon |= {"block_threshold": 100, "cookie_threshold": cookie_threshold}
     if client:
         charon |= {
             "port": 0,
@@ -167,6 +167,8 @@ class CharonGateway:
     ca: CertificateAuthority = field(default_factory=lambda: CertificateAuthority.create("vpnwatch lab IKE CA"))
     psk: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     eap_password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
+    #: Half-open IKE SAs at which charon starts demanding a COOKIE.
+    cookie_threshold: int = 100
     _directory: Path | None = field(default=None, init=False, repr=False)
     _charon: _Charon | None = field(default=None, init=False, repr=False)
     _gateway_cert: Issued | None = field(default=None, init=False, repr=False)
@@ -242,7 +244,8 @@ class CharonGateway:
         conf_file = swanctl / "swanctl.conf"
         conf_file.write_text(body)
         conf_file.chmod(0o600)
-        self._charon = _Charon(directory, _strongswan_conf(directory, client=False), self.namespace.argv([]))
+        conf = _strongswan_conf(directory, client=False, cookie_threshold=self.cookie_threshold)
+        self._charon = _Charon(directory, conf, self.namespace.argv([]))
         self._charon.start()
         self._charon.load(conf_file)
 
@@ -251,6 +254,8 @@ class CharonGateway:
             self._charon.stop()
             self._charon = None
         run(["ip", "route", "del", "unreachable", self.guarded_prefix], check=False)
+        self.namespace.exec(["ip", "addr", "del", f"{self.echo_address}/32", "dev", "lo"], check=False)
+        self.namespace.exec(["nft", "delete", "table", "inet", _BLACKHOLE_TABLE], check=False)
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
