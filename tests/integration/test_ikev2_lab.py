@@ -12,7 +12,6 @@ import asyncio
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -84,7 +83,9 @@ def client(namespace: Namespace, gateway: CharonGateway) -> Iterator[CharonClien
 
 
 @pytest.fixture(scope="module")
-def files(gateway: CharonGateway, tmp_path_factory: pytest.TempPathFactory) -> dict[str, ClientFiles]:
+def files(
+    gateway: CharonGateway, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, ClientFiles]:
     """Each case's swanctl.conf, in a directory of its own as a user would keep it."""
     other_ca = CertificateAuthority.create("a CA the gateway never used").cert
     made = {}
@@ -130,7 +131,9 @@ async def test_every_case_gets_its_class_and_stage(
 ) -> None:
     results = await asyncio.gather(
         *(
-            probe_ikev2(target_of(files[c.name], gateway), OK_TIMEOUT if c.failure is None else FAIL_TIMEOUT)
+            probe_ikev2(
+                target_of(files[c.name], gateway), OK_TIMEOUT if c.failure is None else FAIL_TIMEOUT
+            )
             for c in CASES
         )
     )
@@ -141,7 +144,10 @@ async def test_every_case_gets_its_class_and_stage(
         )
     ok = {c.name: r for c, r in zip(CASES, results, strict=True) if r.ok}
     assert stage_names(ok["eap"]) == ["resolve", "ike_sa_init", "ike_auth", "data"]
-    assert "EAP-MSCHAPv2" in ok["eap"].detail and f"echo from {gateway.echo_address}" in ok["eap"].detail
+    assert (
+        "EAP-MSCHAPv2" in ok["eap"].detail
+        and f"echo from {gateway.echo_address}" in ok["eap"].detail
+    )
     assert "certificate CN=gw.lab.invalid" in ok["cert"].detail
 
 
@@ -150,12 +156,19 @@ async def test_the_real_client_agrees_on_every_case(
 ) -> None:
     timeouts = [OK_TIMEOUT if case.failure is None else FAIL_TIMEOUT for case in CASES]
     probed = await asyncio.gather(
-        *(probe_ikev2(target_of(files[c.name], gateway), t) for c, t in zip(CASES, timeouts, strict=True))
+        *(
+            probe_ikev2(target_of(files[c.name], gateway), t)
+            for c, t in zip(CASES, timeouts, strict=True)
+        )
     )
     # One at a time: swanctl --load-all replaces what the client charon had loaded.
     for case, result in zip(CASES, probed, strict=True):
         real = await asyncio.to_thread(client.initiate, files[case.name], OK_TIMEOUT)
-        assert (case.name, result.ok, real) == (case.name, case.failure is None, case.failure is None), result
+        assert (case.name, result.ok, real) == (
+            case.name,
+            case.failure is None,
+            case.failure is None,
+        ), result
 
 
 async def test_a_censor_dropping_ike_gives_a_timeout(

@@ -122,7 +122,9 @@ def our_auth(capture: IkeCapture) -> tuple[int, bytes, bytes]:
     seed = hmac.new(nonces, shared, hashlib.sha256).digest()
     stream, block, counter = b"", b"", 1
     while len(stream) < 32 + 36 + 36 + 32 + 32:
-        block = hmac.new(seed, block + nonces + init[:8] + answer[8:16] + bytes([counter]), hashlib.sha256).digest()
+        block = hmac.new(
+            seed, block + nonces + init[:8] + answer[8:16] + bytes([counter]), hashlib.sha256
+        ).digest()
         stream += block
         counter += 1
     sk_ei, sk_pi = stream[32:68], stream[104:136]
@@ -138,7 +140,9 @@ def our_auth(capture: IkeCapture) -> tuple[int, bytes, bytes]:
 def test_the_psk_auth_we_sent_is_rfc_7296s() -> None:
     capture = captures()["psk"]
     method, data, octets = our_auth(capture)
-    pad = hmac.new(str(capture.settings["psk"]).encode(), b"Key Pad for IKEv2", hashlib.sha256).digest()
+    pad = hmac.new(
+        str(capture.settings["psk"]).encode(), b"Key Pad for IKEv2", hashlib.sha256
+    ).digest()
     assert (method, data) == (2, hmac.new(pad, octets, hashlib.sha256).digest())
 
 
@@ -176,7 +180,9 @@ def test_a_gateway_with_another_identity_is_refused() -> None:
 
 def test_a_psk_gateway_must_prove_the_same_key() -> None:
     failed = last(captures()["psk"], psk="another key")
-    assert failed == Failed(Failure.AUTH, "the responder's AUTH does not verify with the shared key")
+    assert failed == Failed(
+        Failure.AUTH, "the responder's AUTH does not verify with the shared key"
+    )
 
 
 def test_a_tampered_answer_is_ignored_as_noise() -> None:
@@ -205,7 +211,15 @@ def test_silence_after_a_no_proposal_chosen_is_a_protocol_failure() -> None:
     machine.start(0.0)
     first = header(machine.data_to_send(0.0)[0])
     refusal = p.encode_payloads([(p.NOTIFY, p.encode_notify(p.NO_PROPOSAL_CHOSEN))])
-    answer = p.Header(first.spi_i, bytes(8), p.NOTIFY, p.IKE_SA_INIT, p.FLAG_RESPONSE, 0, p.HEADER_SIZE + len(refusal))
+    answer = p.Header(
+        first.spi_i,
+        bytes(8),
+        p.NOTIFY,
+        p.IKE_SA_INIT,
+        p.FLAG_RESPONSE,
+        0,
+        p.HEADER_SIZE + len(refusal),
+    )
     machine.receive(answer.encode() + refusal, 0.01)
     assert not machine.finished and machine.next_event() is None
     assert machine.timed_out() == Failed(

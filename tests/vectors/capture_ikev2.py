@@ -75,13 +75,19 @@ def fields_for(gateway: CharonGateway, setup: str, **changes: object) -> dict[st
     if setup == "psk":
         fields |= {"local_id": PSK_ID, "psk": gateway.psk, "remote_auth": "psk", "ca_pem": None}
     elif setup == "cert":
-        fields |= {"local_id": CERT_ID, "cert_pem": gateway.client_cert.cert, "key_pem": gateway.client_cert.key}
+        fields |= {
+            "local_id": CERT_ID,
+            "cert_pem": gateway.client_cert.cert,
+            "key_pem": gateway.client_cert.key,
+        }
     else:
         fields |= {"local_id": EAP_USER, "eap": [EAP_USER, gateway.eap_password]}
     return fields | changes
 
 
-async def capture(gateway: CharonGateway, name: str, fields: dict[str, object], ok: bool) -> IkeCapture:
+async def capture(
+    gateway: CharonGateway, name: str, fields: dict[str, object], ok: bool
+) -> IkeCapture:
     wall_time = float(int(time.time()))
     recording = Recording(name, fields, wall_time)
     target = IKEv2Target(name=name, host=gateway.host, local_id="x@lab.invalid", psk="unused")
@@ -105,21 +111,36 @@ def half_open(gateway: CharonGateway) -> socket.socket:
 
 def charon_version() -> str:
     query = ["dpkg-query", "-W", "-f", "${Version}", "strongswan-charon"]
-    return "strongswan-charon " + subprocess.run(query, check=True, capture_output=True, text=True).stdout
+    return (
+        "strongswan-charon "
+        + subprocess.run(query, check=True, capture_output=True, text=True).stdout
+    )
 
 
 def main() -> None:
     made: list[IkeCapture] = []
     with Namespace() as namespace:
-        with CharonGateway(namespace, psk="vectors-psk", eap_password="vectors-password") as gateway:
+        with CharonGateway(
+            namespace, psk="vectors-psk", eap_password="vectors-password"
+        ) as gateway:
             made.append(asyncio.run(capture(gateway, "psk", fields_for(gateway, "psk"), True)))
             made.append(asyncio.run(capture(gateway, "cert", fields_for(gateway, "cert"), True)))
             made.append(asyncio.run(capture(gateway, "eap", fields_for(gateway, "eap"), True)))
-            made.append(asyncio.run(capture(gateway, "ke-retry", fields_for(gateway, "psk", groups=[20, 19]), True)))
-            made.append(asyncio.run(capture(gateway, "wrong-psk", fields_for(gateway, "psk", psk="not-it"), False)))
-        with CharonGateway(namespace, psk="vectors-psk", cookie_threshold=1) as gateway:
-            with half_open(gateway):
-                made.append(asyncio.run(capture(gateway, "cookie", fields_for(gateway, "psk"), True)))
+            made.append(
+                asyncio.run(
+                    capture(gateway, "ke-retry", fields_for(gateway, "psk", groups=[20, 19]), True)
+                )
+            )
+            made.append(
+                asyncio.run(
+                    capture(gateway, "wrong-psk", fields_for(gateway, "psk", psk="not-it"), False)
+                )
+            )
+        with (
+            CharonGateway(namespace, psk="vectors-psk", cookie_threshold=1) as gateway,
+            half_open(gateway),
+        ):
+            made.append(asyncio.run(capture(gateway, "cookie", fields_for(gateway, "psk"), True)))
     document = {
         "about": "IKEv2 with the real charon; written by python -m tests.vectors.capture_ikev2, "
         "replayed by tests/protocols/test_ikev2_vectors.py",

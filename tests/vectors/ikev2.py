@@ -47,7 +47,9 @@ class IkeCapture:
 
     def initiator(self, **changes: object) -> IkeInitiator:
         settings = settings_from({**self.settings, **changes})
-        return IkeInitiator(settings, wall_time=self.wall_time, random=replay_draws(self.name, self.draws))
+        return IkeInitiator(
+            settings, wall_time=self.wall_time, random=replay_draws(self.name, self.draws)
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -61,7 +63,9 @@ class IkeCapture:
     @classmethod
     def from_json(cls, item: dict[str, object]) -> IkeCapture:
         draws, transcript, settings = item["draws"], item["transcript"], item["settings"]
-        assert isinstance(draws, list) and isinstance(transcript, list) and isinstance(settings, dict)
+        assert (
+            isinstance(draws, list) and isinstance(transcript, list) and isinstance(settings, dict)
+        )
         wall_time = item["wall_time"]
         assert isinstance(wall_time, float)
         return cls(
@@ -81,7 +85,11 @@ def settings_from(fields: dict[str, object]) -> IkeSettings:
             x509.load_pem_x509_certificate(str(fields["cert_pem"]).encode()),
             load_pem_private_key(str(fields["key_pem"]).encode(), password=None),
         )
-    cas = tuple(x509.load_pem_x509_certificates(str(fields["ca_pem"]).encode())) if fields.get("ca_pem") else ()
+    cas = (
+        tuple(x509.load_pem_x509_certificates(str(fields["ca_pem"]).encode()))
+        if fields.get("ca_pem")
+        else ()
+    )
     eap = fields.get("eap")
     groups = fields.get("groups")
     responder = fields.get("responder")
@@ -100,7 +108,9 @@ def settings_from(fields: dict[str, object]) -> IkeSettings:
     )
 
 
-def replay(capture: IkeCapture, machine: IkeInitiator | None = None) -> tuple[list[bytes], list[Event]]:
+def replay(
+    capture: IkeCapture, machine: IkeInitiator | None = None
+) -> tuple[list[bytes], list[Event]]:
     """Run an initiator through the capture: what it sent, and every event it reported.
 
     Timers due at once (the IKE_AUTH held back until the move to UDP 4500) fire as the driver

@@ -42,7 +42,6 @@ from pydantic import ValidationError
 
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
-from vpnwatch.protocols.ikev2.payloads import GROUPS
 from vpnwatch.targets.ikev2 import DEFAULT_PORT, IKEv2Target
 
 Section = dict[str, "str | Section"]
@@ -188,8 +187,8 @@ def _file_in(base: Path, dirs: tuple[str, ...], name: str) -> Path:
 
 def _private_key_for(base: Path, cert_pem: str) -> str:
     """The key in swanctl's key directories whose public half is the certificate's."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import (
+    from cryptography import x509  # noqa: PLC0415 - only files with certificates pay for it
+    from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
         Encoding,
         PublicFormat,
         load_pem_private_key,
@@ -204,7 +203,10 @@ def _private_key_for(base: Path, cert_pem: str) -> str:
                 key = load_pem_private_key(text.encode(), password=None)
             except (ValueError, TypeError):
                 continue
-            if key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == spki:
+            if (
+                key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+                == spki
+            ):
                 return text
     raise ValueError("no private key in private/ matches the certificate in local.certs")
 
@@ -247,7 +249,9 @@ def _connection(base: Path, name: str, body: Section, root: Section) -> dict[str
         user = str(local.get("eap_id", local_id or ""))
         match = [s for kind, owners, s in secrets if kind == "eap" and user in owners]
         if not user or not match:
-            raise ValueError("EAP needs local.eap_id and an eap secret in the secrets section for it")
+            raise ValueError(
+                "EAP needs local.eap_id and an eap secret in the secrets section for it"
+            )
         fields["username"], fields["password"] = user, match[0]
     elif local_auth != "psk":
         raise ValueError(f"local auth = {local_auth}: vpnwatch speaks psk, pubkey and eap-mschapv2")

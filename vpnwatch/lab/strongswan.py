@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -63,11 +64,11 @@ def inner_prefix(namespace: Namespace) -> str:
     return f"198.19.{namespace.slot}"
 
 
-def _settings(name: str, body: dict[str, object], indent: str = "") -> str:
+def _settings(name: str, body: Mapping[str, object], indent: str = "") -> str:
     """strongSwan's settings syntax for a nested mapping."""
     lines = [f"{indent}{name} {{"]
     for key, value in body.items():
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             lines.append(_settings(key, value, indent + "  "))
         else:
             lines.append(f"{indent}  {key} = {value}")
@@ -80,7 +81,9 @@ def _strongswan_conf(directory: Path, *, client: bool, cookie_threshold: int = 1
     retransmissions and random ports."""
     charon: dict[str, object] = {
         "load": _PLUGINS,
-        "filelog": {"log": {"path": directory / "charon.log", "default": 1, "ike": 2, "flush_line": "yes"}},
+        "filelog": {
+            "log": {"path": directory / "charon.log", "default": 1, "ike": 2, "flush_line": "yes"}
+        },
         "plugins": {"vici": {"socket": f"unix://{directory / 'charon.vici'}"}},
     }
     if not client:
@@ -95,7 +98,10 @@ def _strongswan_conf(directory: Path, *, client: bool, cookie_threshold: int = 1
             "retransmit_base": 1.4,
             "retransmit_tries": 2,
         }
-    swanctl = {"load": "pem pkcs1 pkcs8 x509 openssl", "socket": f"unix://{directory / 'charon.vici'}"}
+    swanctl = {
+        "load": "pem pkcs1 pkcs8 x509 openssl",
+        "socket": f"unix://{directory / 'charon.vici'}",
+    }
     path = directory / "strongswan.conf"
     path.write_text(_settings("charon", charon) + "\n" + _settings("swanctl", swanctl) + "\n")
     return path
@@ -116,7 +122,14 @@ class _Charon:
 
     def start(self, spawn: object = None) -> None:
         # A private /run: charon's pid file is fixed at /var/run/charon.pid.
-        argv = [*self._prefix, "unshare", "-m", "sh", "-c", f"mount -t tmpfs vpnwatch-charon /run && exec {CHARON}"]
+        argv = [
+            *self._prefix,
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f"mount -t tmpfs vpnwatch-charon /run && exec {CHARON}",
+        ]
         log = (self.directory / "charon.out").open("wb")
         self.process = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         socket = self.directory / "charon.vici"
@@ -128,7 +141,11 @@ class _Charon:
 
     def swanctl(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [*self._prefix, "swanctl", *argv], env=self.env, capture_output=True, text=True, check=False
+            [*self._prefix, "swanctl", *argv],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise LabError(f"swanctl {' '.join(argv)}: {proc.stdout.strip()} {proc.stderr.strip()}")
@@ -164,7 +181,9 @@ class CharonGateway:
     setups. Use as a context manager."""
 
     namespace: Namespace
-    ca: CertificateAuthority = field(default_factory=lambda: CertificateAuthority.create("vpnwatch lab IKE CA"))
+    ca: CertificateAuthority = field(
+        default_factory=lambda: CertificateAuthority.create("vpnwatch lab IKE CA")
+    )
     psk: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     eap_password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
     #: Half-open IKE SAs at which charon starts demanding a COOKIE.
@@ -231,9 +250,12 @@ class CharonGateway:
         common = {"proposals": IKE_PROPOSALS, "pools": "probes", "children": child}
         by_cert = {"auth": "pubkey", "certs": "gw.pem", "id": GATEWAY_ID}
         connections = {
-            "psk": common | {"local": {"auth": "psk", "id": GATEWAY_ID}, "remote": {"auth": "psk", "id": PSK_ID}},
-            "cert": common | {"local": by_cert, "remote": {"auth": "pubkey", "id": CERT_ID, "cacerts": "ca.pem"}},
-            "eap": common | {"local": by_cert, "remote": {"auth": "eap-mschapv2", "eap_id": "%any"}},
+            "psk": common
+            | {"local": {"auth": "psk", "id": GATEWAY_ID}, "remote": {"auth": "psk", "id": PSK_ID}},
+            "cert": common
+            | {"local": by_cert, "remote": {"auth": "pubkey", "id": CERT_ID, "cacerts": "ca.pem"}},
+            "eap": common
+            | {"local": by_cert, "remote": {"auth": "eap-mschapv2", "eap_id": "%any"}},
         }
         body = _settings("connections", connections) + "\n"
         body += _settings("pools", {"probes": {"addrs": f"{prefix}.160/28"}}) + "\n"
@@ -254,7 +276,9 @@ class CharonGateway:
             self._charon.stop()
             self._charon = None
         run(["ip", "route", "del", "unreachable", self.guarded_prefix], check=False)
-        self.namespace.exec(["ip", "addr", "del", f"{self.echo_address}/32", "dev", "lo"], check=False)
+        self.namespace.exec(
+            ["ip", "addr", "del", f"{self.echo_address}/32", "dev", "lo"], check=False
+        )
         self.namespace.exec(["nft", "delete", "table", "inet", _BLACKHOLE_TABLE], check=False)
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
@@ -290,7 +314,11 @@ class CharonGateway:
         if setup == "psk":
             local: dict[str, object] = {"auth": "psk", "id": PSK_ID}
             remote = {"auth": "psk", "id": GATEWAY_ID}
-            secrets_["ike-lab"] = {"id-gw": GATEWAY_ID, "id-probe": PSK_ID, "secret": f'"{psk or self.psk}"'}
+            secrets_["ike-lab"] = {
+                "id-gw": GATEWAY_ID,
+                "id-probe": PSK_ID,
+                "secret": f'"{psk or self.psk}"',
+            }
         elif setup == "cert":
             (directory / "x509" / "probe.pem").write_text(self.client_cert.cert)
             key = directory / "private" / "probe.pem"
@@ -305,12 +333,14 @@ class CharonGateway:
         connection = {
             "remote_addrs": self.host,
             "remote_port": port,
-            "vips": "0.0.0.0",
+            "vips": "0.0.0.0",  # noqa: S104 - swanctl's "assign me an address"
             "encap": "yes",
             "proposals": proposals or "default",
             "local": local,
             "remote": remote,
-            "children": {"net": {"remote_ts": f"{self.echo_address}/32", "esp_proposals": ESP_PROPOSALS}},
+            "children": {
+                "net": {"remote_ts": f"{self.echo_address}/32", "esp_proposals": ESP_PROPOSALS}
+            },
         }
         name = name or f"lab-{setup}"
         body = _settings("connections", {name: connection}) + "\n"
@@ -405,11 +435,20 @@ class CharonClient:
         self._charon.load(files.path)
         try:
             proc = self._charon.swanctl(
-                "--initiate", "--child", "net", "--ike", files.connection, "--timeout", f"{timeout:g}", check=False
+                "--initiate",
+                "--child",
+                "net",
+                "--ike",
+                files.connection,
+                "--timeout",
+                f"{timeout:g}",
+                check=False,
             )
             return proc.returncode == 0
         finally:
-            self._charon.swanctl("--terminate", "--ike", files.connection, "--force", "--timeout", "2", check=False)
+            self._charon.swanctl(
+                "--terminate", "--ike", files.connection, "--force", "--timeout", "2", check=False
+            )
             self._charon.swanctl("--unload-conn", files.connection, check=False)
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ SIGNATURE_HASHES = b"\x00\x02\x00\x03\x00\x04\x00\x05"
 _KEY_PAD = b"Key Pad for IKEv2"
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {
-    "sha1": hashes.SHA1(),
+    "sha1": hashes.SHA1(),  # noqa: S303 - AUTH method 1 and RSASSA-PSS's default
     "sha256": hashes.SHA256(),
     "sha384": hashes.SHA384(),
     "sha512": hashes.SHA512(),
@@ -79,7 +79,7 @@ def ca_key_hash(ca: x509.Certificate) -> bytes:
     spki = ca.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return hashlib.sha1(spki).digest()
+    return hashlib.sha1(spki).digest()  # noqa: S324 - RFC 7296 3.7 names CAs by SHA-1
 
 
 def verify_chain(
@@ -157,7 +157,7 @@ def verify_signature(cert: x509.Certificate, method: int, data: bytes, octets: b
     key = cert.public_key()
     try:
         if method == RSA_SIGNATURE and isinstance(key, rsa.RSAPublicKey):
-            key.verify(data, octets, padding.PKCS1v15(), hashes.SHA1())
+            key.verify(data, octets, padding.PKCS1v15(), _HASHES["sha1"])
         elif method in (ECDSA_SHA256, ECDSA_SHA384, ECDSA_SHA512) and isinstance(
             key, ec.EllipticCurvePublicKey
         ):
@@ -239,4 +239,4 @@ def _pss_hash(parameters: bytes) -> hashes.HashAlgorithm:
             oid, _ = _algorithm_identifier(explicit)
             if oid in _PSS_HASH_OIDS:
                 return _HASHES[_PSS_HASH_OIDS[oid]]
-    return hashes.SHA1()
+    return _HASHES["sha1"]

@@ -58,13 +58,14 @@ class EspSa:
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
 
 
 def echo_request(
+    *,
     source: ipaddress.IPv4Address,
     destination: ipaddress.IPv4Address,
     identifier: int,
@@ -84,6 +85,7 @@ def echo_request(
 
 def is_echo_reply(
     packet: bytes,
+    *,
     source: ipaddress.IPv4Address,
     destination: ipaddress.IPv4Address,
     identifier: int,

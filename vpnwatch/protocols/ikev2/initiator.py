@@ -83,6 +83,8 @@ _CHILD_ERRORS = {
     39,  # INVALID_SELECTORS
 }
 
+#: Traffic selectors for everything: the responder narrows them to what it allows.
+_ANY_IPV4 = (ipaddress.IPv4Address(0), ipaddress.IPv4Address(2**32 - 1))
 _ENCR_NAMES = {t.ENCR_AES_CBC: "aes{}", t.ENCR_AES_GCM_16: "aes{}gcm16"}
 _PRF_NAMES = {5: "prfsha256", 6: "prfsha384", 7: "prfsha512"}
 _INTEG_NAMES = {12: "sha256", 13: "sha384", 14: "sha512"}
@@ -325,18 +327,10 @@ class IkeInitiator(MachineBase):
         aad = header + sk_header
         return aad + keys.seal(aad, plain, self._random(keys.cipher.iv_size))
 
-    def _nat_detection(self, address: str, port: int, wanted: bool) -> bytes:
-        try:
-            packed = ipaddress.ip_address(address).packed
-        except ValueError:
-            packed = address.encode()
-        digest = hashlib.sha1(self._spi_i + bytes(8) + packed + struct.pack("!H", port)).digest()
-        # Our own source is never what the responder sees: it must think us behind a NAT.
-        return (
-            digest
-            if wanted
-            else hashlib.sha1(b"vpnwatch forces UDP encapsulation" + digest).digest()
-        )
+    def _nat_hash(self, address: bytes, port: int) -> bytes:
+        """NAT_DETECTION_*_IP: SHA-1(SPIi | SPIr | IP | port), as RFC 7296 2.23 defines it."""
+        data = self._spi_i + bytes(8) + address + struct.pack("!H", port)
+        return hashlib.sha1(data).digest()  # noqa: S324 - the RFC's hash, not a security one
 
     def _send_init(self, now: float) -> None:
         settings = self.settings
@@ -344,7 +338,9 @@ class IkeInitiator(MachineBase):
             p.Proposal(1, p.PROTO_IKE, b"", _ike_transforms(self._groups, aead=True)),
             p.Proposal(2, p.PROTO_IKE, b"", _ike_transforms(self._groups, aead=False)),
         ]
-        host, port = settings.responder or ("", IKE_PORT)
+        # The responder's own address when the target names one; a name resolves in the driver.
+        host, port = settings.responder or ("0.0.0.0", IKE_PORT)  # noqa: S104 - not a bind
+        destination = self._nat_hash(ipaddress.ip_address(host).packed, port)
         payloads: list[tuple[int, bytes]] = []
         if self._cookie:
             payloads.append((p.NOTIFY, p.encode_notify(p.COOKIE, self._cookie)))
@@ -352,18 +348,9 @@ class IkeInitiator(MachineBase):
             (p.SA, p.encode_sa(proposals)),
             (p.KE, p.encode_ke(self._kex.group, self._kex.public)),
             (p.NONCE, self._nonce_i),
-            (
-                p.NOTIFY,
-                p.encode_notify(
-                    p.NAT_DETECTION_SOURCE_IP, self._nat_detection("0.0.0.0", 0, False)
-                ),
-            ),
-            (
-                p.NOTIFY,
-                p.encode_notify(
-                    p.NAT_DETECTION_DESTINATION_IP, self._nat_detection(host, port, True)
-                ),
-            ),
+            # 0.0.0.0:0 is nobody's source: the responder sees a NAT and both move to UDP 4500.
+            (p.NOTIFY, p.encode_notify(p.NAT_DETECTION_SOURCE_IP, self._nat_hash(bytes(4), 0))),
+            (p.NOTIFY, p.encode_notify(p.NAT_DETECTION_DESTINATION_IP, destination)),
             (p.NOTIFY, p.encode_notify(p.SIGNATURE_HASH_ALGORITHMS, a.SIGNATURE_HASHES)),
         ]
         self._init_request = self._message(p.IKE_SA_INIT, payloads)
@@ -402,10 +389,11 @@ class IkeInitiator(MachineBase):
         if p.SA not in by_kind or p.KE not in by_kind or p.NONCE not in by_kind:
             self._noise = "an IKE_SA_INIT response without SA, KE and nonce"
             return
-        [proposal, *rest] = p.parse_sa(by_kind[p.SA]) or [None]
-        if proposal is None or rest or not self._offered(proposal, p.PROTO_IKE):
+        proposals = p.parse_sa(by_kind[p.SA])
+        if len(proposals) != 1 or not self._offered(proposals[0], p.PROTO_IKE):
             self._noise = "an IKE_SA_INIT response choosing a proposal we did not offer"
             return
+        [proposal] = proposals
         group, public = p.parse_ke(by_kind[p.KE])
         nonce_r = by_kind[p.NONCE]
         chosen_group = proposal.chosen(t.DH)
@@ -435,7 +423,11 @@ class IkeInitiator(MachineBase):
         self._init_response = data
         self._ike_proposal = proposal
         self._keys = t.derive_ike_keys(
-            prf, suite, shared, self._nonce_i, nonce_r, self._spi_i, self._spi_r
+            prf,
+            suite,
+            shared,
+            nonces=(self._nonce_i, nonce_r),
+            spis=(self._spi_i, self._spi_r),
         )
         self._state = _State.AUTH
         self._message_id = 1
@@ -523,8 +515,8 @@ class IkeInitiator(MachineBase):
                 p.Proposal(1, p.PROTO_ESP, self._child_spi, _esp_transforms(True)),
                 p.Proposal(2, p.PROTO_ESP, self._child_spi, _esp_transforms(False)),
             ])),
-            (p.TSI, p.encode_ts([(ipaddress.IPv4Address("0.0.0.0"), ipaddress.IPv4Address("255.255.255.255"))])),
-            (p.TSR, p.encode_ts([(ipaddress.IPv4Address("0.0.0.0"), ipaddress.IPv4Address("255.255.255.255"))])),
+            (p.TSI, p.encode_ts([_ANY_IPV4])),
+            (p.TSR, p.encode_ts([_ANY_IPV4])),
         ]  # fmt: skip
         return self._protected(p.IKE_AUTH, payloads)
 
@@ -761,7 +753,13 @@ class IkeInitiator(MachineBase):
 
     def _echo_packet(self) -> bytes:
         assert self._inner is not None and self.settings.echo is not None
-        return echo_request(self._inner, self.settings.echo, self._echo_id, 1, ECHO_PAYLOAD)
+        return echo_request(
+            source=self._inner,
+            destination=self.settings.echo,
+            identifier=self._echo_id,
+            sequence=1,
+            payload=ECHO_PAYLOAD,
+        )
 
     def _receive_esp(self, data: bytes, now: float) -> None:
         if self._state is not _State.ECHO or self._esp is None:
@@ -771,7 +769,14 @@ class IkeInitiator(MachineBase):
             packet = self._esp.open(data)
         except t.DecryptError:
             return
-        if is_echo_reply(packet, self.settings.echo, self._inner, self._echo_id, 1, ECHO_PAYLOAD):
+        if is_echo_reply(
+            packet,
+            source=self.settings.echo,
+            destination=self._inner,
+            identifier=self._echo_id,
+            sequence=1,
+            payload=ECHO_PAYLOAD,
+        ):
             self._emit(StageCompleted("data"))
             self._delete(now)
             self._complete(f"{self._summary()}; echo from {self.settings.echo} came back")

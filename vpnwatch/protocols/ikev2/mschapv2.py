@@ -16,7 +16,7 @@ import struct
 try:  # cryptography ≥ 43 keeps DES where it belongs
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 except ImportError:  # pragma: no cover - cryptography 42
-    from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[no-redef]
+    from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[no-redef,unused-ignore]
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 # EAP codes and types.
@@ -47,6 +47,10 @@ _RECEIVE_MAGIC = (
 )
 _SHA_PAD1 = bytes(40)
 _SHA_PAD2 = b"\xf2" * 40
+
+
+def _sha1(data: bytes) -> bytes:
+    return hashlib.sha1(data).digest()  # noqa: S324 - MSCHAPv2 and MPPE are defined over SHA-1
 
 
 def md4(data: bytes) -> bytes:
@@ -92,12 +96,13 @@ def _des_key(seven: bytes) -> bytes:
 
 def _des(key7: bytes, block: bytes) -> bytes:
     key = _des_key(key7)
-    encryptor = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()
+    # One DES block per key, as MSCHAPv2 defines; DES is triple DES with one key thrice.
+    encryptor = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()  # noqa: S305
     return encryptor.update(block) + encryptor.finalize()
 
 
 def challenge_hash(peer_challenge: bytes, server_challenge: bytes, username: str) -> bytes:
-    return hashlib.sha1(peer_challenge + server_challenge + username.encode()).digest()[:8]
+    return _sha1(peer_challenge + server_challenge + username.encode())[:8]
 
 
 def nt_response(password_hash: bytes, challenge: bytes) -> bytes:
@@ -107,15 +112,15 @@ def nt_response(password_hash: bytes, challenge: bytes) -> bytes:
 
 def authenticator_response(password_hash: bytes, response: bytes, challenge: bytes) -> bytes:
     """The 20 bytes the server shows as ``S=<40 hex digits>``."""
-    digest = hashlib.sha1(md4(password_hash) + response + _MAGIC1).digest()
-    return hashlib.sha1(digest + challenge + _MAGIC2).digest()
+    digest = _sha1(md4(password_hash) + response + _MAGIC1)
+    return _sha1(digest + challenge + _MAGIC2)
 
 
 def master_session_key(password_hash: bytes, response: bytes) -> bytes:
     """The 64-byte MSK strongSwan (and Windows) derive: the two MPPE keys, then 32 zero bytes."""
-    master = hashlib.sha1(md4(password_hash) + response + _MASTER_MAGIC).digest()[:16]
-    first = hashlib.sha1(master + _SHA_PAD1 + _SEND_MAGIC + _SHA_PAD2).digest()[:16]
-    second = hashlib.sha1(master + _SHA_PAD1 + _RECEIVE_MAGIC + _SHA_PAD2).digest()[:16]
+    master = _sha1(md4(password_hash) + response + _MASTER_MAGIC)[:16]
+    first = _sha1(master + _SHA_PAD1 + _SEND_MAGIC + _SHA_PAD2)[:16]
+    second = _sha1(master + _SHA_PAD1 + _RECEIVE_MAGIC + _SHA_PAD2)[:16]
     return first + second + bytes(32)
 
 

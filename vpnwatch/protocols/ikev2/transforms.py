@@ -271,15 +271,17 @@ def derive_ike_keys(
     prf: Prf,
     cipher: Suite,
     shared_secret: bytes,
-    nonce_i: bytes,
-    nonce_r: bytes,
-    spi_i: bytes,
-    spi_r: bytes,
+    *,
+    nonces: tuple[bytes, bytes],
+    spis: tuple[bytes, bytes],
 ) -> IkeKeys:
-    """SKEYSEED = prf(Ni | Nr, g^ir); SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr = prf+."""
+    """SKEYSEED = prf(Ni | Nr, g^ir), then prf+ gives SK_d, SK_ai, SK_ar, SK_ei, SK_er, SK_pi and
+    SK_pr in that order (RFC 7296 2.14)."""
+    nonce_i, nonce_r = nonces
+    spi_i, spi_r = spis
     seed = prf(nonce_i + nonce_r, shared_secret)
-    sizes = (prf.size, cipher.integ_key_size, cipher.integ_key_size) + (cipher.encr_key_size,) * 2
-    sizes += (prf.size, prf.size)
+    integ, encr = cipher.integ_key_size, cipher.encr_key_size
+    sizes = (prf.size, integ, integ, encr, encr, prf.size, prf.size)
     stream = prf.plus(seed, nonce_i + nonce_r + spi_i + spi_r, sum(sizes))
     parts, offset = [], 0
     for size in sizes:
