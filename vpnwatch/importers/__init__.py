@@ -13,6 +13,7 @@ from vpnwatch.errors import ConfigError
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers.bridgeline import load_bridge_lines
 from vpnwatch.importers.ovpn import load_ovpn
+from vpnwatch.importers.sswan import load_sswan
 from vpnwatch.importers.swanctl import is_swanctl, load_swanctl
 from vpnwatch.importers.wgquick import load_wgquick
 from vpnwatch.targets.base import TargetBase
@@ -22,7 +23,8 @@ from vpnwatch.targets.base import TargetBase
 class ImportOptions:
     """What the user said about imported files beyond the files themselves."""
 
-    #: A two-line username/password file for ``.ovpn`` files that use ``auth-user-pass``.
+    #: A two-line username/password file for ``.ovpn`` files that use ``auth-user-pass`` and
+    #: ``.sswan`` EAP profiles, which never hold the password.
     auth_user_pass: Path | None = None
 
 
@@ -44,6 +46,7 @@ def _load_conf(path: Path, options: ImportOptions) -> Sequence[TargetBase]:
 IMPORTERS: dict[str, Importer] = {
     ".conf": _load_conf,
     ".ovpn": lambda path, options: load_ovpn(path, auth_user_pass=options.auth_user_pass),
+    ".sswan": lambda path, options: load_sswan(path, options.auth_user_pass),
     ".bridges": lambda path, _: load_bridge_lines(path),
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
     ".txt": lambda path, _: load_bridge_lines(path),

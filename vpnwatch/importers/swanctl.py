@@ -49,6 +49,7 @@ Section = dict[str, "str | Section"]
 #: strongSwan's names of the key exchange groups vpnwatch offers.
 GROUP_NAMES = {"modp2048": 14, "ecp256": 19, "ecp384": 20, "curve25519": 31, "x25519": 31}
 _KEY_DIRS = ("private", "pkcs8", "ecdsa", "rsa")
+_VALUE = re.compile(r'[ \t]*(?:(?P<quoted>"(?:[^"\\\n]|\\.)*")|(?P<plain>[^\n#}]*))')
 _TOKEN = re.compile(
     r'[ \t\r]*(?:(?P<comment>#[^\n]*)|(?P<open>\{)|(?P<close>\})|(?P<quoted>"(?:[^"\\\n]|\\.)*")'
     r'|(?P<word>[^\s{}=#"]+)|(?P<assign>=)|(?P<newline>\n))'
@@ -88,11 +89,8 @@ def parse_settings(text: str) -> Section:
             stack[-1][value] = section
             stack.append(section)
         elif follow == "assign":
-            words = []
-            while index < len(tokens) and tokens[index][0] == "word":
-                words.append(tokens[index][1])
-                index += 1
-            stack[-1][value] = " ".join(words)
+            stack[-1][value] = tokens[index][1]
+            index += 1
         elif value == "include":
             raise SettingsError(f"line {line}: include is not supported; put it in one file")
         else:
@@ -118,8 +116,17 @@ def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
             line += 1
         elif kind == "quoted":
             yield "word", re.sub(r"\\(.)", r"\1", match.group(kind)[1:-1]), line
-        elif kind in ("word", "open", "close", "assign"):
+        elif kind in ("word", "open", "close"):
             yield kind, match.group(kind) if kind == "word" else "", line
+        elif kind == "assign":
+            # The value runs to the end of the line, a comment or a closing brace.
+            yield "assign", "", line
+            value = _VALUE.match(text, offset)
+            assert value is not None  # the pattern matches the empty string too
+            offset = value.end()
+            quoted = value.group("quoted")
+            text_value = re.sub(r"\\(.)", r"\1", quoted[1:-1]) if quoted else value.group("plain")
+            yield "value", text_value.strip(), line
 
 
 def _decode_secret(value: str) -> str:
@@ -147,7 +154,7 @@ def _secrets(root: Section) -> list[tuple[str, set[str], str]]:
     return found
 
 
-def _groups(proposals: str) -> tuple[int, ...] | None:
+def proposal_groups(proposals: str) -> tuple[int, ...] | None:
     """The groups named in ``proposals`` that vpnwatch offers; None for the defaults."""
     names = [part for proposal in proposals.split(",") for part in proposal.strip().split("-")]
     if names == ["default"] or not proposals.strip():
@@ -221,7 +228,7 @@ def _connection(base: Path, name: str, body: Section, root: Section) -> dict[str
         "host": addresses[0].strip("%"),
         "port": int(str(body.get("remote_port", DEFAULT_PORT))),
     }
-    if groups := _groups(str(body.get("proposals", "default"))):
+    if groups := proposal_groups(str(body.get("proposals", "default"))):
         fields["groups"] = groups
     local_auth = str(local.get("auth", "pubkey"))
     remote_auth = str(remote.get("auth", "pubkey"))
