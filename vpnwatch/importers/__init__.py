@@ -1,21 +1,19 @@
 """Importers: files users already hold → Target models.
 
-The format is chosen by the file's suffix; see :data:`IMPORTERS`.
+The format is chosen by the file's suffix; see :data:`IMPORTERS`. Each importer module is imported
+only when a file of its kind is read, so checking one wg-quick file does not pay for OpenVPN's
+certificate handling.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from vpnwatch.errors import ConfigError
 from vpnwatch.files import UnreadableFile, read_text
-from vpnwatch.importers.bridgeline import load_bridge_lines
-from vpnwatch.importers.ovpn import load_ovpn
-from vpnwatch.importers.sswan import load_sswan
-from vpnwatch.importers.swanctl import is_swanctl, load_swanctl
-from vpnwatch.importers.wgquick import load_wgquick
 from vpnwatch.targets.base import TargetBase
 
 
@@ -33,23 +31,51 @@ DEFAULT_OPTIONS = ImportOptions()
 Importer = Callable[[Path, ImportOptions], Sequence[TargetBase]]
 
 
-def _load_conf(path: Path, options: ImportOptions) -> Sequence[TargetBase]:
+#: A swanctl.conf, unlike a wg-quick file, has a ``connections { … }`` section.
+_SWANCTL = re.compile(r"^\s*connections\s*\{", re.MULTILINE)
+
+
+def _conf(path: Path, _: ImportOptions) -> Sequence[TargetBase]:
     """``.conf`` is wg-quick's and strongSwan's (swanctl.conf): the content says which."""
     try:
-        swanctl = is_swanctl(read_text(path))
+        swanctl = _SWANCTL.search(read_text(path)) is not None
     except UnreadableFile:
         swanctl = False  # the importer reports it
-    return load_swanctl(path) if swanctl else load_wgquick(path)
+    if swanctl:
+        from vpnwatch.importers.swanctl import load_swanctl
+
+        return load_swanctl(path)
+    from vpnwatch.importers.wgquick import load_wgquick
+
+    return load_wgquick(path)
+
+
+def _ovpn(path: Path, options: ImportOptions) -> Sequence[TargetBase]:
+    from vpnwatch.importers.ovpn import load_ovpn
+
+    return load_ovpn(path, auth_user_pass=options.auth_user_pass)
+
+
+def _sswan(path: Path, options: ImportOptions) -> Sequence[TargetBase]:
+    from vpnwatch.importers.sswan import load_sswan
+
+    return load_sswan(path, options.auth_user_pass)
+
+
+def _bridge_lines(path: Path, _: ImportOptions) -> Sequence[TargetBase]:
+    from vpnwatch.importers.bridgeline import load_bridge_lines
+
+    return load_bridge_lines(path)
 
 
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
-    ".conf": _load_conf,
-    ".ovpn": lambda path, options: load_ovpn(path, auth_user_pass=options.auth_user_pass),
-    ".sswan": lambda path, options: load_sswan(path, options.auth_user_pass),
-    ".bridges": lambda path, _: load_bridge_lines(path),
+    ".conf": _conf,
+    ".ovpn": _ovpn,
+    ".sswan": _sswan,
+    ".bridges": _bridge_lines,
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
-    ".txt": lambda path, _: load_bridge_lines(path),
+    ".txt": _bridge_lines,
 }
 
 

@@ -301,8 +301,3 @@ def load_swanctl(path: Path) -> list[IKEv2Target]:
         except ValueError as exc:
             raise ConfigError(str(exc), source=path, where=where) from None
     return targets
-
-
-def is_swanctl(text: str) -> bool:
-    """Whether a ``.conf`` file is a swanctl.conf rather than a wg-quick one."""
-    return re.search(r"^\s*connections\s*\{", text, re.MULTILINE) is not None

@@ -1,26 +1,14 @@
-"""Protocol name → probe: the one place a new protocol is registered for the scheduler.
-
-Each entry names the module and :class:`~vpnwatch.probes.driver.ProbeSpec` of a protocol; the
-module is imported the first time a target of that protocol is probed. ``vpnwatch check`` of one
-WireGuard file then pays nothing for OpenVPN's TLS, obfs4's Elligator or dnspython.
-"""
+"""Protocol name → probe, built from :data:`vpnwatch.registry.PROTOCOLS` on first use."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, MutableMapping
 
 from vpnwatch.probes import Probe
+from vpnwatch.registry import PROTOCOLS, load
 
 #: Protocol name → "module:SPEC".
-SPECS = {
-    "wireguard": "vpnwatch.probes.wireguard:WIREGUARD",
-    "openvpn": "vpnwatch.probes.openvpn:OPENVPN",
-    "obfs4": "vpnwatch.probes.obfs4:OBFS4",
-    "tcp": "vpnwatch.probes.control:TCP",
-    "tls": "vpnwatch.probes.control:TLS",
-    "dns": "vpnwatch.probes.control:DNS",
-}
+SPECS = {name: registration.spec for name, registration in PROTOCOLS.items()}
 
 
 class ProbeRegistry(MutableMapping[str, Probe]):
@@ -32,8 +20,7 @@ class ProbeRegistry(MutableMapping[str, Probe]):
 
     def __getitem__(self, name: str) -> Probe:
         if name not in self._probes:
-            module, _, attribute = self._specs[name].partition(":")
-            self._probes[name] = getattr(importlib.import_module(module), attribute).probe()
+            self._probes[name] = load(self._specs[name]).probe()
         return self._probes[name]
 
     def __setitem__(self, name: str, probe: Probe) -> None:
