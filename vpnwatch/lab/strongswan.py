@@ -11,7 +11,7 @@ address the probe uses, so both read the same swanctl.conf.
 
 The gateway serves three setups, chosen by the client's identity: a pre-shared key, certificates
 on both sides, and EAP-MSCHAPv2 with a gateway certificate. Clients get inner addresses from
-198.19.<slot>.160/28, and the address behind the gateway that answers ping is 198.19.<slot>.200;
+198.19.<slot>.128/26, and the address behind the gateway that answers ping is 198.19.<slot>.200;
 this host gets an ``unreachable`` route for 198.19.<slot>.128/25 while the lab stands, so that
 nothing addressed there can leave by the default route.
 """
@@ -258,7 +258,7 @@ class CharonGateway:
             | {"local": by_cert, "remote": {"auth": "eap-mschapv2", "eap_id": "%any"}},
         }
         body = _settings("connections", connections) + "\n"
-        body += _settings("pools", {"probes": {"addrs": f"{prefix}.160/28"}}) + "\n"
+        body += _settings("pools", {"probes": {"addrs": f"{prefix}.128/26"}}) + "\n"
         body += _settings("secrets", {
             "ike-psk": {"id-gw": GATEWAY_ID, "id-probe": PSK_ID, "secret": f'"{self.psk}"'},
             "eap-probe": {"id": EAP_USER, "secret": f'"{self.eap_password}"'},
