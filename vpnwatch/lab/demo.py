@@ -1,9 +1,10 @@
 """``vpnwatch demo``: the monitor on an embedded default — the lab's real servers.
 
-It builds a lab namespace with real VPN servers (wireguard-go, OpenVPN 2.6, obfs4proxy) and control
-endpoints (openssl, dnsmasq), writes the files a user would hold for them (wg-quick ``.conf``,
-``.ovpn``, a bridge line, a vpnwatch YAML), and runs the monitor against them, so a newcomer sees
-real handshakes, a real failure, and /metrics, with one command.
+It builds a lab namespace with real VPN servers (wireguard-go, OpenVPN 2.6, obfs4proxy, strongSwan's
+charon) and control endpoints (openssl, dnsmasq), writes the files a user would hold for them
+(wg-quick ``.conf``, ``.ovpn``, a bridge line, a swanctl.conf, a vpnwatch YAML), and runs the
+monitor against them, so a newcomer sees real handshakes, a real failure, and /metrics, with one
+command.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from vpnwatch.lab.controls import LAB_NAME, ControlEndpoints, start_controls
 from vpnwatch.lab.netns import LabError, Namespace
 from vpnwatch.lab.obfs4 import Obfs4Server
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant
+from vpnwatch.lab.strongswan import CharonGateway
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer, generate_preshared_key
 
 OPENVPN_VARIANTS = (
@@ -35,7 +37,12 @@ def demo_lab(directory: Path, *, interval: float) -> Iterator[Path]:
     if os.geteuid() != 0:
         raise ConfigError("the demo builds a network namespace: run it as root")
     try:
-        with Namespace() as ns, WireGuardServer(ns) as wireguard, Obfs4Server(ns) as bridge:
+        with (
+            Namespace() as ns,
+            WireGuardServer(ns) as wireguard,
+            Obfs4Server(ns) as bridge,
+            CharonGateway(ns) as ikev2,
+        ):
             openvpn = OpenVPNLab(ns, _subdirectory(directory, "openvpn-server"))
             openvpn.start(OPENVPN_VARIANTS)
             files = _wireguard_files(wireguard) | _openvpn_files(openvpn, directory)
@@ -47,6 +54,7 @@ def demo_lab(directory: Path, *, interval: float) -> Iterator[Path]:
                 path.chmod(0o600)
             controls = start_controls(ns, _subdirectory(directory, "controls"))
             config = _config(files, controls, interval)
+            config["targets"].insert(len(files), _ikev2_target(ikev2, directory))
             path = directory / "vpnwatch.yml"
             path.write_text(yaml.safe_dump(config, sort_keys=False))
             yield path
@@ -79,6 +87,17 @@ def _openvpn_files(lab: OpenVPNLab, directory: Path) -> dict[str, str]:
         path = lab.write_client_file(server, directory / f"ovpn-{name}.ovpn")
         files[path.name] = path.read_text()
     return files
+
+
+def _ikev2_target(gateway: CharonGateway, directory: Path) -> dict[str, Any]:
+    """An EAP-MSCHAPv2 road warrior's swanctl.conf, pinging the address behind the gateway."""
+    files = gateway.client_conf(_subdirectory(directory, "ikev2-eap"), "eap")
+    return {
+        "from": str(files.path.relative_to(directory)),
+        "name": "ikev2-eap",
+        "echo": gateway.echo_address,
+        "labels": {"site": "lab", "provider": "lab"},
+    }
 
 
 def _config(files: dict[str, str], controls: ControlEndpoints, interval: float) -> dict[str, Any]:
