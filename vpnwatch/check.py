@@ -1,8 +1,13 @@
 """``vpnwatch check``: probe every target once, at most ``concurrency`` at a time, and print each
 result as it arrives, as a table or JSON lines.
 
-Exit status: 0 all ok, 1 some probe failed, 3 nothing failed but some probe could not be carried
-out on this host (a local error), so the answer is incomplete.
+A target whose file says enough to test its tunnel (a wg-quick ``Address`` and the server's tunnel
+address) gets a tunnel test instead of a bare handshake, unless ``tunnel=False``: whoever runs
+``check`` wants to know whether the VPN carries traffic, not only whether it answers.
+
+Exit status: 0 all ok (degraded tunnels included: they work, slowly), 1 some probe failed, 3
+nothing failed but some probe could not be carried out on this host (a local error), so the answer
+is incomplete.
 """
 
 from __future__ import annotations
@@ -21,19 +26,22 @@ from vpnwatch.limits import probe_capacity
 from vpnwatch.printable import printable
 from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
+from vpnwatch.quality import TunnelPlan
 from vpnwatch.records import error_record, result_record
 from vpnwatch.result import LocalError, LocalReason, Result
 from vpnwatch.targets.base import TargetBase
 
 
-def check_all(config: Config, *, as_json: bool) -> int:
+def check_all(config: Config, *, as_json: bool, tunnel: bool = True) -> int:
     """Probe every target of ``config`` once, print each result as it ends; the exit status."""
-    targets = [(job.target, job.timeout) for job in config.jobs]
+    targets = [(job.target, job.timeout, job.tunnel if tunnel else None) for job in config.jobs]
     output: _Output = JsonOutput() if as_json else TableOutput(targets)
     concurrency = probe_capacity(config.settings.concurrency)
     tally = asyncio.run(_probe_all(targets, concurrency, output))
     print(
-        f"vpnwatch: {len(targets)} targets: {tally['ok']} ok, {tally['failed']} failed"
+        f"vpnwatch: {len(targets)} targets: {tally['ok']} ok"
+        + (f", {tally['degraded']} degraded" if tally["degraded"] else "")
+        + f", {tally['failed']} failed"
         + (f", {tally['error']} could not be probed here" if tally["error"] else ""),
         file=sys.stderr,
     )
@@ -45,17 +53,20 @@ def check_all(config: Config, *, as_json: bool) -> int:
 Outcome = Result | LocalError
 
 
-async def _probe_all(
-    targets: Sequence[tuple[TargetBase, float]], concurrency: int, output: _Output
-) -> Counter[str]:
+Checked = tuple[TargetBase, float, TunnelPlan | None]
+
+
+async def _probe_all(targets: Sequence[Checked], concurrency: int, output: _Output) -> Counter[str]:
     """Probe every target, at most ``concurrency`` at once, printing each as it ends."""
     limit = asyncio.Semaphore(concurrency)
-    tally: Counter[str] = Counter({"ok": 0, "failed": 0, "error": 0})
+    tally: Counter[str] = Counter({"ok": 0, "degraded": 0, "failed": 0, "error": 0})
 
-    async def probe(target: TargetBase, timeout: float) -> None:
+    async def probe(target: TargetBase, timeout: float, tunnel: TunnelPlan | None) -> None:
+        if tunnel is not None:
+            timeout = tunnel.timeout
         async with limit:
             try:
-                outcome: Outcome = await run_probe(PROBES[target.protocol], target, timeout)
+                outcome: Outcome = await run_probe(PROBES[target.protocol], target, timeout, tunnel)
             except LocalError as exc:
                 outcome = exc
             except Exception as exc:  # a bug in vpnwatch: say so, keep probing the others
@@ -63,13 +74,21 @@ async def _probe_all(
                     "probe of %s raised (a bug in vpnwatch)", target.name, exc_info=exc
                 )
                 outcome = LocalError(LocalReason.INTERNAL, "the probe raised (a bug in vpnwatch)")
-        tally["error" if isinstance(outcome, LocalError) else "ok" if outcome.ok else "failed"] += 1
+        tally[_outcome_name(outcome)] += 1
         output.show(target, outcome)
 
     async with asyncio.TaskGroup() as group:
-        for target, timeout in targets:
-            group.create_task(probe(target, timeout))
+        for target, timeout, tunnel in targets:
+            group.create_task(probe(target, timeout, tunnel))
     return tally
+
+
+def _outcome_name(outcome: Outcome) -> str:
+    if isinstance(outcome, LocalError):
+        return "error"
+    if not outcome.ok:
+        return "failed"
+    return "degraded" if outcome.degraded else "ok"
 
 
 class _Output(Protocol):
@@ -96,25 +115,29 @@ class TableOutput:
     """
 
     _HEADER = ("TARGET", "PROTOCOL", "ENDPOINT", "RESULT", "FAILURE", "STAGE", "TIME")
-    #: Widest values of the columns that depend on the outcome, not the target.
+    #: Widest values of the columns that depend on the outcome, not the target (RESULT is
+    #: wider, for DEGRADED, when some target gets a tunnel test).
     _OUTCOME_WIDTHS = (6, 16, 9, 10)
 
-    def __init__(self, targets: Sequence[tuple[TargetBase, float]]) -> None:
+    def __init__(self, targets: Sequence[Checked]) -> None:
         self._widths = [
             max([len(header), *(len(printable(value)) for value in values)])
             for header, values in zip(
                 self._HEADER,
                 (
-                    [t.name for t, _ in targets],
-                    [t.protocol for t, _ in targets],
-                    [t.endpoint for t, _ in targets],
+                    [t.name for t, *_ in targets],
+                    [t.protocol for t, *_ in targets],
+                    [t.endpoint for t, *_ in targets],
                 ),
                 strict=False,
             )
         ]
+        outcome_widths = list(self._OUTCOME_WIDTHS)
+        if any(tunnel is not None for *_, tunnel in targets):
+            outcome_widths[0] = len("DEGRADED")
         self._widths += [
             max(len(header), width)
-            for header, width in zip(self._HEADER[3:], self._OUTCOME_WIDTHS, strict=False)
+            for header, width in zip(self._HEADER[3:], outcome_widths, strict=False)
         ]
         self._print(self._HEADER)
 
@@ -128,10 +151,12 @@ class TableOutput:
             )
             return
         failure = str(outcome.failure or "-")
-        result = "ok" if outcome.ok else "FAILED"
+        result = {"ok": "ok", "degraded": "DEGRADED", "failed": "FAILED"}[_outcome_name(outcome)]
+        if outcome.degraded:
+            failure = ",".join(outcome.degraded)
         stage, took = outcome.stage or "-", f"{outcome.duration * 1000:.1f} ms"
         self._print((target.name, target.protocol, target.endpoint, result, failure, stage, took))
-        if outcome.detail and not outcome.ok:
+        if outcome.detail and (not outcome.ok or outcome.tunnel is not None):
             print(printable(f"  {target.name}: {outcome.detail}"), flush=True)
 
     def _print(self, row: Sequence[str]) -> None:

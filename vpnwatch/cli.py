@@ -102,6 +102,12 @@ def _parser(load: Collection[str] = DELEGATED) -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="probe every target once and print the results")
     _add_target_arguments(check)
     check.add_argument("--json", action="store_true", help="one JSON object per line per target")
+    check.add_argument(
+        "--no-tunnel",
+        dest="tunnel",
+        action="store_false",
+        help="handshakes only: do not test tunnels, even where the file says enough to",
+    )
     check.set_defaults(func=_check)
 
     run = commands.add_parser("run", help="probe targets on their schedule and serve /metrics")
@@ -291,7 +297,7 @@ def _shard(text: str) -> Shard:
 def _check(args: argparse.Namespace) -> int:
     from vpnwatch.check import check_all
 
-    return check_all(_load(args), as_json=args.json)
+    return check_all(_load(args), as_json=args.json, tunnel=args.tunnel)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
 from vpnwatch.jobs import Job
+from vpnwatch.quality import TunnelPlan, overridden
 from vpnwatch.registry import PROTOCOLS, target_model
 from vpnwatch.targets.base import MAX_INTERVAL, MAX_TIMEOUT, Seconds, TargetBase
 
@@ -45,6 +46,21 @@ class EvidenceSettings(BaseModel):
     snaplen: Annotated[int, Field(ge=64, le=65535)] = 2048
 
 
+class SiteSettings(BaseModel):
+    """``settings.sites.<site>``: what differs for the targets whose ``site`` label is this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Overrides of ``settings.tunnel`` (thresholds, mostly: a satellite site's RTT is long).
+    tunnel: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tunnel")
+    @classmethod
+    def _overrides_validate(cls, tunnel: dict[str, Any]) -> dict[str, Any]:
+        overridden(TunnelPlan(), tunnel)
+        return tunnel
+
+
 class Settings(BaseModel):
     """Global settings; every one can be overridden from the command line."""
 
@@ -57,6 +73,10 @@ class Settings(BaseModel):
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     #: Keep packet captures of failed probes (needs CAP_NET_RAW and the ``capture`` extra).
     evidence: EvidenceSettings | None = None
+    #: Tunnel tests of every target that says enough to run them: schedule, size, thresholds.
+    tunnel: TunnelPlan = TunnelPlan()
+    #: Per site (the ``site`` label): overrides.
+    sites: dict[str, SiteSettings] = Field(default_factory=dict)
 
     @field_validator("listen")
     @classmethod
@@ -252,5 +272,23 @@ def _jobs(found: Iterable[tuple[TargetBase, str]], settings: Settings) -> list[J
                 f" ({interval:g} s)",
                 where=source,
             )
-        jobs[target.name] = Job(target, interval, timeout, source)
+        jobs[target.name] = Job(
+            target, interval, timeout, source, _tunnel_plan(target, settings, source)
+        )
     return list(jobs.values())
+
+
+def _tunnel_plan(target: TargetBase, settings: Settings, source: str) -> TunnelPlan | None:
+    """The target's tunnel plan: settings, then its site's overrides, then its own."""
+    if target.tunnel is False or not target.tunnel_ready:
+        return None
+    site = settings.sites.get(target.labels.get("site", ""))
+    layers = [site.tunnel if site is not None else {}]
+    if isinstance(target.tunnel, dict):
+        layers.append(target.tunnel)
+    try:
+        return overridden(settings.tunnel, *layers)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"target {target.name!r}: tunnel: {describe_validation_error(exc)}", where=source
+        ) from None

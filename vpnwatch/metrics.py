@@ -6,6 +6,10 @@ lines are written once after each of its results and reused by the scrapes until
 (:mod:`vpnwatch.exposition` says why). Every series of a family carries the same label names: a
 target lacking one of the user labels another target sets gets an empty value, as Prometheus treats
 a missing label.
+
+A tunnel test's Result (one that carries a :class:`~vpnwatch.result.TunnelQuality`) feeds the
+``vpnwatch_tunnel_*`` families, not the handshake ones: a censor that drops only data leaves the
+handshake metrics as they were, and the tunnel's own say what it did. The verdict takes both.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 from vpnwatch import __version__
 from vpnwatch.exposition import Family, Format, Kind, histogram, label_value, labels, sample
 from vpnwatch.jobs import Job
-from vpnwatch.result import LocalReason, Result
+from vpnwatch.result import Degradation, LocalReason, Result
 from vpnwatch.verdict import Verdict, judge
 
 #: Resolve handshakes from 1 ms (loopback, a LAN) to 10 s (a throttled path on another continent).
@@ -30,6 +34,12 @@ DURATION_BUCKETS: tuple[float, ...] = (
 LATENESS_BUCKETS: tuple[float, ...] = (
     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0,
 )  # fmt: skip
+#: Round trips through a tunnel: from a LAN to a throttled, buffer-bloated path.
+RTT_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+#: The phases of a tunnel test (a label of the echo counters).
+PHASES = ("train", "burst", "hold")
 #: How many recent outcomes /api/targets computes its success ratio over.
 RECENT = 100
 
@@ -75,6 +85,53 @@ CERTIFICATE_EXPIRY = Family(
 TARGET_INFO = Family(
     "vpnwatch_target", Kind.INFO, "Configured targets, with their endpoint and transport."
 )
+TUNNEL_TESTS = Family(
+    "vpnwatch_tunnel_tests",
+    Kind.COUNTER,
+    "Tunnel tests that reached the tunnel (a verified handshake, then echoes sent).",
+)
+TUNNEL_SUCCESS = Family(
+    "vpnwatch_tunnel_success",
+    Kind.GAUGE,
+    "Whether the last tunnel test carried traffic (1) or nothing came back (0).",
+)
+TUNNEL_ECHOES_SENT = Family(
+    "vpnwatch_tunnel_echoes_sent",
+    Kind.COUNTER,
+    "Echoes sent through the tunnel, by phase (train: loss and RTT; burst: goodput; hold).",
+)
+TUNNEL_ECHOES_RECEIVED = Family(
+    "vpnwatch_tunnel_echoes_received",
+    Kind.COUNTER,
+    "Echo replies that came back through the tunnel and verified, by phase.",
+)
+TUNNEL_RTT = Family(
+    "vpnwatch_tunnel_rtt_seconds",
+    Kind.HISTOGRAM,
+    "Round trip of each answered echo of the train, through the tunnel.",
+    "seconds",
+)
+TUNNEL_GOODPUT = Family(
+    "vpnwatch_tunnel_goodput_bytes_per_second",
+    Kind.GAUGE,
+    "Bytes per second the last tunnel test's burst came back at.",
+)
+TUNNEL_HELD = Family(
+    "vpnwatch_tunnel_held_seconds",
+    Kind.GAUGE,
+    "How long the last tunnel test's session carried traffic (to its last reply).",
+    "seconds",
+)
+TUNNEL_CUTS = Family(
+    "vpnwatch_tunnel_cuts",
+    Kind.COUNTER,
+    "Tunnel tests whose session was cut: it stopped carrying traffic before the hold ended.",
+)
+TUNNEL_DEGRADED = Family(
+    "vpnwatch_tunnel_degraded",
+    Kind.GAUGE,
+    "Why the last tunnel test found the tunnel degraded: 1 for each reason that applies.",
+)
 #: The families each target writes its lines of, in the exposition's order.
 TARGET_FAMILIES = (
     PROBES,
@@ -86,11 +143,20 @@ TARGET_FAMILIES = (
     LAST_SUCCESS,
     CERTIFICATE_EXPIRY,
     TARGET_INFO,
+    TUNNEL_TESTS,
+    TUNNEL_SUCCESS,
+    TUNNEL_ECHOES_SENT,
+    TUNNEL_ECHOES_RECEIVED,
+    TUNNEL_RTT,
+    TUNNEL_GOODPUT,
+    TUNNEL_HELD,
+    TUNNEL_CUTS,
+    TUNNEL_DEGRADED,
 )
 VERDICTS = Family(
     "vpnwatch_verdict",
     Kind.STATESET,
-    "The target's state judged against its site's controls: ok, failing or offline.",
+    "The target's state judged against its site's controls: ok, degraded, failing or offline.",
 )
 RELOAD_OK = Family(
     "vpnwatch_config_last_reload_successful",
@@ -139,6 +205,29 @@ class Buckets:
 
 
 @dataclass
+class TunnelStats:
+    """What the tunnel tests of one target found since it was (re)configured."""
+
+    tests: int = 0
+    cuts: int = 0
+    sent: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(PHASES, 0)))
+    received: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(PHASES, 0)))
+    rtts: Buckets = field(default_factory=lambda: Buckets(RTT_BUCKETS))
+    last: Result | None = None
+
+    def observe(self, result: Result) -> None:
+        quality = result.tunnel
+        assert quality is not None
+        self.tests += 1
+        self.cuts += quality.cut
+        self.sent.update(dict(quality.sent))
+        self.received.update(dict(quality.received))
+        for rtt in quality.rtts:
+            self.rtts.observe(rtt)
+        self.last = result
+
+
+@dataclass
 class TargetStats:
     """What has been observed of one target since it was (re)configured."""
 
@@ -152,11 +241,15 @@ class TargetStats:
     probe_durations: Buckets = field(default_factory=lambda: Buckets(DURATION_BUCKETS))
     stage_durations: dict[str, Buckets] = field(default_factory=dict)
     certificate_not_after: float | None = None
+    tunnel: TunnelStats = field(default_factory=TunnelStats)
     #: Its labels and its sample lines of each target family, as last written; None: to rewrite.
     written: tuple[str, tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
 
     def observe(self, result: Result, wall_time: float) -> None:
         self.written = None
+        if result.tunnel is not None:
+            self.tunnel.observe(result)
+            return
         self.probes += 1
         self.last = result
         self.recent.append(result.ok)
@@ -175,6 +268,18 @@ class TargetStats:
     @property
     def success_ratio(self) -> float | None:
         return sum(self.recent) / len(self.recent) if self.recent else None
+
+    @property
+    def working(self) -> bool | None:
+        """Whether the last probe and the last tunnel test both succeeded; None before any."""
+        if self.last is None:
+            return None
+        tunnel = self.tunnel.last
+        return self.last.ok and (tunnel is None or tunnel.ok)
+
+    @property
+    def degraded(self) -> bool:
+        return self.tunnel.last is not None and bool(self.tunnel.last.degraded)
 
 
 def stage_times(stages: Iterable[tuple[str, float]]) -> Iterator[tuple[str, float]]:
@@ -215,6 +320,37 @@ def _target_lines(stats: TargetStats, inside: str) -> tuple[str, ...]:
         if s.certificate_not_after is not None
         else "",
         sample(TARGET_INFO.sample, f"{inside},{info}", 1),
+        *_tunnel_lines(s.tunnel, inside),
+    )
+
+
+def _tunnel_lines(tunnel: TunnelStats, inside: str) -> tuple[str, ...]:
+    """The target's samples of the tunnel families; nothing before its first tunnel test."""
+    last = tunnel.last
+    if last is None or last.tunnel is None:
+        return ("",) * 9
+    quality = last.tunnel
+
+    def per_phase(family: Family, counts: Counter[str]) -> str:
+        return "".join(
+            sample(family.sample, f'{inside},phase="{phase}"', counts[phase]) for phase in PHASES
+        )
+
+    degraded = "".join(
+        sample(TUNNEL_DEGRADED.sample, f'{inside},reason="{reason.value}"', reason in last.degraded)
+        for reason in Degradation
+    )
+    goodput = quality.goodput
+    return (
+        sample(TUNNEL_TESTS.sample, inside, tunnel.tests),
+        sample(TUNNEL_SUCCESS.sample, inside, last.ok),
+        per_phase(TUNNEL_ECHOES_SENT, tunnel.sent),
+        per_phase(TUNNEL_ECHOES_RECEIVED, tunnel.received),
+        histogram(TUNNEL_RTT.name, inside, *tunnel.rtts.exposed()),
+        sample(TUNNEL_GOODPUT.sample, inside, goodput) if goodput is not None else "",
+        sample(TUNNEL_HELD.sample, inside, quality.held_seconds),
+        sample(TUNNEL_CUTS.sample, inside, tunnel.cuts),
+        degraded,
     )
 
 
@@ -278,9 +414,11 @@ class Metrics:
         controls = _controls_by_site(stats)
         for s, (inside, _) in zip(stats, written, strict=True):
             target = s.job.target
-            if s.last is None or target.role != "target":
+            working = s.working
+            if working is None or target.role != "target":
                 continue
-            verdict = judge(s.last.ok, controls.get(target.labels.get("site", ""), ()))
+            site = controls.get(target.labels.get("site", ""), ())
+            verdict = judge(working, site, s.degraded)
             parts.extend(
                 sample(VERDICTS.name, f'{inside},{VERDICTS.name}="{state.value}"', state is verdict)
                 for state in Verdict

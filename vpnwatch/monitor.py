@@ -136,10 +136,15 @@ class Monitor:
     def _on_result(self, job: Job, result: Result) -> None:
         """Hand the result to every sink; one sink's bug costs neither the others nor the loop."""
         stats = self.metrics.targets.get(job.name)
-        previous = stats.last if stats is not None else None
+        if result.tunnel is not None:
+            previous = stats.tunnel.last if stats is not None else None
+            log_it = lambda: _log_tunnel_transition(job, previous, result)  # noqa: E731
+        else:
+            previous = stats.last if stats is not None else None
+            log_it = lambda: self._log_transition(job, previous, result)  # noqa: E731
         sinks: tuple[Callable[[], None], ...] = (
             lambda: self.metrics.observe(job, result),
-            lambda: self._log_transition(job, previous, result),
+            log_it,
         )
         for sink in sinks:
             try:
@@ -196,6 +201,32 @@ class Monitor:
             log.error("probe of %s raised (a bug in vpnwatch)", job.name, exc_info=exc)
         else:
             log.debug("probe of %s raised again: %r", job.name, exc)
+
+
+def _tunnel_state(result: Result) -> str:
+    if not result.ok:
+        return f"failing ({result.failure} at {result.stage})"
+    if result.degraded:
+        return f"degraded ({', '.join(result.degraded)})"
+    return "ok"
+
+
+def _log_tunnel_transition(job: Job, previous: Result | None, result: Result) -> None:
+    """One line when a target's tunnel changes state (ok, degraded and why, failing)."""
+    state = _tunnel_state(result)
+    if previous is not None and _tunnel_state(previous) == state:
+        return
+    was = "first tunnel test" if previous is None else f"tunnel {_tunnel_state(previous)} →"
+    level = logging.INFO if state == "ok" else logging.WARNING
+    log.log(
+        level,
+        "target %s %s %s: %s",
+        job.name,
+        was,
+        state,
+        result.detail,
+        extra={"target": job.name, "protocol": job.target.protocol, "tunnel": state},
+    )
 
 
 def _format_listen(host: str, port: int) -> str:

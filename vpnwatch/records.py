@@ -22,6 +22,29 @@ def result_record(target: TargetBase, result: Result) -> dict[str, Any]:
         "duration_seconds": round(result.duration, 6),
         "detail": result.detail,
         "certificate_not_after": result.certificate_not_after,
+        **({"tunnel": tunnel_record(result)} if result.tunnel is not None else {}),
+    }
+
+
+def tunnel_record(result: Result) -> dict[str, Any]:
+    """What a tunnel test measured, and why it is degraded (rounded: these are measurements)."""
+    quality = result.tunnel
+    assert quality is not None
+
+    def rounded(value: float | None, digits: int = 6) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return {
+        "degraded": [reason.value for reason in result.degraded],
+        "echoes_sent": quality.train_sent,
+        "echoes_received": quality.train_received,
+        "loss": rounded(quality.loss),
+        "rtt_median_seconds": rounded(quality.rtt_median),
+        "jitter_seconds": rounded(quality.jitter),
+        "goodput_bytes_per_second": rounded(quality.goodput, 1),
+        "held_seconds": rounded(quality.held_seconds, 3),
+        "held_bytes": quality.held_bytes,
+        "cut": quality.cut,
     }
 
 

@@ -27,6 +27,72 @@ class Failure(StrEnum):
     PROTOCOL = "protocol"  # the peer answered with something malformed or unexpected
 
 
+class Degradation(StrEnum):
+    """Why a tunnel that carries traffic is ``degraded``: a closed set, like :class:`Failure`.
+
+    A tunnel that carries nothing at all is not degraded but failed (``timeout`` in ``data``).
+    These names are a public contract too: JSON output, metric labels and reports carry them.
+    """
+
+    LOSS = "loss"  # more echoes of the train were lost than the threshold allows
+    RTT = "rtt"  # the train's median round trip is above the threshold
+    JITTER = "jitter"  # round trips vary more from one echo to the next than the threshold
+    GOODPUT = "goodput"  # the burst came through slower than the threshold
+    CUT = "cut"  # the session stopped carrying traffic before the hold was over
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelQuality:
+    """What one tunnel test measured, in three phases (see :mod:`vpnwatch.protocols.tunnel`).
+
+    - the **train**: ``train_sent`` small echoes, spaced out; ``rtts`` holds the round trip of
+      each answered one, in the order sent (loss, RTT and jitter come from it);
+    - the **burst**: ``burst_bytes`` of echoes sent back to back, lost ones sent again, until
+      all came back or the phase's time ran out; ``goodput`` is the bytes delivered per second
+      (None when no burst was planned);
+    - the **hold**: echoes paced over the hold's seconds or bytes; ``cut`` when the session
+      stopped answering for good before the end, ``held_seconds``/``held_bytes`` how long and how
+      much it carried (from the first echo sent to the last reply).
+
+    ``sent``/``received`` count echoes per phase (retransmissions included) and ``bytes_sent``/
+    ``bytes_received`` the inner IP bytes, for counters.
+    """
+
+    train_sent: int
+    train_received: int
+    rtts: tuple[float, ...]
+    goodput: float | None
+    held_seconds: float
+    held_bytes: int
+    cut: bool
+    sent: tuple[tuple[str, int], ...] = ()
+    received: tuple[tuple[str, int], ...] = ()
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+    @property
+    def loss(self) -> float | None:
+        """The share of the train's echoes that never came back (None for an empty train)."""
+        return 1 - self.train_received / self.train_sent if self.train_sent else None
+
+    @property
+    def rtt_median(self) -> float | None:
+        if not self.rtts:
+            return None
+        ordered = sorted(self.rtts)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+    @property
+    def jitter(self) -> float | None:
+        """Mean absolute difference of consecutive round trips (RFC 3550's interarrival jitter,
+        without its smoothing); None with fewer than two."""
+        if len(self.rtts) < 2:
+            return None
+        steps = [abs(b - a) for a, b in zip(self.rtts, self.rtts[1:], strict=False)]
+        return sum(steps) / len(steps)
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """What one probe of one target found.
@@ -47,10 +113,17 @@ class Result:
     duration: float
     detail: str = ""
     certificate_not_after: float | None = None
+    #: Set by a tunnel test (None for a handshake probe), also when it failed: echoes were sent.
+    tunnel: TunnelQuality | None = None
+    #: Why a tunnel that works is degraded, judged against the target's thresholds; empty when
+    #: it is not (and always for failed probes and handshake probes).
+    degraded: tuple[Degradation, ...] = ()
 
     def __post_init__(self) -> None:
         if self.ok != (self.failure is None):
             raise ValueError("a Result is ok exactly when it carries no failure")
+        if self.degraded and not self.ok:
+            raise ValueError("only a Result that is ok can be degraded")
 
 
 class LocalReason(StrEnum):
@@ -99,6 +172,8 @@ class Timeline:
     stages: list[tuple[str, float]] = field(init=False, default_factory=list)
     #: Until when the server certificate the probe verified is valid (Unix time), if it saw one.
     certificate_not_after: float | None = field(init=False, default=None)
+    #: What the tunnel test measured, if this probe was one.
+    tunnel: TunnelQuality | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -137,4 +212,5 @@ class Timeline:
             duration=self.elapsed(),
             detail=detail,
             certificate_not_after=self.certificate_not_after,
+            tunnel=self.tunnel,
         )

@@ -8,12 +8,19 @@ timeout is cut off; a probe that could not run on this host (a :class:`LocalErro
 either way no Result is made and the target keeps its schedule.
 ``on_start`` hears how late each probe started against its due time: a monitor that cannot keep
 up (too many targets for its concurrency cap or its CPU) shows there first.
+
+A job with a tunnel plan also gets tunnel tests, on the plan's own, longer interval: when one is
+due, the loop's next turn runs it in place of a plain probe (it handshakes too). The first comes
+at a random offset within that interval, as first probes do; while the last one failed or found
+the tunnel degraded, the next comes after the job's ordinary interval, so a recovery is seen as
+soon as a handshake would be.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +28,7 @@ from types import TracebackType
 
 from vpnwatch.jobs import Job
 from vpnwatch.probes import Probe, run_probe
+from vpnwatch.quality import TunnelPlan
 from vpnwatch.result import LocalError, Result
 
 log = logging.getLogger(__name__)
@@ -167,11 +175,19 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         tick = min(TICK, job.interval * MAX_TICK_SHARE)
         next_at = _on_tick(loop.time() + self._rng.uniform(0, job.interval), tick)
+        tunnel_at = math.inf
+        if job.tunnel is not None:
+            tunnel_at = next_at + self._rng.uniform(0, job.tunnel.interval)
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
+            tunnel = job.tunnel if next_at >= tunnel_at else None
             async with self._limiter:
                 self._on_start(loop.time() - next_at)
-                result = await self._probe_once(job)
+                result = await self._probe_once(job, tunnel)
+            if tunnel is not None:
+                again = result is not None and (not result.ok or bool(result.degraded))
+                spread = 1 + self._rng.uniform(-self._jitter, self._jitter)
+                tunnel_at = next_at + (job.interval if again else tunnel.interval) * spread
             if result is not None:
                 try:
                     self._on_result(job, result)
@@ -181,9 +197,13 @@ class Scheduler:
             # After an overrun, start afresh from now rather than firing a burst to catch up.
             next_at = _on_tick(max(next_at + job.interval * spread, loop.time()), tick)
 
-    async def _probe_once(self, job: Job) -> Result | None:
+    async def _probe_once(self, job: Job, tunnel: TunnelPlan | None) -> Result | None:
+        """A probe of ``job``, or its tunnel test with ``tunnel``; None when it made no Result."""
+        probe = self._probes[job.target.protocol]
         try:
-            return await run_probe(self._probes[job.target.protocol], job.target, job.timeout)
+            if tunnel is not None:
+                return await run_probe(probe, job.target, tunnel.timeout, tunnel)
+            return await run_probe(probe, job.target, job.timeout)
         except LocalError as exc:
             self._on_local_error(job, exc)
         except Exception as exc:  # a bug in one probe must not stop the others

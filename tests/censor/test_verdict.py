@@ -72,4 +72,4 @@ async def test_verdict_under_the_censor(
         await asyncio.sleep(SETTLE)
         metrics = await running.metrics()
     states = verdicts(metrics, "wg")
-    assert states == {"ok": 0, "failing": 0, "offline": 0} | {verdict: 1}, states
+    assert states == {"ok": 0, "degraded": 0, "failing": 0, "offline": 0} | {verdict: 1}, states

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import struct
 from collections import Counter
@@ -26,6 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 
+from vpnwatch.protocols import ip
 from vpnwatch.protocols.machine import (
     Completed,
     Event,
@@ -48,9 +50,12 @@ from vpnwatch.protocols.wireguard import (
     ResponseAccepted,
     TimestampGuard,
     WireGuardInitiator,
+    WireGuardTransport,
     tai64n,
 )
 from vpnwatch.result import Failure, LocalError, LocalReason
+
+TUNNEL = ipaddress.IPv4Address("198.19.3.2"), ipaddress.IPv4Address("198.19.3.1")
 
 # --- an independent responder -------------------------------------------------------------------
 
@@ -297,7 +302,44 @@ def test_handshake_derives_the_same_transport_keys_on_both_sides() -> None:
     assert accepted.sending_key == responder.receiving_key
     assert accepted.receiving_key == responder.sending_key
     assert accepted.sending_key != accepted.receiving_key
-    assert repr(accepted) == f"ResponseAccepted(remote_index={responder.index})"  # no keys
+    assert repr(accepted) == (  # no keys
+        f"ResponseAccepted(remote_index={responder.index}, local_index={accepted.local_index})"
+    )
+
+
+def test_transport_messages_carry_ip_packets_both_ways() -> None:
+    """The tunnel test's data plane: our sealed packets open under the responder's receiving
+    key with counters in order; its messages to our index open once, and nothing else does."""
+    handshake, responder = pair()
+    accepted = answered(handshake, responder)
+    transport = WireGuardTransport(accepted, handshake.next_counter)
+    packet = ip.echo_request(*TUNNEL, identifier=1, sequence=2, payload=b"ping")
+    for counter in range(2):
+        (sealed,) = transport.seal(packet)
+        assert len(sealed) % 16 == 0 and sealed[:4] == b"\x04\x00\x00\x00"
+        assert int.from_bytes(sealed[8:16], "little") == counter
+        assert int.from_bytes(sealed[4:8], "little") == responder.index
+        nonce = bytes(4) + counter.to_bytes(8, "little")
+        plain = ChaCha20Poly1305(responder.receiving_key).decrypt(nonce, sealed[16:], None)
+        assert plain.rstrip(b"\0").startswith(packet[:20]) and plain[: len(packet)] == packet
+
+    def from_server(counter: int, plaintext: bytes, index: int = accepted.local_index) -> bytes:
+        nonce = bytes(4) + counter.to_bytes(8, "little")
+        padded = plaintext + bytes(-len(plaintext) % 16)
+        header = struct.pack("<IIQ", 4, index, counter)
+        return header + ChaCha20Poly1305(responder.sending_key).encrypt(nonce, padded, None)
+
+    reply = ip.answer(packet)
+    assert reply is not None
+    assert transport.open(from_server(0, reply)) == [reply]
+    assert transport.open(from_server(0, reply)) == []  # a replay
+    assert transport.open(from_server(1, b"")) == []  # a keepalive
+    assert transport.open(from_server(2, reply, index=accepted.local_index ^ 1)) == []
+    damaged = bytearray(from_server(3, reply))
+    damaged[-1] ^= 1
+    assert transport.open(bytes(damaged)) == []
+    assert transport.open(from_server(4, reply)) == [reply]  # later counters still open
+    assert sorted(transport.rejected.values()) == [1, 1, 1]
 
 
 def test_keepalive_is_an_empty_transport_message_the_responder_opens() -> None:

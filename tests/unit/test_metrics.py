@@ -268,7 +268,7 @@ def test_openmetrics_types_units_and_parse_with_the_client_library():
     assert families["vpnwatch_target"].type == "info"
     assert families["vpnwatch_verdict"].type == "stateset"
     states = {s.labels["vpnwatch_verdict"]: s.value for s in families["vpnwatch_verdict"].samples}
-    assert states == {"ok": 1, "failing": 0, "offline": 0}
+    assert states == {"ok": 1, "degraded": 0, "failing": 0, "offline": 0}
     assert families["vpnwatch_build"].type == "info"
     for name in (
         "vpnwatch_handshake_duration_seconds", "vpnwatch_probe_duration_seconds",

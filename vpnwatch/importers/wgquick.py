@@ -3,12 +3,19 @@
 wg-quick files are INI-like but not INI: ``[Peer]`` repeats, keys are case-insensitive, and ``#``
 starts a comment anywhere on a line. Each ``[Peer]`` with an ``Endpoint`` becomes one target; peers
 without one (a server's own clients) cannot be probed and are skipped.
+
+The file says enough to test the tunnel when the interface has an ``Address`` and the peer's
+``AllowedIPs`` holds a single host of the same IP version (``10.0.0.1/32``): the server's own
+tunnel address, which echoes go to. A config routing everything (``0.0.0.0/0``) names no such
+host; a ``ping:`` override in the YAML gives one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -68,6 +75,33 @@ def _key(path: Path, section: _Section, name: str, *, required: bool) -> bytes |
         raise ConfigError(str(exc), source=path, where=f"line {number}: {where}") from None
 
 
+def _networks(path: Path, section: _Section, name: str, *, strict: bool) -> list[Any]:
+    """The comma-separated addresses or networks of ``name``, each with its prefix."""
+    entry = section.get(name)
+    if entry is None:
+        return []
+    number, value = entry
+    found = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            found.append(ipaddress.ip_interface(item) if strict else ipaddress.ip_network(item))
+        except ValueError:
+            raise ConfigError(
+                f"{item!r} is not an IP address with an optional /prefix",
+                source=path,
+                where=f"line {number}: [{section.kind.capitalize()}] {name}",
+            ) from None
+    return found
+
+
+def _ping(addresses: list[Any], allowed: list[Any]) -> Any:
+    """The first single host of AllowedIPs with an interface address of its version, IPv4 first."""
+    versions = {address.version for address in addresses}
+    hosts = [net for net in allowed if net.num_addresses == 1 and net.version in versions]
+    hosts.sort(key=lambda net: net.version)
+    return hosts[0].network_address if hosts else None
+
+
 def load_wgquick(path: Path) -> list[WireGuardTarget]:
     """Read a wg-quick file: one target per ``[Peer]`` that has an ``Endpoint``."""
     try:
@@ -79,6 +113,7 @@ def load_wgquick(path: Path) -> list[WireGuardTarget]:
     if len(interfaces) != 1:
         raise ConfigError(f"expected one [Interface] section, found {len(interfaces)}", source=path)
     private_key = _key(path, interfaces[0], "PrivateKey", required=True)
+    addresses = _networks(path, interfaces[0], "Address", strict=True)
     peers: list[tuple[_Section, str, int]] = []
     for section in sections:
         if section.kind not in ("interface", "peer"):
@@ -110,6 +145,8 @@ def load_wgquick(path: Path) -> list[WireGuardTarget]:
                     private_key=private_key,
                     public_key=public_key,
                     preshared_key=preshared_key,
+                    address=tuple(addresses),
+                    ping=_ping(addresses, _networks(path, section, "AllowedIPs", strict=False)),
                 )
             )
         except ValidationError as exc:

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from vpnwatch.lab.netns import LabError, Namespace
+from vpnwatch.lab.netns import LabError, Namespace, run
 from vpnwatch.targets.base import format_endpoint
 
 #: wireguard-go's control sockets live here, in the one filesystem every namespace shares; so
@@ -60,11 +60,15 @@ def generate_preshared_key() -> bytes:
 
 @dataclass
 class WireGuardServer:
-    """wireguard-go listening on ``port`` in ``namespace``, with a tunnel address in 198.19.0.0/16.
+    """wireguard-go listening on ``port`` in ``namespace``, with tunnel addresses in 198.19.0.0/16
+    and 2001:2:0:1xx::/64.
 
     Use as a context manager: the process, its control socket and the key files are removed on
     exit, also when the body fails. ``stop`` and ``start`` restart it with the same keys, port and
-    peers. Peers get tunnel addresses 198.19.<slot>.2, .3, ... (all within 198.18.0.0/15).
+    peers. Peers get tunnel addresses 198.19.<slot>.2, .3, ... and 2001:2:0:<0x100 + slot>::2,
+    ::3, ... (all within 198.18.0.0/15 and 2001:2::/48, reserved for benchmarking), and this host
+    gets ``unreachable`` routes for both pools while the server runs: nothing meant for the
+    inside of a lab tunnel can leave by the default route.
     """
 
     namespace: Namespace
@@ -87,6 +91,19 @@ class WireGuardServer:
     @property
     def tunnel_address(self) -> str:
         return f"198.19.{self.namespace.slot}.1"
+
+    @property
+    def tunnel_address6(self) -> str:
+        return f"{self._pool6}::1"
+
+    @property
+    def tunnel_pools(self) -> tuple[str, str]:
+        """The tunnel's address pools, which this host routes nowhere."""
+        return f"198.19.{self.namespace.slot}.0/24", f"{self._pool6}::/64"
+
+    @property
+    def _pool6(self) -> str:
+        return f"2001:2:0:{0x100 + self.namespace.slot:x}"
 
     @property
     def control_socket(self) -> Path:
@@ -134,13 +151,20 @@ class WireGuardServer:
         self.namespace.exec(
             ["ip", "addr", "add", f"{self.tunnel_address}/24", "dev", self.interface]
         )
+        self.namespace.exec(
+            ["ip", "addr", "add", f"{self.tunnel_address6}/64", "dev", self.interface, "nodad"]
+        )
         self.namespace.exec(["ip", "link", "set", self.interface, "up"])
+        for pool in self.tunnel_pools:
+            run(["ip", "route", "replace", "unreachable", pool])
 
     def stop(self) -> None:
         """Stop wireguard-go (its interface goes with it) and remove its control socket."""
         process, self._process = self._process, None
         if process is not None:
             self.namespace.stop(process)
+        for pool in self.tunnel_pools:
+            run(["ip", "route", "del", "unreachable", pool], check=False)
         self.control_socket.unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -157,11 +181,13 @@ class WireGuardServer:
             self._configure_peer(public_key, preshared_key)
         return self.peer_address(public_key)
 
-    def peer_address(self, public_key: bytes) -> str:
+    def peer_address(self, public_key: bytes, *, ipv6: bool = False) -> str:
         index = list(self._peers).index(public_key)
         if index > 252:
             raise LabError("a lab WireGuard server holds at most 253 peers")
-        return f"198.19.{self.namespace.slot}.{index + 2}"
+        return (
+            f"{self._pool6}::{index + 2:x}" if ipv6 else f"198.19.{self.namespace.slot}.{index + 2}"
+        )
 
     def latest_handshake(self, public_key: bytes) -> int:
         """Unix time of the peer's last completed handshake, 0 if none (as ``wg show`` says)."""
@@ -185,12 +211,13 @@ class WireGuardServer:
             preshared_key = self._peers.get(client.public)
         lines = ["[Interface]", f"PrivateKey = {client.private_b64}"]
         if client.public in self._peers:
-            lines.append(f"Address = {self.peer_address(client.public)}/32")
+            v4, v6 = (self.peer_address(client.public, ipv6=v6) for v6 in (False, True))
+            lines.append(f"Address = {v4}/32, {v6}/128")
         lines += ["", "[Peer]", f"PublicKey = {self.keys.public_b64}"]
         if preshared_key is not None:
             lines.append(f"PresharedKey = {_b64(preshared_key)}")
         lines += [
-            f"AllowedIPs = {self.tunnel_address}/32",
+            f"AllowedIPs = {self.tunnel_address}/32, {self.tunnel_address6}/128",
             f"Endpoint = {self.endpoint(ipv6=ipv6)}",
             "",
         ]
@@ -200,7 +227,8 @@ class WireGuardServer:
         argv = ["set", self.interface, "peer", _b64(public_key)]
         if preshared_key is not None:
             argv += ["preshared-key", self._secret_file(_b64(public_key), preshared_key)]
-        argv += ["allowed-ips", f"{self.peer_address(public_key)}/32"]
+        v4, v6 = (self.peer_address(public_key, ipv6=v6) for v6 in (False, True))
+        argv += ["allowed-ips", f"{v4}/32,{v6}/128"]
         self._wg(*argv)
 
     def _private_path(self, name: str) -> Path:

@@ -1,10 +1,12 @@
 """The one driver: resolve, open a datagram or stream link, and run any protocol machine over it.
 
-A protocol plugs in with a :class:`ProbeSpec`: how to build its machine from a target, and
-optionally an admission gate its peers require (WireGuard's pacing of one key). Everything else is
-here, once: stage stamps on a monotonic clock (``resolve``, then ``connect`` on streams, then the
-machine's own stages), the timer, the probe's deadline, and the mapping of OS errors to failures or
-local errors. Adding a protocol adds no driver code.
+A protocol plugs in with a :class:`ProbeSpec`: how to build its machine from a target, optionally
+an admission gate its peers require (WireGuard's pacing of one key), and, for a protocol with a
+data plane, how to build its tunnel test (its handshake chained to a
+:class:`~vpnwatch.protocols.tunnel.TunnelTest`). Everything else is here, once: stage stamps on a
+monotonic clock (``resolve``, then ``connect`` on streams, then the machine's own stages), the
+timer, the probe's deadline, the mapping of OS errors to failures or local errors, and a tunnel
+test's measurements judged against the target's thresholds. Adding a protocol adds no driver code.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import socket
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from vpnwatch.probes import Probe
@@ -28,13 +30,12 @@ from vpnwatch.protocols.machine import (
     Redirected,
     StageCompleted,
 )
+from vpnwatch.protocols.tunnel import TunnelMeasured
+from vpnwatch.quality import TrainPlan, TunnelPlan
 from vpnwatch.result import Failure, LocalError, LocalReason, Result, Timeline
 from vpnwatch.targets.base import TargetBase
 
 T = TypeVar("T", bound=TargetBase)
-
-#: How many inputs one probe hands its machine before it gives up on a flood that never ends.
-MAX_INPUTS = 1024
 
 
 def _no_gate(target: Any) -> AbstractAsyncContextManager[None]:
@@ -49,12 +50,17 @@ class ProbeSpec(Generic[T]):
     machine: Callable[[T], Machine]
     #: Entered once the link is up and held until the conversation ends.
     gate: Callable[[T], AbstractAsyncContextManager[None]] = _no_gate
+    #: A fresh machine for one tunnel test of the target (its handshake, then echoes through the
+    #: tunnel); None when the protocol has no data plane. Called only for targets whose
+    #: ``tunnel_ready`` is true.
+    tunnel: Callable[[T, TrainPlan], Machine] | None = None
 
     def probe(self) -> Probe:
-        """The probe function the scheduler calls: ``await probe(target, timeout)``."""
+        """The probe function the scheduler calls: ``await probe(target, timeout)``, or
+        ``await probe(target, timeout, tunnel=plan)`` for a tunnel test."""
 
-        async def probe(target: T, timeout: float) -> Result:
-            return await drive(self, target, timeout)
+        async def probe(target: T, timeout: float, tunnel: TunnelPlan | None = None) -> Result:
+            return await drive(self, target, timeout, tunnel)
 
         return probe
 
@@ -64,13 +70,29 @@ class _Ended(Exception):
         self.failed = failed
 
 
-async def drive(spec: ProbeSpec[T], target: T, timeout: float) -> Result:
+async def drive(
+    spec: ProbeSpec[T], target: T, timeout: float, tunnel: TunnelPlan | None = None
+) -> Result:
     """Probe ``target`` once within ``timeout``; a Result for whatever the peer did.
 
+    With a ``tunnel`` plan (and a protocol that has a data plane) the probe is a tunnel test: the
+    Result carries what it measured and the plan's thresholds judge whether it is degraded.
     Raises :class:`LocalError` when this host could not carry the probe out.
     """
+    result = await _drive(spec, target, timeout, tunnel)
+    if tunnel is not None and result.ok and result.tunnel is not None:
+        result = replace(result, degraded=tunnel.thresholds.judge(result.tunnel))
+    return result
+
+
+async def _drive(
+    spec: ProbeSpec[T], target: T, timeout: float, tunnel: TunnelPlan | None
+) -> Result:
     stream = target.transport == "tcp"
-    machine = spec.machine(target)
+    if tunnel is not None and spec.tunnel is not None:
+        machine = spec.tunnel(target, tunnel.train)
+    else:
+        machine = spec.machine(target)
     plan = ("resolve", *(("connect",) if stream else ()), *machine.stages)
     timeline = Timeline(target.name, target.protocol, plan=plan)
     link: Link | None = None
@@ -111,7 +133,9 @@ async def _converse(machine: Machine, link: Link, timeline: Timeline, stream: bo
     """Feed the machine until it completes (its detail) or fails (raises _Ended)."""
     loop = asyncio.get_running_loop()
     machine.start(loop.time())
-    for _ in range(MAX_INPUTS):
+    inputs = 0
+    while inputs < machine.input_budget:
+        inputs += 1
         if out := machine.data_to_send(loop.time()):
             await link.send(out)
         while (event := machine.next_event()) is not None:
@@ -121,6 +145,8 @@ async def _converse(machine: Machine, link: Link, timeline: Timeline, stream: bo
                 link.redirect(event.port)
             elif isinstance(event, CertificateVerified):
                 timeline.certificate_not_after = event.not_after
+            elif isinstance(event, TunnelMeasured):
+                timeline.tunnel = event.quality
             elif isinstance(event, Completed):
                 return event.detail
             elif isinstance(event, Failed):
@@ -134,7 +160,7 @@ async def _converse(machine: Machine, link: Link, timeline: Timeline, stream: bo
         # Due timers fire even while input keeps arriving: a flood must not hold off a resend.
         if wake is not None and loop.time() >= wake:
             machine.handle_timer(loop.time())
-    raise _Ended(Failed(Failure.PROTOCOL, f"no conclusion after {MAX_INPUTS} inputs"))
+    raise _Ended(Failed(Failure.PROTOCOL, f"no conclusion after {inputs} inputs"))
 
 
 def _timed_out(

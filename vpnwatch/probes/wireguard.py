@@ -4,6 +4,9 @@ Two rules of the server shape how initiations go out. It drops an initiation who
 not newer than the last it saw from the key, so all timestamps come from one process-wide
 :class:`TimestampGuard`; and it drops one arriving within 20 ms of the last it accepted from the
 key, so probes of one key to one server take turns (:class:`Turns`).
+
+A tunnel test chains the handshake to a :class:`~vpnwatch.protocols.tunnel.TunnelTest` whose
+echoes go from the interface's ``Address`` to the ``ping`` address as transport data messages.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ import weakref
 from collections.abc import AsyncIterator
 
 from vpnwatch.probes.driver import ProbeSpec
+from vpnwatch.protocols.machine import LocalProtocolError, Machine
+from vpnwatch.protocols.tunnel import Chain, TunnelTest
 from vpnwatch.protocols.wireguard import (
     INITIATION_INTERVAL,
     NoiseHandshake,
     TimestampGuard,
     WireGuardInitiator,
+    WireGuardTransport,
 )
+from vpnwatch.quality import TrainPlan
 from vpnwatch.targets.wireguard import WireGuardTarget
 
 _TIMESTAMPS = TimestampGuard(time.time_ns)
@@ -71,8 +78,23 @@ def _initiator(target: WireGuardTarget) -> WireGuardInitiator:
     return WireGuardInitiator(handshake, timestamps=_TIMESTAMPS.issue, keepalive=target.keepalive)
 
 
+def _tunnel_test(target: WireGuardTarget, plan: TrainPlan) -> Machine:
+    source, destination = target.source, target.ping
+    if source is None or destination is None:
+        raise LocalProtocolError(f"{target.name} has no tunnel addresses to test")
+
+    def echoes(handshake: Machine) -> Machine:
+        assert isinstance(handshake, WireGuardInitiator) and handshake.session is not None
+        transport = WireGuardTransport(handshake.session, handshake.handshake.next_counter)
+        return TunnelTest(transport, source, destination, plan)
+
+    return Chain(_initiator(target), echoes, TunnelTest.stages)
+
+
 def _turn(target: WireGuardTarget) -> contextlib.AbstractAsyncContextManager[None]:
     return _TURNS.turn((target.private_key.get_secret_value(), target.public_key))
 
 
-WIREGUARD: ProbeSpec[WireGuardTarget] = ProbeSpec(machine=_initiator, gate=_turn)
+WIREGUARD: ProbeSpec[WireGuardTarget] = ProbeSpec(
+    machine=_initiator, gate=_turn, tunnel=_tunnel_test
+)

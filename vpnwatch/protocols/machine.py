@@ -68,6 +68,11 @@ class Failed(Event):
     detail: str
 
 
+#: How many inputs a machine takes before a driver gives up on a flood that never ends; a
+#: machine that expects more (a tunnel test: replies to its echoes) raises its own budget.
+MAX_INPUTS = 1024
+
+
 class LocalProtocolError(RuntimeError):
     """A machine was used out of order: a bug in its caller, not the peer's doing."""
 
@@ -79,6 +84,8 @@ class Machine(Protocol):
     stages: tuple[str, ...]
     #: True once it completed or failed: it ignores any further input.
     finished: bool
+    #: How many inputs it may take in all; it may grow as the conversation goes on.
+    input_budget: int
 
     def start(self, now: float) -> None:
         """The transport is up: queue the first bytes."""
@@ -114,6 +121,7 @@ class MachineBase:
     """
 
     stages: tuple[str, ...] = ()
+    input_budget: int = MAX_INPUTS
 
     def __init__(self) -> None:
         self._outgoing: list[bytes] = []

@@ -6,7 +6,9 @@ endpoint as up only when a handshake response decrypts and authenticates, which 
 server holds its private key, knows ours, and (when one is set) shares our preshared key.
 
 :class:`NoiseHandshake` builds and checks the messages; :class:`WireGuardInitiator` is the probe's
-machine on the shared contract (:mod:`vpnwatch.protocols.machine`), with retransmission. The caller
+machine on the shared contract (:mod:`vpnwatch.protocols.machine`), with retransmission.
+:class:`WireGuardTransport` carries IP packets over the session a handshake derived (transport
+data messages, section 5.4.6), the data plane a tunnel test sends its echoes through. The caller
 owns sockets and clocks; :class:`TimestampGuard` issues the TAI64N timestamps an initiation carries
 from a wall clock the caller passes in.
 """
@@ -207,9 +209,14 @@ class Consumed:
 
 @dataclass(frozen=True, slots=True)
 class ResponseAccepted(Consumed):
-    """A response decrypted and authenticated; the transport keys are derived."""
+    """A response decrypted and authenticated; the transport keys are derived.
+
+    ``local_index`` is the sender index of the initiation it answered: the server addresses its
+    transport messages to it.
+    """
 
     remote_index: int
+    local_index: int
     sending_key: bytes = field(repr=False)
     receiving_key: bytes = field(repr=False)
 
@@ -387,6 +394,13 @@ class NoiseHandshake:
             return DatagramRejected(Rejection.UNEXPECTED)
         return DatagramRejected(Rejection.MALFORMED)
 
+    @property
+    def next_counter(self) -> int:
+        """The counter the session's next transport message takes (after any keepalive)."""
+        if self._session is None:
+            raise LocalProtocolError("there is no session before the handshake completes")
+        return self._session.next_counter
+
     def keepalive(self) -> bytes:
         """An empty transport message under the new session's sending key."""
         if self._session is None:
@@ -424,7 +438,7 @@ class NoiseHandshake:
         sending_key, receiving_key = kdf(noise.chaining_key, b"", 2)
         self._pending = None
         self._session = _Session(sender, sending_key)
-        return ResponseAccepted(sender, sending_key, receiving_key)
+        return ResponseAccepted(sender, pending.sender_index, sending_key, receiving_key)
 
     def _consume_cookie_reply(self, datagram: bytes) -> Consumed:
         if len(datagram) != COOKIE_REPLY_SIZE:
@@ -549,3 +563,75 @@ class WireGuardInitiator(MachineBase):
         self.initiations += 1
         jitter = int.from_bytes(self._random(2), "little") / 0xFFFF * REKEY_TIMEOUT_JITTER
         self._resend_at = now + REKEY_TIMEOUT + jitter
+
+
+#: Transport data plaintext is padded with zeros to a multiple of this (whitepaper 5.4.6).
+PADDING_MULTIPLE = 16
+
+
+class WireGuardTransport:
+    """Transport data messages of one session: the :class:`~vpnwatch.protocols.tunnel.Tunnel` of
+    a WireGuard tunnel test.
+
+    ``seal`` pads an IP packet to a multiple of 16 bytes and encrypts it under the sending key with
+    the next counter as nonce, addressed to the server's index; ``open`` takes a transport message
+    to our index whose counter was not seen before and which decrypts and authenticates under the
+    receiving key, and returns the IP packet without its padding. A keepalive (empty plaintext),
+    a replayed counter, a wrong index or a failed tag yields nothing, counted in ``rejected``.
+    """
+
+    def __init__(self, session: ResponseAccepted, next_counter: int) -> None:
+        self._remote_index = session.remote_index
+        self._local_index = session.local_index
+        self._sending = ChaCha20Poly1305(session.sending_key)
+        self._receiving = ChaCha20Poly1305(session.receiving_key)
+        self._counter = next_counter
+        self._seen: set[int] = set()
+        self.rejected: Counter[Rejection] = Counter()
+
+    def seal(self, packet: bytes) -> list[bytes]:
+        counter = self._counter
+        self._counter += 1
+        padded = packet + bytes(-len(packet) % PADDING_MULTIPLE)
+        header = _TRANSPORT_HEADER.pack(MESSAGE_TRANSPORT, self._remote_index, counter)
+        return [header + self._sending.encrypt(_nonce(counter), padded, None)]
+
+    def open(self, data: bytes) -> list[bytes]:
+        if len(data) < KEEPALIVE_SIZE or (len(data) - KEEPALIVE_SIZE) % PADDING_MULTIPLE:
+            self.rejected[Rejection.MALFORMED] += 1
+            return []
+        message_type, receiver, counter = _TRANSPORT_HEADER.unpack_from(data)
+        if message_type != MESSAGE_TRANSPORT:
+            self.rejected[Rejection.UNEXPECTED] += 1
+            return []
+        if receiver != self._local_index:
+            self.rejected[Rejection.WRONG_INDEX] += 1
+            return []
+        if counter in self._seen:
+            self.rejected[Rejection.UNEXPECTED] += 1
+            return []
+        try:
+            plaintext = self._receiving.decrypt(_nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
+        except InvalidTag:
+            self.rejected[Rejection.AUTHENTICATION] += 1
+            return []
+        self._seen.add(counter)
+        packet = _unpad(plaintext)
+        return [packet] if packet else []
+
+    def flush(self) -> list[bytes]:
+        return []
+
+
+def _unpad(plaintext: bytes) -> bytes:
+    """The IP packet at the start of ``plaintext``, by its own length field; b"" if none."""
+    if not plaintext:
+        return b""
+    version = plaintext[0] >> 4
+    if version == 4 and len(plaintext) >= 4:
+        length = int.from_bytes(plaintext[2:4], "big")
+    elif version == 6 and len(plaintext) >= 6:
+        length = 40 + int.from_bytes(plaintext[4:6], "big")
+    else:
+        return b""
+    return plaintext[:length] if length <= len(plaintext) else b""

@@ -11,7 +11,7 @@ import base64
 import binascii
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from vpnwatch.printable import is_printable_name
+from vpnwatch.quality import TunnelPlan, overridden
 
 #: Labels vpnwatch itself sets on every series; a user's own labels may not reuse them.
 RESERVED_LABELS = frozenset(
@@ -35,6 +36,8 @@ RESERVED_LABELS = frozenset(
         "transport",
         "failure",
         "stage",
+        "phase",
+        "reason",
         "role",
         "verdict",
         "vpnwatch_verdict",
@@ -93,6 +96,16 @@ class TargetBase(BaseModel):
     interval: Annotated[Seconds, Field(le=MAX_INTERVAL)] | None = None
     timeout: Annotated[Seconds, Field(le=MAX_TIMEOUT)] | None = None
     role: Role = "target"
+    #: Tunnel tests: False turns them off; a mapping overrides ``settings.tunnel`` and the site's
+    #: (``interval``, ``timeout``, ``train: {...}``, ``thresholds: {...}``).
+    tunnel: bool | dict[str, Any] = True
+
+    @field_validator("tunnel")
+    @classmethod
+    def _tunnel_overrides_validate(cls, tunnel: bool | dict[str, Any]) -> bool | dict[str, Any]:
+        if isinstance(tunnel, dict):
+            overridden(TunnelPlan(), tunnel)  # unknown fields and bad values: now, not later
+        return tunnel
 
     @field_validator("labels")
     @classmethod
@@ -108,6 +121,12 @@ class TargetBase(BaseModel):
     def transport(self) -> str:
         """``udp`` or ``tcp``: how the probe reaches the endpoint."""
         raise NotImplementedError
+
+    @property
+    def tunnel_ready(self) -> bool:
+        """Whether the target says enough to test its tunnel (addresses inside it, for one):
+        then ``check`` and the monitor run tunnel tests on it."""
+        return False
 
     @property
     def endpoint(self) -> str:

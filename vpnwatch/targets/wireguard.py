@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from pydantic import field_validator
+from pydantic import IPvAnyAddress, IPvAnyInterface, field_validator, model_validator
 
 from vpnwatch.targets.base import PublicKey32, SecretKey32, TargetBase
 
@@ -27,6 +28,32 @@ class WireGuardTarget(TargetBase):
     #: After a verified handshake, also send an encrypted keepalive so that the server records the
     #: handshake (``wg show`` latest handshake); off means the server never sees it complete.
     keepalive: bool = True
+    #: The interface's tunnel addresses (wg-quick ``Address``): where echoes come from.
+    address: tuple[IPvAnyInterface, ...] = ()
+    #: The address inside the tunnel echoes go to: the server's tunnel address (from a
+    #: single-host ``AllowedIPs`` entry, or given). Tunnel tests need it and an ``address`` of
+    #: its IP version.
+    ping: IPvAnyAddress | None = None
+
+    @model_validator(mode="after")
+    def _ping_has_a_source(self) -> WireGuardTarget:
+        if self.ping is not None and self.address and self.source is None:
+            raise ValueError(
+                f"ping: {self.ping} is IPv{self.ping.version}, but no address is: echoes to it"
+                " need a source address of the same version"
+            )
+        return self
+
+    @property
+    def source(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The tunnel address echoes to :attr:`ping` come from."""
+        if self.ping is None:
+            return None
+        return next((a.ip for a in self.address if a.version == self.ping.version), None)
+
+    @property
+    def tunnel_ready(self) -> bool:
+        return self.source is not None
 
     @field_validator("public_key")
     @classmethod
