@@ -28,6 +28,7 @@ from vpnwatch.lab.strongswan import (
     ClientNamespace,
 )
 from vpnwatch.probes.ikev2 import IKEV2
+from vpnwatch.quality import TrainPlan, TunnelPlan
 from vpnwatch.result import Failure, Result
 from vpnwatch.targets.ikev2 import IKEv2Target
 
@@ -114,11 +115,35 @@ async def test_probes_leave_no_sa_behind(
 ) -> None:
     """Each probe ends with an INFORMATIONAL delete: the gateway holds no IKE SA of ours.
 
-    (First in the module: the real client, terminated with --force, leaves SAs to expire.)
+    (Before the real client's test: terminated with --force, it leaves SAs to expire.)
     """
     targets = [target_of(files[name], gateway) for name in ("psk", "cert", "eap")]
     results = await asyncio.gather(*(probe_ikev2(target, OK_TIMEOUT) for target in targets))
     assert all(result.ok for result in results), results
+    for _ in range(50):
+        if not gateway.ike_sas():
+            break
+        await asyncio.sleep(0.1)
+    assert gateway.ike_sas() == []
+
+
+async def test_a_tunnel_test_carries_its_echo_train_in_esp_and_deletes_the_sa(
+    gateway: CharonGateway, files: dict[str, ClientFiles]
+) -> None:
+    """The tunnel contract's train, burst and hold through the child SA, then the delete."""
+    plan = TunnelPlan(
+        timeout=20,
+        train=TrainPlan(echoes=5, spacing=0.05, burst=8, hold_seconds=1.0, hold_spacing=0.05),
+    )
+    target = target_of(files["cert"], gateway)
+    assert target.tunnel_ready
+    result = await probe_ikev2(target, plan.timeout, tunnel=plan)
+    assert result.ok, (result, gateway.log_tail())
+    assert stage_names(result) == ["resolve", "ike_sa_init", "ike_auth", "data"]
+    quality = result.tunnel
+    assert quality is not None and quality.train_received == quality.train_sent == 5
+    assert quality.goodput is not None and quality.goodput > 0 and not quality.cut
+    assert result.degraded == ()
     for _ in range(50):
         if not gateway.ike_sas():
             break

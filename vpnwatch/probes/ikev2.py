@@ -1,9 +1,15 @@
-"""IKEv2 on the driver: an :class:`IkeInitiator` per probe, built from an :class:`IKEv2Target`."""
+"""IKEv2 on the driver: an :class:`IkeInitiator` per probe, built from an :class:`IKEv2Target`.
+
+A probe ends at ``ike_auth``, or with one echo through the child SA (``data``) when the target
+names an ``echo`` address. A tunnel test holds the SA up after ``ike_auth`` and runs the echo train
+through the child SA (:mod:`vpnwatch.protocols.ikev2.tunnel`), then deletes the SA.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import time
+from dataclasses import replace
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -16,10 +22,14 @@ from vpnwatch.protocols.ikev2.initiator import (
     IkeSettings,
     LocalCertificate,
 )
+from vpnwatch.protocols.ikev2.tunnel import EspTunnel, Goodbye
+from vpnwatch.protocols.machine import LocalProtocolError, Machine
+from vpnwatch.protocols.tunnel import Chain, TunnelTest
+from vpnwatch.quality import TrainPlan
 from vpnwatch.targets.ikev2 import IKEv2Target
 
 
-def settings_of(target: IKEv2Target) -> IkeSettings:
+def settings_of(target: IKEv2Target, *, hold_sa: bool = False) -> IkeSettings:
     """What the machine needs, from a validated target."""
     certificate = None
     if target.cert is not None and target.key is not None:
@@ -47,6 +57,7 @@ def settings_of(target: IKEv2Target) -> IkeSettings:
         echo=target.echo,
         responder=responder,
         start_encapsulated=target.port == NAT_T_PORT,
+        hold_sa=hold_sa,
     )
 
 
@@ -54,4 +65,20 @@ def _initiator(target: IKEv2Target) -> IkeInitiator:
     return IkeInitiator(settings_of(target), wall_time=time.time())
 
 
-IKEV2: ProbeSpec[IKEv2Target] = ProbeSpec(machine=_initiator)
+def _tunnel_test(target: IKEv2Target, plan: TrainPlan) -> Machine:
+    destination = target.echo
+    if destination is None:
+        raise LocalProtocolError(f"{target.name} has no echo address to test its tunnel with")
+    settings = replace(settings_of(target, hold_sa=True), echo=None)
+    initiator = IkeInitiator(settings, wall_time=time.time())
+
+    def echoes(handshake: Machine) -> Machine:
+        assert handshake is initiator
+        child, source = initiator.child_sa, initiator.inner_address
+        assert child is not None and source is not None  # hold_sa completes only with both
+        return TunnelTest(EspTunnel(child), source, destination, plan)
+
+    return Goodbye(Chain(initiator, echoes, TunnelTest.stages), initiator)
+
+
+IKEV2: ProbeSpec[IKEv2Target] = ProbeSpec(machine=_initiator, tunnel=_tunnel_test)

@@ -58,6 +58,11 @@ class IKEv2Target(TargetBase):
     def transport(self) -> str:
         return "udp"
 
+    @property
+    def tunnel_ready(self) -> bool:
+        """Tunnel tests ping ``echo`` from the inner address the gateway assigns."""
+        return self.echo is not None
+
     @field_validator("local_id", "remote_id")
     @classmethod
     def _identities_parse(cls, value: str | None) -> str | None:

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from vpnwatch.protocols.ikev2 import authentication as a
 from vpnwatch.protocols.ikev2 import payloads as p
 from vpnwatch.protocols.ikev2 import transforms as t
-from vpnwatch.protocols.ikev2.esp import EspSa, echo_request, is_echo_reply
+from vpnwatch.protocols.ikev2.esp import EspSa
 from vpnwatch.protocols.ikev2.identities import Identity
 from vpnwatch.protocols.ikev2.mschapv2 import CHALLENGE as MS_CHALLENGE
 from vpnwatch.protocols.ikev2.mschapv2 import (
@@ -55,6 +55,7 @@ from vpnwatch.protocols.ikev2.mschapv2 import (
 from vpnwatch.protocols.ikev2.mschapv2 import FAILURE as MS_FAILURE
 from vpnwatch.protocols.ikev2.mschapv2 import RESPONSE as MS_RESPONSE
 from vpnwatch.protocols.ikev2.mschapv2 import SUCCESS as MS_SUCCESS
+from vpnwatch.protocols.ip import Echo, echo_request, parse
 from vpnwatch.protocols.machine import Failed, MachineBase, Redirected, StageCompleted
 from vpnwatch.result import Failure
 
@@ -160,6 +161,9 @@ class IkeSettings:
     responder: tuple[str, int] | None = None
     #: Whether the conversation starts on UDP 4500 (the target's port is 4500).
     start_encapsulated: bool = False
+    #: Keep the SA up once ``ike_auth`` completes, for a tunnel test that follows over the child
+    #: SA; whoever runs it sends :meth:`IkeInitiator.goodbye` at its end. Needs an inner address.
+    hold_sa: bool = False
 
 
 class _State(Enum):
@@ -213,6 +217,7 @@ class IkeInitiator(MachineBase):
         self._due: float | None = None
         self._wait = RETRANSMIT_FIRST
         self._held = False  # IKE_AUTH waits until the driver has moved to 4500
+        self._deleted = False
         # What unauthenticated input has said, to colour a timeout.
         self._init_error = ""
         self._noise = ""
@@ -734,9 +739,10 @@ class IkeInitiator(MachineBase):
             self._keys, self._suite(proposal), self._nonce_i, self._nonce_r
         )
         self._esp = EspSa(outbound, inbound, proposal.spi, self._child_spi, self._random)
+        self._inner = inner
         self._emit(StageCompleted("ike_auth"))
-        echo = self.settings.echo
-        if echo is None:
+        echo, hold = self.settings.echo, self.settings.hold_sa
+        if echo is None and not hold:
             self._delete(now)
             self._complete(self._summary())
             return
@@ -744,7 +750,10 @@ class IkeInitiator(MachineBase):
             self._delete(now)
             self._fail(Failure.PROTOCOL, "the responder assigned no inner address to send from")
             return
-        self._inner = inner
+        if echo is None:
+            self._state, self._due = _State.DONE, None
+            self._complete(self._summary())
+            return
         self._state = _State.ECHO
         self._echo_id = int.from_bytes(self._random(2), "big")
         self._pending = self._esp.seal(self._echo_packet())
@@ -753,13 +762,7 @@ class IkeInitiator(MachineBase):
 
     def _echo_packet(self) -> bytes:
         assert self._inner is not None and self.settings.echo is not None
-        return echo_request(
-            source=self._inner,
-            destination=self.settings.echo,
-            identifier=self._echo_id,
-            sequence=1,
-            payload=ECHO_PAYLOAD,
-        )
+        return echo_request(self._inner, self.settings.echo, self._echo_id, 1, ECHO_PAYLOAD)
 
     def _receive_esp(self, data: bytes, now: float) -> None:
         if self._state is not _State.ECHO or self._esp is None:
@@ -769,25 +772,42 @@ class IkeInitiator(MachineBase):
             packet = self._esp.open(data)
         except t.DecryptError:
             return
-        if is_echo_reply(
-            packet,
-            source=self.settings.echo,
-            destination=self._inner,
-            identifier=self._echo_id,
-            sequence=1,
-            payload=ECHO_PAYLOAD,
-        ):
+        wanted = Echo(self.settings.echo, self._inner, self._echo_id, 1, ECHO_PAYLOAD, reply=True)
+        if parse(packet) == wanted:
             self._emit(StageCompleted("data"))
             self._delete(now)
             self._complete(f"{self._summary()}; echo from {self.settings.echo} came back")
 
     def _delete(self, now: float) -> None:
-        """An INFORMATIONAL delete of the IKE SA (and so its child): the responder keeps nothing."""
-        self._message_id += 1
-        message = self._protected(p.INFORMATIONAL, [(p.DELETE, p.encode_delete(p.PROTO_IKE))])
-        self._send(p.NON_ESP_MARKER + message if self._encapsulated else message)
+        """Send the delete now; nothing more is due."""
+        self._send(self.goodbye())
         self._state = _State.DONE
         self._due = None
+
+    def goodbye(self) -> bytes:
+        """An INFORMATIONAL delete of the IKE SA (and so its child): the responder keeps nothing.
+
+        Not retransmitted and its answer not awaited: the probe is over either way.
+        """
+        self._message_id += 1
+        self._deleted = True
+        message = self._protected(p.INFORMATIONAL, [(p.DELETE, p.encode_delete(p.PROTO_IKE))])
+        return p.NON_ESP_MARKER + message if self._encapsulated else message
+
+    @property
+    def holds_sa(self) -> bool:
+        """Whether an authenticated SA is up that no delete has ended yet."""
+        return self._esp is not None and not self._deleted
+
+    @property
+    def child_sa(self) -> EspSa | None:
+        """The child SA once ``ike_auth`` completed."""
+        return self._esp
+
+    @property
+    def inner_address(self) -> ipaddress.IPv4Address | None:
+        """The address the gateway assigned us, once ``ike_auth`` completed."""
+        return self._inner
 
     def _summary(self) -> str:
         assert self._ike_proposal is not None
