@@ -8,13 +8,16 @@ certificate that chains to the configured CA and names the identity the user exp
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from vpnwatch.protocols.ikev2 import payloads as p
 from vpnwatch.protocols.ikev2.identities import Identity
@@ -240,3 +243,82 @@ def _pss_hash(parameters: bytes) -> hashes.HashAlgorithm:
             if oid in _PSS_HASH_OIDS:
                 return _HASHES[_PSS_HASH_OIDS[oid]]
     return _HASHES["sha1"]
+
+
+class MalformedProof(AuthError):
+    """The responder's proof is not well-formed (no IDr, a CERT that is not X.509)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponderCheck:
+    """What the responder must prove, and how."""
+
+    expected: Identity | None
+    #: ``pubkey``: a signature by a certificate from ``cas``; ``psk``: the shared key.
+    method: str
+    psk: bytes | None
+    cas: tuple[x509.Certificate, ...]
+    #: Unix time, for the certificates' validity.
+    now: float
+
+
+def check_responder(
+    check: ResponderCheck,
+    prf: Prf,
+    *,
+    idr: bytes | None,
+    auth: bytes,
+    certs: list[bytes],
+    octets: bytes,
+) -> str:
+    """Verify the responder's IDr and AUTH; what it proved, for the probe's detail.
+
+    Raises :class:`MalformedProof`, :class:`CertificateError` or :class:`AuthError`.
+    ``octets`` are its signed octets: its IKE_SA_INIT response, our nonce, prf(SK_pr, IDr).
+    """
+    if idr is None:
+        raise MalformedProof("the responder's IKE_AUTH has AUTH but no IDr")
+    id_type, id_data = p.parse_id(idr)
+    method, data = p.parse_auth(auth)
+    expected = check.expected
+    if expected is not None and (id_type, id_data) != (expected.id_type, expected.data):
+        raise AuthError(f"the responder identified as another than {expected.text}")
+    if check.method == "psk":
+        if method != SHARED_KEY or check.psk is None:
+            raise AuthError(f"the responder used AUTH method {method}, not a shared key")
+        if not hmac.compare_digest(psk_auth(prf, check.psk, octets), data):
+            raise AuthError("the responder's AUTH does not verify with the shared key")
+        return "a shared key"
+    if method == SHARED_KEY:
+        raise AuthError("the responder used a shared key where a certificate was due")
+    try:
+        chain = [
+            x509.load_der_x509_certificate(der)
+            for encoding, der in map(p.parse_cert, certs)
+            if encoding == p.CERT_X509_SIGNATURE
+        ]
+    except ValueError:
+        raise MalformedProof("the responder's CERT payload is not an X.509 certificate") from None
+    cert = verify_chain(chain, check.cas, check.now)
+    identity = expected or Identity(id_type, id_data, "its IDr")
+    if not names_identity(cert, identity):
+        subject = cert.subject.rfc4514_string()
+        raise CertificateError(f"the certificate of {subject} does not name {identity.text}")
+    verify_signature(cert, method, data, octets)
+    return f"certificate {cert.subject.rfc4514_string()}"
+
+
+def sign(key: PrivateKeyTypes, octets: bytes) -> bytes:
+    """Our RFC 7427 AUTH data: the AlgorithmIdentifier, then the signature (SHA-256 if hashed)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        algorithm = bytes.fromhex("300d06092a864886f70d01010b0500")  # sha256WithRSAEncryption
+        signature = key.sign(octets, padding.PKCS1v15(), hashes.SHA256())
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        algorithm = bytes.fromhex("300a06082a8648ce3d040302")  # ecdsa-with-SHA256
+        signature = key.sign(octets, ec.ECDSA(hashes.SHA256()))
+    elif isinstance(key, ed25519.Ed25519PrivateKey):
+        algorithm = bytes.fromhex("300506032b6570")  # Ed25519
+        signature = key.sign(octets)
+    else:
+        raise TypeError(f"cannot sign IKE AUTH with a {type(key).__name__}")
+    return bytes([len(algorithm)]) + algorithm + signature

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from dataclasses import dataclass
 
 try:  # cryptography ≥ 43 keeps DES where it belongs
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -163,3 +164,85 @@ def eap_packet(code: int, identifier: int, kind: int | None = None, data: bytes 
 def mschapv2_packet(opcode: int, mschap_id: int, value: bytes) -> bytes:
     """The type data of an EAP-MSCHAPv2 packet (after the EAP type byte)."""
     return struct.pack("!BBH", opcode, mschap_id, 4 + len(value)) + value
+
+
+@dataclass(frozen=True, slots=True)
+class EapReply:
+    """Send this EAP packet to the server (in the next IKE_AUTH request)."""
+
+    packet: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EapSucceeded:
+    """The server said EAP success after proving the password: key IKE's AUTH with the MSK."""
+
+    msk: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EapRefused:
+    """The login failed (``auth``) or the exchange made no sense (``protocol``); ``packet`` is the
+    acknowledgement a real client sends, if any, so the server ends the half-open SA at once."""
+
+    refused_us: bool
+    detail: str
+    packet: bytes | None = None
+
+
+EapStep = EapReply | EapSucceeded | EapRefused
+
+
+class EapMsChapV2Client:
+    """The peer's side of one EAP-MSCHAPv2 login: an EAP request in, the next step out."""
+
+    def __init__(self, username: str, password: str, peer_challenge: bytes) -> None:
+        self.username = username
+        self._login = MsChapV2Peer(username, password, peer_challenge)
+        self._proved = False
+
+    def answer(self, packet: bytes) -> EapStep:
+        if len(packet) < 4:
+            return EapRefused(False, "a malformed EAP packet")
+        code, identifier = packet[0], packet[1]
+        if code == EAP_SUCCESS:
+            if not self._proved:
+                return EapRefused(False, "EAP success before the server proved the password")
+            return EapSucceeded(self._login.msk())
+        if code == EAP_FAILURE:
+            return EapRefused(True, "EAP failure: the responder refused the login")
+        if code != EAP_REQUEST or len(packet) < 5:
+            return EapRefused(False, f"unexpected EAP code {code}")
+        kind, data = packet[4], packet[5:]
+        if kind == EAP_IDENTITY:
+            return EapReply(eap_packet(EAP_RESPONSE, identifier, EAP_IDENTITY, self._name))
+        if kind != EAP_MSCHAPV2:  # ask for MSCHAPv2 instead
+            return EapReply(eap_packet(EAP_RESPONSE, identifier, EAP_NAK, bytes([EAP_MSCHAPV2])))
+        opcode = data[0] if data else None
+        if opcode == CHALLENGE and len(data) >= 5 + CHALLENGE_SIZE and data[4] == CHALLENGE_SIZE:
+            value = self._login.respond(data[5 : 5 + CHALLENGE_SIZE])
+            response = mschapv2_packet(RESPONSE, data[1], bytes([len(value)]) + value + self._name)
+            return EapReply(eap_packet(EAP_RESPONSE, identifier, EAP_MSCHAPV2, response))
+        if opcode == SUCCESS:
+            if not self._login.verify_success(data[4:]):
+                return EapRefused(
+                    True, "the responder's MSCHAPv2 success does not prove the password"
+                )
+            self._proved = True
+            return EapReply(eap_packet(EAP_RESPONSE, identifier, EAP_MSCHAPV2, bytes([SUCCESS])))
+        if opcode == FAILURE:
+            ack = eap_packet(EAP_RESPONSE, identifier, EAP_MSCHAPV2, bytes([FAILURE]))
+            return EapRefused(True, f"EAP-MSCHAPv2 refused the login ({_ms_error(data[4:])})", ack)
+        return EapRefused(False, "a malformed EAP-MSCHAPv2 request")
+
+    @property
+    def _name(self) -> bytes:
+        return self.username.encode()
+
+
+def _ms_error(message: bytes) -> str:
+    """The ``E=691`` of an MSCHAPv2 failure message, or a short note that there is none."""
+    for part in message.decode("ascii", "replace").split():
+        if part.startswith("E=") and part[2:].isdigit():
+            return f"E={part[2:]}"
+    return "no error code"
