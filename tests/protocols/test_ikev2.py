@@ -13,15 +13,32 @@ from pydantic import ValidationError
 from tests.machines import drain
 from tests.vectors.ikev2 import captures
 from vpnwatch.protocols.ikev2 import payloads as p
+from vpnwatch.protocols.ikev2.esp import EspSa
 from vpnwatch.protocols.ikev2.identities import Identity
 from vpnwatch.protocols.ikev2.initiator import IkeInitiator, IkeSettings
 from vpnwatch.protocols.ikev2.mschapv2 import (
+    CHALLENGE,
+    EAP_MSCHAPV2,
+    EAP_REQUEST,
+    EAP_RESPONSE,
+    EAP_SUCCESS,
+    FAILURE,
+    RESPONSE,
+    SUCCESS,
+    EapMsChapV2Client,
+    EapRefused,
+    EapReply,
+    EapSucceeded,
     authenticator_response,
     challenge_hash,
+    eap_packet,
     md4,
+    mschapv2_packet,
     nt_hash,
     nt_response,
 )
+from vpnwatch.protocols.ikev2.transforms import DirectionKeys, Suite
+from vpnwatch.protocols.ikev2.tunnel import EspTunnel
 from vpnwatch.protocols.machine import Failed
 from vpnwatch.result import Failure
 from vpnwatch.targets.ikev2 import IKEv2Target
@@ -161,3 +178,72 @@ def test_a_psk_alone_means_the_gateway_proves_the_same_key() -> None:
     target = IKEv2Target(name="t", host="192.0.2.1", psk="k", local_id="a@b.invalid")
     assert (target.effective_remote_auth, target.port, target.transport) == ("psk", 500, "udp")
     assert "k" not in repr(target.psk)
+
+
+def challenge_request(identifier: int = 7) -> bytes:
+    value = bytes([16]) + bytes.fromhex("5B5D7C7D7B3F2F3E3C2C602132262628") + b"gw"
+    return eap_packet(EAP_REQUEST, identifier, EAP_MSCHAPV2, mschapv2_packet(CHALLENGE, 1, value))
+
+
+def rfc_2759_client() -> EapMsChapV2Client:
+    return EapMsChapV2Client(
+        "User", "clientPass", bytes.fromhex("21402324255E262A28295F2B3A337C7E")
+    )
+
+
+def test_eap_mschapv2_answers_with_rfc_2759s_response_and_checks_the_servers_proof() -> None:
+    client = rfc_2759_client()
+    identity = client.answer(eap_packet(EAP_REQUEST, 1, 1))
+    assert identity == EapReply(eap_packet(EAP_RESPONSE, 1, 1, b"User"))
+    reply = client.answer(challenge_request())
+    assert isinstance(reply, EapReply)
+    assert reply.packet[5:9] == bytes([RESPONSE, 1]) + (4 + 1 + 49 + 4).to_bytes(2, "big")
+    assert reply.packet[34:58].hex().upper() == "82309ECD8D708B5EA08FAA3981CD83544233114A3D85D6DF"
+    success = b"S=407A5589115FD0D6209F510FE9C04566932CDA56 M=welcome"
+    ack = client.answer(
+        eap_packet(EAP_REQUEST, 8, EAP_MSCHAPV2, mschapv2_packet(SUCCESS, 1, success))
+    )
+    assert ack == EapReply(eap_packet(EAP_RESPONSE, 8, EAP_MSCHAPV2, bytes([SUCCESS])))
+    done = client.answer(eap_packet(EAP_SUCCESS, 9))
+    assert isinstance(done, EapSucceeded) and len(done.msk) == 64 and done.msk[32:] == bytes(32)
+
+
+def test_eap_mschapv2_refuses_a_server_that_does_not_know_the_password() -> None:
+    client = rfc_2759_client()
+    client.answer(challenge_request())
+    forged = b"S=" + b"0" * 40
+    step = client.answer(
+        eap_packet(EAP_REQUEST, 8, EAP_MSCHAPV2, mschapv2_packet(SUCCESS, 1, forged))
+    )
+    assert step == EapRefused(True, "the responder's MSCHAPv2 success does not prove the password")
+    assert client.answer(eap_packet(EAP_SUCCESS, 9)) == EapRefused(
+        False, "EAP success before the server proved the password"
+    )
+
+
+def test_eap_mschapv2_failure_is_acknowledged_and_refused() -> None:
+    client = rfc_2759_client()
+    client.answer(challenge_request())
+    failure = mschapv2_packet(FAILURE, 1, b"E=691 R=1 C=00000000000000000000000000000000 V=3")
+    step = client.answer(eap_packet(EAP_REQUEST, 8, EAP_MSCHAPV2, failure))
+    assert step == EapRefused(
+        True,
+        "EAP-MSCHAPv2 refused the login (E=691)",
+        eap_packet(EAP_RESPONSE, 8, EAP_MSCHAPV2, bytes([FAILURE])),
+    )
+
+
+def test_another_eap_method_is_answered_with_a_nak_for_mschapv2() -> None:
+    step = rfc_2759_client().answer(eap_packet(EAP_REQUEST, 3, 4, b"md5 challenge"))
+    assert step == EapReply(eap_packet(EAP_RESPONSE, 3, 3, bytes([EAP_MSCHAPV2])))
+
+
+def test_the_esp_tunnel_opens_only_what_authenticates() -> None:
+    keys = DirectionKeys(Suite(20, 128), bytes(20), b"")
+    ours = EspSa(keys, keys, b"\x00\x00\x00\x01", b"\x00\x00\x00\x01", bytes)
+    tunnel = EspTunnel(ours)
+    [sealed] = tunnel.seal(b"\x45inner packet")
+    assert tunnel.open(sealed) == [b"\x45inner packet"]
+    tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
+    assert tunnel.open(tampered) == [] and tunnel.open(p.NON_ESP_MARKER + sealed) == []
+    assert tunnel.open(b"\xff") == [] and tunnel.flush() == []
