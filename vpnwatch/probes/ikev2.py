@@ -7,6 +7,7 @@ through the child SA (:mod:`vpnwatch.protocols.ikev2.tunnel`), then deletes the 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import replace
@@ -28,15 +29,27 @@ from vpnwatch.protocols.tunnel import Chain, TunnelTest
 from vpnwatch.quality import TrainPlan
 from vpnwatch.targets.ikev2 import IKEv2Target
 
+#: Parsed PEM text, per text: a target's CA, certificate and key are the same on every probe,
+#: and parsing them again each time is work no handshake needs.
+_PARSED = 256
+
+
+@functools.lru_cache(maxsize=_PARSED)
+def _certificates(pem: str) -> tuple[x509.Certificate, ...]:
+    return tuple(x509.load_pem_x509_certificates(pem.encode()))
+
+
+@functools.lru_cache(maxsize=_PARSED)
+def _local_certificate(cert: str, key: str) -> LocalCertificate:
+    private = load_pem_private_key(key.encode(), password=None)
+    return LocalCertificate(x509.load_pem_x509_certificate(cert.encode()), private)
+
 
 def settings_of(target: IKEv2Target, *, hold_sa: bool = False) -> IkeSettings:
     """What the machine needs, from a validated target."""
     certificate = None
     if target.cert is not None and target.key is not None:
-        certificate = LocalCertificate(
-            x509.load_pem_x509_certificate(target.cert.encode()),
-            load_pem_private_key(target.key.get_secret_value().encode(), password=None),
-        )
+        certificate = _local_certificate(target.cert, target.key.get_secret_value())
     try:
         ipaddress.ip_address(target.host)
         responder: tuple[str, int] | None = (target.host, target.port)
@@ -52,7 +65,7 @@ def settings_of(target: IKEv2Target, *, hold_sa: bool = False) -> IkeSettings:
         certificate=certificate,
         eap=eap,
         remote_auth=target.effective_remote_auth,
-        cas=tuple(x509.load_pem_x509_certificates(target.ca.encode())) if target.ca else (),
+        cas=_certificates(target.ca) if target.ca else (),
         groups=target.groups,
         echo=target.echo,
         responder=responder,
