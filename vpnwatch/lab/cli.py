@@ -57,7 +57,8 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Apply one censorship policy to the running lab, replacing any before it: drop"
             " (timeout), reject (refused, or unreachable for other ICMP errors), reset (RST to"
             " the SYN: refused), reset-data (RST once data flows: reset), loss, throttle, delay,"
-            " dpi (WireGuard and OpenVPN handshakes recognised and dropped). 'clear' lifts it."
+            " dpi (WireGuard, OpenVPN and IKEv2 handshakes recognised and dropped)."
+            " 'clear' lifts it."
         ),
     )
     censor.add_argument("mode", choices=[*(mode.value for mode in Mode), CLEAR], metavar="MODE")
@@ -153,7 +154,8 @@ def build_policy(args: argparse.Namespace, namespace: Namespace) -> Policy:
     if mode == Mode.DPI:
         if protocol not in SIGNATURES:
             raise CensorError(
-                f"dpi recognises {' and '.join(SIGNATURES)} handshakes, not {protocol}"
+                f"dpi recognises {', '.join(SIGNATURES[:-1])} and {SIGNATURES[-1]} handshakes,"
+                f" not {protocol}"
             )
         signature = next(known for known in SIGNATURES if known == protocol)
         return Policy.build(mode, [Flow(None, args.port)], [signature], **params)
