@@ -513,6 +513,81 @@ def detail_panels() -> list[Json]:
     ]
 
 
+def tunnel_panels() -> list[Json]:
+    """Through the tunnel: what the tunnel tests measure, after a handshake that worked."""
+    sent = f'rate(vpnwatch_tunnel_echoes_sent_total{{{SELECTOR}, phase="train"}}[1h])'
+    received = f'rate(vpnwatch_tunnel_echoes_received_total{{{SELECTOR}, phase="train"}}[1h])'
+    return [
+        row("Through the tunnel", 84),
+        panel(
+            "timeseries",
+            "Echo loss through the tunnel",
+            "Share of the tunnel tests' echoes that never came back, per target, over an hour "
+            "(a ratio of the sent and received counters). A censor that lets handshakes through "
+            "and drops the traffic shows here while handshakes still succeed.",
+            [
+                query(
+                    f"1 - sum by (vantage, target) ({received})"
+                    f" / sum by (vantage, target) ({sent})",
+                    "{{vantage}} {{target}}",
+                )
+            ],
+            (0, 85, 12, 8),
+            unit="percentunit",
+            options=LEGEND_TABLE,
+        ),
+        panel(
+            "timeseries",
+            "Round trip through the tunnel, p50",
+            "Median round trip of the echoes carried through each tunnel, per target.",
+            [
+                query(
+                    quantile_of("vpnwatch_tunnel_rtt_seconds", 0.5, "vantage, target"),
+                    "{{vantage}} {{target}}",
+                )
+            ],
+            (12, 85, 12, 8),
+            unit="s",
+            options=LEGEND_TABLE,
+        ),
+        panel(
+            "timeseries",
+            "Goodput of the burst",
+            "Bytes per second the last tunnel test's burst came back at: throttling shows here.",
+            [
+                query(
+                    f"vpnwatch_tunnel_goodput_bytes_per_second{{{SELECTOR}}}",
+                    "{{vantage}} {{target}}",
+                )
+            ],
+            (0, 93, 12, 8),
+            unit="Bps",
+            options=LEGEND_TABLE,
+        ),
+        panel(
+            "table",
+            "Degraded tunnels and why",
+            "Targets whose last tunnel test found them degraded, with the reasons (loss, rtt, "
+            "jitter, goodput, cut), and how long the session held before a cut.",
+            [
+                query(
+                    f"vpnwatch_tunnel_degraded{{{SELECTOR}}} == 1",
+                    "{{vantage}} {{target}} {{reason}}",
+                    instant=True,
+                ),
+                query(
+                    f"vpnwatch_tunnel_held_seconds{{{SELECTOR}}}",
+                    "{{vantage}} {{target}}",
+                    instant=True,
+                    ref="B",
+                ),
+            ],
+            (12, 93, 12, 8),
+            unit="s",
+        ),
+    ]
+
+
 def variable(name: str, label: str, narrowed_by: list[str]) -> Json:
     """A multi-value query variable listing the label's values among the configured targets."""
     matchers = ", ".join(f'{other}=~"${other}"' for other in narrowed_by)
@@ -537,7 +612,13 @@ def variable(name: str, label: str, narrowed_by: list[str]) -> Json:
 
 
 def build() -> Json:
-    panels = [*overview_panels(), *vantage_panels(), *monitor_panels(), *detail_panels()]
+    panels = [
+        *overview_panels(),
+        *vantage_panels(),
+        *monitor_panels(),
+        *detail_panels(),
+        *tunnel_panels(),
+    ]
     for number, item in enumerate(panels, start=1):
         item["id"] = number
     names = [name for name, _ in VARIABLES]

@@ -90,9 +90,9 @@ class EvidenceRecorder:
     def capturing(self, probe: Probe) -> Probe:
         """``probe``, with the packets of each failed run kept."""
 
-        async def captured(target: TargetBase, timeout: float) -> Result:
+        async def captured(target: TargetBase, timeout: float, **options: Any) -> Result:
             async with self.watch(target) as watch:
-                result = await probe(target, timeout)
+                result = await probe(target, timeout, **options)
                 watch.keep_if_failed(result)
                 return result
 

@@ -64,8 +64,12 @@ def test_check_prints_a_table_and_exits_by_result(server, client, tmp_path):
         "STAGE",
         "TIME",
     ]
-    assert row.split()[:6] == ["fra-1", "wireguard", server.endpoint(), "ok", "-", "handshake"]
-    failed = vpnwatch("check", "--timeout", "2", good, closed)
+    # The file names the client's Address and the server's tunnel address: check tests the tunnel.
+    assert row.split()[:6] == ["fra-1", "wireguard", server.endpoint(), "ok", "-", "data"]
+    assert "10/10 echoes through the tunnel" in ok.stdout
+    bare = vpnwatch("check", "--no-tunnel", good)
+    assert bare.stdout.splitlines()[1].split()[3:6] == ["ok", "-", "handshake"]
+    failed = vpnwatch("check", "--no-tunnel", "--timeout", "2", good, closed)
     assert failed.returncode == 1
     assert any(
         line.split()[:5] == ["closed", "wireguard", f"{server.namespace.ip}:9", "FAILED", "refused"]
@@ -79,7 +83,7 @@ def test_check_json_has_one_object_per_target(server, client, tmp_path):
     good.write_text(server.client_config(client))
     unknown = tmp_path / "unknown.conf"
     unknown.write_text(server.client_config(KeyPair.generate()))
-    done = vpnwatch("check", "--json", "--timeout", "1", good, unknown)
+    done = vpnwatch("check", "--json", "--no-tunnel", "--timeout", "1", good, unknown)
     assert done.returncode == 1
     records = {r["target"]: r for r in map(json.loads, done.stdout.splitlines())}
     assert set(records) == {"fra-1", "unknown"}

@@ -8,6 +8,10 @@ story in the data is the one the dashboard and alerts are built to tell:
 - ``tehran-isp``: WireGuard is blocked (every handshake times out), the other protocols work;
 - ``kabul-mobile``: the vantage goes offline for the middle fifth of the history, controls too.
 
+Every VPN target's successful probes also carry a tunnel test (as if tunnel tests ran at each
+probe): ten echoes, all back, except through ``ovpn-fra``, which loses three in ten and is marked
+degraded for loss (its verdict keeps the handshake's story).
+
 The histogram buckets are the exporter's own, so quantiles look like the real thing.
 """
 
@@ -19,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from vpnwatch.metrics import DURATION_BUCKETS, LATENESS_BUCKETS
+from vpnwatch.metrics import DURATION_BUCKETS, LATENESS_BUCKETS, RTT_BUCKETS
 
 JOB = "vpnwatch"
 INSTANCE = "vpnwatch:10877"
@@ -93,10 +97,22 @@ class TargetState:
     probe_duration_sum: float = 0.0
     last: Outcome | None = None
     last_success: float | None = None
+    tunnel_tests: int = 0
+    echoes_sent: int = 0
+    echoes_received: int = 0
+    rtt_buckets: list[int] = field(default_factory=lambda: [0] * (len(RTT_BUCKETS) + 1))
+    rtt_sum: float = 0.0
 
-    def observe(self, result: Outcome, when: float) -> None:
+    def observe(self, result: Outcome, when: float, lossy: bool = False) -> None:
         self.probes += 1
         self.last = result
+        if result.ok:
+            self.tunnel_tests += 1
+            self.echoes_sent += 10
+            self.echoes_received += 7 if lossy else 10
+            for _ in range(7 if lossy else 10):
+                self.rtt_buckets[bisect.bisect_left(RTT_BUCKETS, result.duration / 2)] += 1
+                self.rtt_sum += result.duration / 2
         # A failed probe lasts until its timeout (5 s) or the reset that ends it (at once).
         took = result.duration if result.ok else 5.0 if result.failure == "timeout" else 0.05
         self.probe_buckets[bisect.bisect_left(DURATION_BUCKETS, took)] += 1
@@ -181,7 +197,8 @@ def _simulate(
             due = 0 if when < first else math.floor((when - first) / probe_interval) + 1
             while state.probes < due:
                 stamp = first + state.probes * probe_interval
-                state.observe(outcome(vantage, target, state.probes, offline), stamp)
+                lossy = target.name == "ovpn-fra"
+                state.observe(outcome(vantage, target, state.probes, offline), stamp, lossy)
             labels = {**scope, **target.key_labels()}
             _target_samples(families, labels, target, state, when, offline)
         if scope:
@@ -231,7 +248,7 @@ def _target_samples(
     )
     # As the exporter does, only targets get a verdict; controls are what it is judged against.
     verdict = "ok" if state.last.ok else "offline" if offline else "failing"
-    for name in ("ok", "failing", "offline") if target.role == "target" else ():
+    for name in ("ok", "degraded", "failing", "offline") if target.role == "target" else ():
         families.add(
             "vpnwatch_verdict",
             "stateset",
@@ -252,6 +269,8 @@ def _target_samples(
     )  # fmt: skip
     for histogram, histogram_labels, buckets, total in histograms:
         _histogram(families, histogram, histogram_labels, buckets, total, when)
+    if state.tunnel_tests:
+        _tunnel_samples(families, labels, target, state, when)
     if state.last_success is not None:
         families.add(
             "vpnwatch_last_success_timestamp_seconds",
@@ -261,6 +280,43 @@ def _target_samples(
             when,
             state.last_success,
         )
+
+
+def _tunnel_samples(
+    families: Families, labels: dict[str, str], target: SimTarget, state: TargetState, when: float
+) -> None:
+    """The tunnel families, as the exporter writes them after a target's tunnel tests."""
+    lossy = target.name == "ovpn-fra"
+    for family, kind, value in (
+        ("vpnwatch_tunnel_tests", "counter", state.tunnel_tests),
+        ("vpnwatch_tunnel_cuts", "counter", 0),
+        ("vpnwatch_tunnel_success", "gauge", 1),
+        ("vpnwatch_tunnel_goodput_bytes_per_second", "gauge", 16_000 / target.latency),
+        ("vpnwatch_tunnel_held_seconds", "gauge", 5.0),
+    ):
+        sample = f"{family}_total" if kind == "counter" else family
+        families.add(family, kind, sample, labels, when, value)
+    for family, count in (
+        ("vpnwatch_tunnel_echoes_sent", state.echoes_sent),
+        ("vpnwatch_tunnel_echoes_received", state.echoes_received),
+    ):
+        for phase in ("train", "burst", "hold"):
+            value = count if phase == "train" else 0
+            phased = {**labels, "phase": phase}
+            families.add(family, "counter", f"{family}_total", phased, when, value)
+    for reason in ("loss", "rtt", "jitter", "goodput", "cut"):
+        degraded = {**labels, "reason": reason}
+        value = float(lossy and reason == "loss")
+        families.add(
+            "vpnwatch_tunnel_degraded", "gauge", "vpnwatch_tunnel_degraded", degraded, when, value
+        )
+    running = 0
+    name = "vpnwatch_tunnel_rtt_seconds"
+    for bound, count in zip([*map(str, RTT_BUCKETS), "+Inf"], state.rtt_buckets, strict=True):
+        running += count
+        families.add(name, "histogram", f"{name}_bucket", {**labels, "le": bound}, when, running)
+    families.add(name, "histogram", f"{name}_sum", labels, when, state.rtt_sum)
+    families.add(name, "histogram", f"{name}_count", labels, when, running)
 
 
 def _histogram(

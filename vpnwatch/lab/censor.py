@@ -6,12 +6,14 @@ traffic inside the namespace (obfs4proxy to its backend, a server to itself) is 
 Packets from the monitor are judged as they arrive, answers as they leave.
 
 nftables does what it can: silent drops, ICMP rejects, TCP resets (to the SYN, or to the first
-segment that carries data), random loss (``numgen``), policing to a byte rate (``limit``), and
-payload matches for protocol-aware blocking (``@th``/``@ih``). Delay is the one mode it cannot
-do, and this kernel has neither netem nor NFQUEUE; so for ``delay`` tc hands the flow's packets to
-a TAP device where :mod:`vpnwatch.lab.relay` holds each one before letting it continue. Either
-way a packet is delayed, dropped or answered like any middlebox would: the monitor's kernel sees
-nothing else.
+segment that carries data), random loss (``numgen``), policing to a byte rate (``limit``),
+payload matches for protocol-aware blocking (``@th``/``@ih``: DPI of handshakes, and dropping only
+the data packets of tunnels whose handshakes pass), and cutting each flow after so many bytes
+(conntrack's byte counts) or seconds (a set whose elements expire). Delay and jitter are what it
+cannot do, and this kernel has neither netem nor NFQUEUE; so for ``delay`` tc hands the flow's
+packets to a TAP device where :mod:`vpnwatch.lab.relay` holds each one before letting it
+continue. Either way a packet is delayed, dropped or answered like any middlebox would: the
+monitor's kernel sees nothing else.
 
 A censor enforces one :class:`Policy` at a time; applying another replaces it, and applying the
 same one again changes nothing. Everything it sets up lives in the namespace, so it goes with it.
@@ -68,6 +70,10 @@ class Mode(StrEnum):
     THROTTLE = "throttle"  # each direction policed to a byte rate: handshakes starve
     DELAY = "delay"  # every packet held a while, both ways
     DPI = "dpi"  # WireGuard, OpenVPN and IKEv2 handshakes recognised by payload and dropped
+    DROP_DATA = (
+        "drop-data"  # tunnel data dropped, handshakes let through: the tunnel carries nothing
+    )
+    CUT = "cut"  # each flow cut (dropped) once it carried so many bytes or lasted so many seconds
 
 
 #: ICMP errors ``reject`` can answer with (nftables' ``icmpx`` names: IPv4 and IPv6 alike).
@@ -78,7 +84,8 @@ PARAMETERS: dict[Mode, dict[str, float | str]] = {
     Mode.REJECT: {"icmp": "port-unreachable"},
     Mode.LOSS: {"percent": 30.0, "direction": "in"},  # in: towards the server; or both
     Mode.THROTTLE: {"rate": 2048.0, "burst": 2048.0},  # bytes per second, bytes
-    Mode.DELAY: {"ms": 500.0},  # each way
+    Mode.DELAY: {"ms": 500.0, "jitter": 0.0},  # each way; jitter: up to this much more, at random
+    Mode.CUT: {"bytes": 0.0, "seconds": 0.0},  # after either (0: never), both directions counted
 }
 
 
@@ -211,9 +218,38 @@ class Policy:
                 limit = f"limit rate over {rate} bytes/second burst {burst} bytes drop"
                 return [f"in: {inbound} {limit}", f"out: {outbound} {limit}"]
             case Mode.DELAY:
-                if self.param("ms") > 60_000:
-                    raise CensorError("delay ms must be at most 60000")
+                if self.param("ms") + self.param("jitter") > 60_000:
+                    raise CensorError("delay ms and jitter must add up to at most 60000")
                 return []  # done in userspace: see Censor._start_delay
+            case Mode.DROP_DATA:
+                return [
+                    f"{direction}: {direction_match} {Flow(transport, flow.port).nft(direction)}"
+                    f" {expression} drop"
+                    for signature in self.signatures
+                    for transport, expression in _DATA_MATCHES[signature]
+                    if transport in flow.transports
+                    for direction, direction_match in _WIRE_SIDES
+                ]
+            case Mode.CUT:
+                size, seconds = round(self.param("bytes")), self.param("seconds")
+                if not size and not seconds:
+                    raise CensorError("cut needs bytes or seconds (or both)")
+                if seconds > 86_400:
+                    raise CensorError("cut seconds must be at most 86400")
+                rules = []
+                if size:
+                    rules += [f"in: {inbound} ct bytes > {size} drop"]
+                    rules += [f"out: {outbound} ct bytes > {size} drop"]
+                if seconds:
+                    # A flow's first packet puts its conntrack id in a set whose elements expire
+                    # after the given time; later packets of a flow no longer in it are dropped.
+                    young = f"ct id @{_YOUNG_FLOWS}"
+                    rules += [
+                        f"in: {inbound} ct state new add @{_YOUNG_FLOWS} {{ ct id }}",
+                        f"in: {inbound} {young.replace('@', '!= @')} drop",
+                        f"out: {outbound} {young.replace('@', '!= @')} drop",
+                    ]
+                return rules
             case Mode.DPI:
                 return [
                     f'in: iifname "{WIRE}" {Flow(transport, flow.port).nft("in")} {expression} drop'
@@ -223,6 +259,28 @@ class Policy:
                 ]
         raise AssertionError(self.mode)  # pragma: no cover - the match is exhaustive
 
+
+#: Each direction, with the match of the wire's side it crosses.
+_WIRE_SIDES: tuple[tuple[Direction, str], ...] = (
+    ("in", f'iifname "{WIRE}"'),
+    ("out", f'oifname "{WIRE}"'),
+)
+#: The set of flows ``cut`` still lets through (a conntrack id, until its element expires).
+_YOUNG_FLOWS = "young"
+
+#: How each tunnel's data packets are recognised, per transport, whoever sends them.
+_DATA_MATCHES: dict[Signature, tuple[tuple[Transport, str], ...]] = {
+    # A WireGuard transport data message (keepalives too): message type 4 and at least 32 bytes.
+    "wireguard": (("udp", "udp length >= 40 @th,64,32 0x04000000"),),
+    # OpenVPN P_DATA_V1 and P_DATA_V2 (opcodes 6 and 9, any key id); over TCP after the length.
+    "openvpn": (
+        ("udp", "@th,64,8 & 0xf8 { 0x30, 0x48 }"),
+        ("tcp", "@ih,16,8 & 0xf8 { 0x30, 0x48 }"),
+    ),
+    # ESP in UDP (RFC 3948): to port 4500, a non-zero SPI where IKE has its non-ESP marker, and
+    # longer than a NAT-T keepalive.
+    "ikev2": (("udp", "udp dport 4500 udp length > 16 @th,64,32 != 0"),),
+}
 
 #: How each handshake is recognised, per transport: the first packet a client sends.
 _SIGNATURE_MATCHES: dict[Signature, tuple[tuple[Transport, str], ...]] = {
@@ -257,7 +315,12 @@ def _ruleset(policy: Policy) -> str:
         direction, _, text = rule.partition(": ")
         chains["in" if direction == "in" else "out"].append(text)
     hooks: dict[Direction, str] = {"in": "input", "out": "output"}
-    lines = [f"table inet {TABLE} {{}}", f"flush table inet {TABLE}", f"table inet {TABLE} {{"]
+    lines = [f"table inet {TABLE} {{}}", f"delete table inet {TABLE}", f"table inet {TABLE} {{"]
+    if policy.mode == Mode.CUT and policy.param("seconds"):
+        timeout = f"{max(round(policy.param('seconds') * 1000), 1)}ms"
+        lines.append(
+            f"  set {_YOUNG_FLOWS} {{ typeof ct id; flags dynamic, timeout; timeout {timeout}; }}"
+        )
     for direction, rules in chains.items():
         lines.append(f"  chain {hooks[direction]} {{")
         lines.append(f"    type filter hook {hooks[direction]} priority filter - 10;")
@@ -283,12 +346,12 @@ class Censor:
     ) -> Policy:
         """Censor one transport (``tcp``/``udp``), port, or both, or everything when None.
 
-        For ``dpi``, ``protocol`` may also name the handshake to block: ``wireguard``,
-        ``openvpn`` or ``ikev2`` (all when None).
+        For ``dpi`` and ``drop-data``, ``protocol`` may also name the tunnel whose handshakes or
+        data to block: ``wireguard``, ``openvpn`` or ``ikev2`` (all when None).
         """
         signatures: tuple[Signature, ...] = SIGNATURES
         transport: Transport | None = None
-        if protocol in SIGNATURES and Mode(mode) == Mode.DPI:
+        if protocol in SIGNATURES and Mode(mode) in (Mode.DPI, Mode.DROP_DATA):
             signatures = (protocol,)
         elif protocol is not None:
             if protocol not in TRANSPORTS:
@@ -301,6 +364,8 @@ class Censor:
     def enforce(self, policy: Policy) -> None:
         """Replace whatever the censor did before with ``policy``."""
         self.clear()
+        if policy.mode == Mode.CUT:  # conntrack counts each flow's bytes only when asked to
+            self.namespace.exec(["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1"])
         self.namespace.exec(["nft", "-f", "-"], input_=_ruleset(policy))
         if policy.mode == Mode.DELAY:
             try:
@@ -320,10 +385,10 @@ class Censor:
     # -- delay ----------------------------------------------------------------------------
 
     def _start_delay(self, policy: Policy) -> None:
-        seconds = policy.param("ms") / 1000
+        seconds, jitter = policy.param("ms") / 1000, policy.param("jitter") / 1000
         relay = self.namespace.spawn(
             [sys.executable, "-m", _RELAY_MODULE, "--tap", DELAY_TAP, "--wire", WIRE,
-             "--delay", f"{seconds:.6f}"],
+             "--delay", f"{seconds:.6f}", "--jitter", f"{jitter:.6f}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,  # it outlives a `vpnwatch lab censor` that started it
         )  # fmt: skip

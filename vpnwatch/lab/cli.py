@@ -56,9 +56,10 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Apply one censorship policy to the running lab, replacing any before it: drop"
             " (timeout), reject (refused, or unreachable for other ICMP errors), reset (RST to"
-            " the SYN: refused), reset-data (RST once data flows: reset), loss, throttle, delay,"
-            " dpi (WireGuard, OpenVPN and IKEv2 handshakes recognised and dropped)."
-            " 'clear' lifts it."
+            " the SYN: refused), reset-data (RST once data flows: reset), loss, throttle, delay"
+            " (with --jitter), dpi (WireGuard, OpenVPN and IKEv2 handshakes recognised and"
+            " dropped), drop-data (their data dropped, handshakes let through), cut (each flow"
+            " after --bytes or --seconds). 'clear' lifts it."
         ),
     )
     censor.add_argument("mode", choices=[*(mode.value for mode in Mode), CLEAR], metavar="MODE")
@@ -75,6 +76,11 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
     censor.add_argument("--rate", type=float, help="throttle: bytes per second each way (2048)")
     censor.add_argument("--burst", type=float, help="throttle: bytes allowed at once (2048)")
     censor.add_argument("--ms", type=float, help="delay: milliseconds each way (500)")
+    censor.add_argument(
+        "--jitter", type=float, help="delay: up to this many milliseconds more, at random (0)"
+    )
+    censor.add_argument("--bytes", type=float, help="cut: each flow after this many bytes")
+    censor.add_argument("--seconds", type=float, help="cut: each flow after this many seconds")
     censor.set_defaults(func=run_censor)
     return parser
 
@@ -142,7 +148,10 @@ def build_policy(args: argparse.Namespace, namespace: Namespace) -> Policy:
         for name in PARAMETERS.get(mode, {})
         if (value := getattr(args, name, None)) is not None
     }
-    given = [f"--{name}" for name in ("icmp", "percent", "rate", "burst", "ms")]
+    given = [
+        f"--{name}"
+        for name in ("icmp", "percent", "rate", "burst", "ms", "jitter", "bytes", "seconds")
+    ]
     stray = [
         flag for flag in given if getattr(args, flag[2:]) is not None and flag[2:] not in params
     ]
@@ -151,10 +160,11 @@ def build_policy(args: argparse.Namespace, namespace: Namespace) -> Policy:
     protocol: str | None = args.protocol
     if protocol is None or protocol in TRANSPORTS:
         return Policy.build(mode, [Flow(protocol, args.port)], **params)
-    if mode == Mode.DPI:
+    if mode in (Mode.DPI, Mode.DROP_DATA):
         if protocol not in SIGNATURES:
+            what = "handshakes" if mode == Mode.DPI else "data"
             raise CensorError(
-                f"dpi recognises {', '.join(SIGNATURES[:-1])} and {SIGNATURES[-1]} handshakes,"
+                f"{mode} recognises {', '.join(SIGNATURES[:-1])} and {SIGNATURES[-1]} {what},"
                 f" not {protocol}"
             )
         signature = next(known for known in SIGNATURES if known == protocol)
@@ -198,7 +208,7 @@ def describe(policy: Policy) -> str:
     )
     what = (
         f"{policy.mode} {'+'.join(policy.signatures)}"
-        if policy.mode == Mode.DPI
+        if policy.mode in (Mode.DPI, Mode.DROP_DATA)
         else str(policy.mode)
     )
     return " ".join(part for part in (what, params, f"on {flows}") if part)

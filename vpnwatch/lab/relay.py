@@ -7,8 +7,10 @@ the wire's MAC arrived from the monitor, and is written back into the TAP, which
 as the frame arriving (the TAP wears the wire's MAC); any other frame is an answer leaving, and is
 sent out on the wire through a packet socket that bypasses tc, so it is not redirected again.
 
-Packets are held, not parsed: the kernel's own TCP and UDP see them, late, exactly as sent. The
-line is a FIFO (one delay for every frame keeps the order), bounded like a router's buffer.
+Packets are held, not parsed: the kernel's own TCP and UDP see them, late, exactly as sent. With
+no jitter the line is a FIFO (one delay for every frame keeps the order); with ``--jitter`` each
+frame is held up to that much longer, drawn uniformly, so frames overtake each other as they do
+behind netem's jitter. Either way it is bounded like a router's buffer.
 
 Run inside the lab namespace: ``python -m vpnwatch.lab.relay --tap vwdelay --wire eth0 --delay
 0.5``. It prints ``ready`` once the TAP exists, and runs until it is terminated.
@@ -18,14 +20,15 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import heapq
 import os
+import random
 import select
 import signal
 import socket
 import struct
 import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,14 +59,26 @@ def open_wire(device: str) -> socket.socket:
 
 
 class DelayLine:
-    """Holds each frame ``delay`` seconds, then sends it on its way."""
+    """Holds each frame ``delay`` seconds (plus up to ``jitter``), then sends it on its way."""
 
-    def __init__(self, tap: int, wire: socket.socket, wire_mac: bytes, delay: float) -> None:
+    def __init__(
+        self,
+        tap: int,
+        wire: socket.socket,
+        wire_mac: bytes,
+        delay: float,
+        *,
+        jitter: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
         self._tap = tap
         self._wire = wire
         self._wire_mac = wire_mac
         self._delay = delay
-        self._held: deque[tuple[float, bytes]] = deque()
+        self._jitter = jitter
+        self._rng = rng or random.Random()  # noqa: S311 - a lab's jitter, not a secret
+        self._held: list[tuple[float, int, bytes]] = []  # a heap: (release time, arrival, frame)
+        self._arrivals = 0
         self.dropped = 0
 
     def run(self) -> None:
@@ -80,11 +95,13 @@ class DelayLine:
         if len(self._held) >= CAPACITY:
             self.dropped += 1
             return
-        self._held.append((time.monotonic() + self._delay, frame))
+        self._arrivals += 1
+        extra = self._rng.uniform(0, self._jitter) if self._jitter else 0.0
+        heapq.heappush(self._held, (time.monotonic() + self._delay + extra, self._arrivals, frame))
 
     def _release(self, now: float) -> None:
         while self._held and self._held[0][0] <= now:
-            _, frame = self._held.popleft()
+            _, _, frame = heapq.heappop(self._held)
             try:
                 if frame[:6] == self._wire_mac:
                     os.write(self._tap, frame)
@@ -99,10 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tap", required=True, help="name of the TAP device to create")
     parser.add_argument("--wire", required=True, help="the link the frames belong to")
     parser.add_argument("--delay", required=True, type=float, help="seconds to hold each frame")
+    parser.add_argument("--jitter", type=float, default=0.0, help="up to this many seconds more")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     mac = bytes.fromhex(Path(f"/sys/class/net/{args.wire}/address").read_text().replace(":", ""))
-    line = DelayLine(open_tap(args.tap), open_wire(args.wire), mac, args.delay)
+    line = DelayLine(open_tap(args.tap), open_wire(args.wire), mac, args.delay, jitter=args.jitter)
     print("ready", flush=True)
     line.run()
     return 0
