@@ -566,12 +566,12 @@ def tunnel_panels() -> list[Json]:
         ),
         panel(
             "table",
-            "Degraded tunnels and why",
-            "Targets whose last tunnel test found them degraded, with the reasons (loss, rtt, "
-            "jitter, goodput, cut), and how long the session held before a cut.",
+            "Tunnels: degraded, and why",
+            "Each target's last tunnel test: 1 for each reason it found the tunnel degraded "
+            "(loss, rtt, jitter, goodput, cut), and how long its session carried traffic.",
             [
                 query(
-                    f"vpnwatch_tunnel_degraded{{{SELECTOR}}} == 1",
+                    f"vpnwatch_tunnel_degraded{{{SELECTOR}}}",
                     "{{vantage}} {{target}} {{reason}}",
                     instant=True,
                 ),

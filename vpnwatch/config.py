@@ -9,7 +9,7 @@ target's ``<field>_file`` is read into ``<field>``, so no key or password needs 
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -26,7 +26,7 @@ from pydantic import (
 from vpnwatch.defaults import DEFAULT_LISTEN
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
-from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
+from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, Skipped, import_file
 from vpnwatch.jobs import Job
 from vpnwatch.quality import TunnelPlan, overridden
 from vpnwatch.registry import PROTOCOLS, target_model
@@ -133,6 +133,8 @@ class ConfigFile(BaseModel):
 class Config:
     settings: Settings
     jobs: tuple[Job, ...]
+    #: Entries of imported files that vpnwatch does not probe, with the reason for each.
+    skipped: tuple[Skipped, ...] = ()
 
 
 def load_config(
@@ -151,6 +153,13 @@ def load_config(
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc), where="command line") from None
     found: list[tuple[TargetBase, str]] = []
+    skipped: list[Skipped] = []
+
+    def imported(file: Path, file_options: ImportOptions) -> Sequence[TargetBase]:
+        result = import_file(file, file_options)
+        skipped.extend(result.skipped)
+        return result.targets
+
     base = path.parent if path is not None else Path.cwd()
     if settings.evidence is not None and not settings.evidence.directory.is_absolute():
         # Like every path in the file, the evidence directory is relative to the file.
@@ -160,20 +169,23 @@ def load_config(
         settings = settings.model_copy(update={"evidence": evidence})
     for index, entry in enumerate(raw.targets):
         source = f"{path}: targets[{index}]"
-        found.extend(_targets_of_entry(entry, base, options, source=source))
+        found.extend(_targets_of_entry(entry, base, options, imported, source=source))
     for pattern in raw.include:
         matched = sorted(glob.glob(str(base / Path(pattern).expanduser())))
         if not matched:
             raise ConfigError(f"include pattern {pattern!r} matches no file", source=path)
         found.extend(
-            (target, match) for match in matched for target in load_file(Path(match), options)
+            (target, match) for match in matched for target in imported(Path(match), options)
         )
-    found.extend((target, str(file)) for file in files for target in load_file(file, options))
+    found.extend((target, str(file)) for file in files for target in imported(file, options))
+    if not found and skipped:
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        raise ConfigError(f"no targets: every entry was skipped: {skipped[0].describe()}{more}")
     if not found:
         raise ConfigError(
             "no targets: give a config file with targets, or files to probe", source=path
         )
-    return Config(settings, tuple(_jobs(found, settings)))
+    return Config(settings, tuple(_jobs(found, settings)), tuple(skipped))
 
 
 def _read_yaml(path: Path) -> ConfigFile:
@@ -197,7 +209,12 @@ def _read_yaml(path: Path) -> ConfigFile:
 
 
 def _targets_of_entry(
-    entry: dict[str, Any], base: Path, options: ImportOptions, *, source: str
+    entry: dict[str, Any],
+    base: Path,
+    options: ImportOptions,
+    imported: Callable[[Path, ImportOptions], Sequence[TargetBase]],
+    *,
+    source: str,
 ) -> list[tuple[TargetBase, str]]:
     label = f"{source} ({entry['name']})" if isinstance(entry.get("name"), str) else source
     if "from" in entry:
@@ -207,8 +224,8 @@ def _targets_of_entry(
             raise ConfigError(describe_validation_error(exc), where=label) from None
         if spec.auth_user_pass is not None:
             options = ImportOptions(auth_user_pass=base / spec.auth_user_pass.expanduser())
-        imported = load_file(base / spec.from_.expanduser(), options)
-        return [(_override(target, spec, len(imported), label), label) for target in imported]
+        targets = imported(base / spec.from_.expanduser(), options)
+        return [(_override(t, spec, len(targets), label), label) for t in targets]
     model = target_model(str(entry.get("protocol")))
     if model is None:
         known = ", ".join(sorted(PROTOCOLS))

@@ -122,6 +122,16 @@ TUNNEL_HELD = Family(
     "How long the last tunnel test's session carried traffic (to its last reply).",
     "seconds",
 )
+TUNNEL_DEGRADED_TESTS = Family(
+    "vpnwatch_tunnel_tests_degraded",
+    Kind.COUNTER,
+    "Tunnel tests that found the tunnel degraded (it carried traffic, beyond thresholds).",
+)
+TUNNEL_FAILED_TESTS = Family(
+    "vpnwatch_tunnel_tests_failed",
+    Kind.COUNTER,
+    "Tunnel tests through which nothing came back after a verified handshake.",
+)
 TUNNEL_CUTS = Family(
     "vpnwatch_tunnel_cuts",
     Kind.COUNTER,
@@ -144,6 +154,8 @@ TARGET_FAMILIES = (
     CERTIFICATE_EXPIRY,
     TARGET_INFO,
     TUNNEL_TESTS,
+    TUNNEL_DEGRADED_TESTS,
+    TUNNEL_FAILED_TESTS,
     TUNNEL_SUCCESS,
     TUNNEL_ECHOES_SENT,
     TUNNEL_ECHOES_RECEIVED,
@@ -209,6 +221,8 @@ class TunnelStats:
     """What the tunnel tests of one target found since it was (re)configured."""
 
     tests: int = 0
+    degraded: int = 0
+    failed: int = 0
     cuts: int = 0
     sent: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(PHASES, 0)))
     received: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(PHASES, 0)))
@@ -219,6 +233,8 @@ class TunnelStats:
         quality = result.tunnel
         assert quality is not None
         self.tests += 1
+        self.degraded += bool(result.degraded)
+        self.failed += not result.ok
         self.cuts += quality.cut
         self.sent.update(dict(quality.sent))
         self.received.update(dict(quality.received))
@@ -328,7 +344,7 @@ def _tunnel_lines(tunnel: TunnelStats, inside: str) -> tuple[str, ...]:
     """The target's samples of the tunnel families; nothing before its first tunnel test."""
     last = tunnel.last
     if last is None or last.tunnel is None:
-        return ("",) * 9
+        return ("",) * 11
     quality = last.tunnel
 
     def per_phase(family: Family, counts: Counter[str]) -> str:
@@ -343,6 +359,8 @@ def _tunnel_lines(tunnel: TunnelStats, inside: str) -> tuple[str, ...]:
     goodput = quality.goodput
     return (
         sample(TUNNEL_TESTS.sample, inside, tunnel.tests),
+        sample(TUNNEL_DEGRADED_TESTS.sample, inside, tunnel.degraded),
+        sample(TUNNEL_FAILED_TESTS.sample, inside, tunnel.failed),
         sample(TUNNEL_SUCCESS.sample, inside, last.ok),
         per_phase(TUNNEL_ECHOES_SENT, tunnel.sent),
         per_phase(TUNNEL_ECHOES_RECEIVED, tunnel.received),

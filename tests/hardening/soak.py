@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import yaml
@@ -196,6 +197,15 @@ def _lab(directory: Path) -> Iterator[_Lab]:
         yield _Lab(namespace, wireguard, bridge, openvpn, Censor(namespace))
 
 
+def _soak_tunnel(plan: SoakPlan) -> dict[str, Any]:
+    """Tunnel tests that fit several times into a phase, failed ones included, so that a target
+    busy with one is still probed in every phase; every few probes of each WireGuard target."""
+    timeout = max(2 * plan.timeout, 1.5)
+    train = {"echoes": 5, "spacing": 0.05, "burst": 4, "burst_seconds": 0.3,
+             "hold_seconds": 0.3, "hold_spacing": 0.05, "linger": 0.3}  # fmt: skip
+    return {"interval": max(5 * plan.interval, timeout), "timeout": timeout, "train": train}
+
+
 def _write_config(lab: _Lab, plan: SoakPlan, directory: Path) -> Path:
     targets: list[dict[str, object]] = []
     for index in range(plan.wireguard_targets):
@@ -214,7 +224,12 @@ def _write_config(lab: _Lab, plan: SoakPlan, directory: Path) -> Path:
         server = servers[index % len(servers)]
         lab.openvpn.write_client_file(server, directory / f"ovpn{index}.ovpn")
         targets.append({"from": f"ovpn{index}.ovpn"})
-    settings = {"interval": plan.interval, "timeout": plan.timeout, "listen": "127.0.0.1:0"}
+    settings = {
+        "interval": plan.interval,
+        "timeout": plan.timeout,
+        "listen": "127.0.0.1:0",
+        "tunnel": _soak_tunnel(plan),
+    }
     path = directory / "vpnwatch.yml"
     path.write_text(yaml.safe_dump({"settings": settings, "targets": targets}))
     return path

@@ -16,6 +16,7 @@ messages, which is what reaches past the first length check.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 import pytest
@@ -35,7 +36,7 @@ from tests.hardening.seeds import (
     openvpn_wrappers,
 )
 from vpnwatch.lab.openvpn import generate_pki
-from vpnwatch.protocols import wireguard
+from vpnwatch.protocols import ip, wireguard
 from vpnwatch.protocols.machine import Completed, Event, StageCompleted
 from vpnwatch.protocols.obfs4 import (
     NEED_DATA,
@@ -55,6 +56,8 @@ from vpnwatch.protocols.openvpn.packets import (
 )
 from vpnwatch.protocols.openvpn.reliable import RECEIVE_WINDOW, Message, ReliableLayer
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, build_context
+from vpnwatch.protocols.tunnel import TunnelTest
+from vpnwatch.quality import TrainPlan
 from vpnwatch.result import Failure
 
 WIREGUARD = WireGuardPeers.generate()
@@ -283,3 +286,50 @@ def test_obfs4_frames_decode_or_raise_an_obfs4_error(data: st.DataObject) -> Non
             pass
     # Frames are authenticated: whatever came out is a prefix of what was sent.
     assert (b"hello" * 400).startswith(received)
+
+
+# -- Tunnel tests: the echoes inside a tunnel -----------------------------------------------------
+
+_V4 = ipaddress.IPv4Address("198.19.1.2"), ipaddress.IPv4Address("198.19.1.1")
+_V6 = ipaddress.IPv6Address("2001:2:0:101::2"), ipaddress.IPv6Address("2001:2:0:101::1")
+_ECHOES = [
+    packet
+    for source, destination in (_V4, _V6)
+    for request in [ip.echo_request(source, destination, 7, 9, bytes(range(56)))]
+    for packet in (request, ip.answer(request) or b"")
+]
+
+
+@FUZZ
+@given(packet=mutated(_ECHOES, max_size=2048))
+def test_ip_parse_gives_an_echo_an_icmp_error_or_nothing(packet: bytes) -> None:
+    count("ip.parse")
+    with no_hang():
+        parsed = ip.parse(packet)
+    assert parsed is None or isinstance(parsed, ip.Echo | ip.IcmpError)
+
+
+class _Clear:
+    def seal(self, packet: bytes) -> list[bytes]:
+        return [packet]
+
+    def open(self, data: bytes) -> list[bytes]:
+        return [data]
+
+    def flush(self) -> list[bytes]:
+        return []
+
+
+@FUZZ
+@given(data=st.data())
+def test_a_tunnel_test_never_raises_and_counts_only_its_own_replies(data: st.DataObject) -> None:
+    count("tunnel.receive")
+    plan = TrainPlan(echoes=3, burst=0, hold_seconds=0)
+    # The seeds' identifier (7) and payload: mutated replies to them reach the matching.
+    draws = iter([b"\x00\x07", bytes(range(56))])
+    test = TunnelTest(_Clear(), *_V4, plan, random_bytes=lambda n: next(draws)[:n])
+    test.start(0.0)
+    for packet in data.draw(st.lists(mutated(_ECHOES, max_size=512), max_size=8)):
+        with no_hang():
+            test.receive(packet, 0.01)
+    assert test.quality().train_received <= test.quality().train_sent

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from vpnwatch.errors import ConfigError
-from vpnwatch.importers import ImportOptions, load_file
+from vpnwatch.importers import ImportOptions, import_file, load_file
 from vpnwatch.importers.swanctl import parse_settings
 from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.targets.ikev2 import IKEv2Target
@@ -142,7 +142,6 @@ def test_a_wg_quick_conf_is_still_wireguard(write: Write) -> None:
     ("text", "message"),
     [
         ("connections {\n", "a section is not closed"),
-        ("connections {\n a {\n  remote_addrs = %any\n }\n}\n", "remote_addrs names no gateway"),
         (
             "connections {\n a {\n  remote_addrs = 192.0.2.1\n  local {\n   auth = psk\n   id = x@y.invalid\n  }\n }\n}\n",
             "no ike secret",
@@ -150,10 +149,6 @@ def test_a_wg_quick_conf_is_still_wireguard(write: Write) -> None:
         (
             "connections {\n a {\n  remote_addrs = 192.0.2.1\n  proposals = aes128-sha1-modp1024\n }\n}\n",
             "proposals name no key exchange group vpnwatch offers",
-        ),
-        (
-            "connections {\n a {\n  remote_addrs = 192.0.2.1\n  local {\n   auth = xauth\n  }\n }\n}\n",
-            "local auth = xauth",
         ),
         ("connections {\n a = b\n}\n", "is a value, not a connection section"),
         ("connections {\n include other.conf\n}\n", "include is not supported"),
@@ -232,3 +227,26 @@ def test_sswan_mistakes(write: Write, changes: dict[str, object], message: str) 
 def test_a_file_that_is_not_json(write: Write) -> None:
     with pytest.raises(ConfigError, match="is not JSON"):
         load_file(write("x.sswan", "{"))
+
+
+def test_connections_a_probe_cannot_make_are_skipped_not_fatal(tmp_path: Path) -> None:
+    text = EAP_CONF.replace(
+        "connections {",
+        """connections {
+  servers {
+    remote_addrs = %any
+  }
+  legacy {
+    remote_addrs = 192.0.2.9
+    local {
+      auth = xauth
+    }
+  }""",
+        1,
+    )
+    imported = import_file(swanctl_dir(tmp_path, text))
+    assert [t.name for t in imported.targets] == ["swanctl/office"]
+    assert [(s.where, s.reason) for s in imported.skipped] == [
+        ("connections.servers", "remote_addrs names no gateway to dial (a responder's connection)"),
+        ("connections.legacy", "local auth = xauth: vpnwatch speaks psk, pubkey and eap-mschapv2"),
+    ]

@@ -230,3 +230,19 @@ def test_compact_narrows_only_what_float32_holds_exactly() -> None:
     assert compact(counts).tobytes() == array("f", counts).tobytes()
     for wide in ([0.1], [2.0**24 + 1], [1e300]):
         assert compact(array("d", wide)).typecode == "d"
+
+
+def test_degraded_periods_come_from_tunnel_tests_beside_the_incidents() -> None:
+    """Handshakes all succeed; one tunnel test every other interval, degraded from interval 4
+    to 9 (with empty intervals between): one degraded period, and no incident."""
+    healthy = series("karachi-1", "wireguard", "wg-a", [0.0] * 14)
+    tests = [1.0 if index % 2 == 0 else 0.0 for index in range(14)]
+    bad = [1.0 if 4 <= index < 10 and index % 2 == 0 else 0.0 for index in range(14)]
+    healthy.tunnel_tests, healthy.tunnel_bad = array("d", tests), array("d", bad)
+    untested = series("karachi-1", "wireguard", "wg-b", [0.0] * 14)
+    analysis = analyse(dataset(healthy, untested), Rules(min_duration=2 * STEP))
+    assert analysis.incidents == ()
+    (period,) = analysis.degraded
+    assert (period.targets, period.verdict, period.scope) == (("wg-a",), "degraded", "target")
+    assert (period.start, period.end) == (4 * STEP, 9 * STEP)
+    assert (period.probes, period.failures) == (3, 3)

@@ -74,6 +74,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
                     "probes scraped",
                     timeout=90,
                 )
+                # The tunnel row's rates need two tunnel tests of a target scraped.
+                wait_for(
+                    lambda: prometheus.query("vpnwatch_tunnel_tests_total > 1", at=time.time()),
+                    "tunnel tests scraped",
+                    timeout=90,
+                )
                 time.sleep(SCRAPE_INTERVAL * 3)
                 yield prometheus
         finally:

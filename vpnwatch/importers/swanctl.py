@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
+from vpnwatch.importers.imported import Imported, Skipped
 from vpnwatch.targets.ikev2 import DEFAULT_PORT, IKEv2Target
 
 Section = dict[str, "str | Section"]
@@ -58,6 +59,10 @@ _TOKEN = re.compile(
 
 class SettingsError(ValueError):
     """strongSwan settings syntax that does not parse; the message names the line."""
+
+
+class _Unprobed(ValueError):
+    """A connection valid for strongSwan that a road warrior's probe cannot make: skipped."""
 
 
 def parse_settings(text: str) -> Section:
@@ -222,7 +227,7 @@ def _connection(base: Path, name: str, body: Section, root: Section) -> dict[str
     """The target fields of one connection; ValueError for what the probe cannot use."""
     addresses = [a.strip() for a in str(body.get("remote_addrs", "")).split(",") if a.strip()]
     if not addresses or addresses[0] in ("%any", "%any4", "%any6"):
-        raise ValueError("remote_addrs names no gateway to probe")
+        raise _Unprobed("remote_addrs names no gateway to dial (a responder's connection)")
     local, remote = _sub(body, "local"), _sub(body, "remote")
     fields: dict[str, object] = {
         "host": addresses[0].strip("%"),
@@ -261,7 +266,7 @@ def _connection(base: Path, name: str, body: Section, root: Section) -> dict[str
             )
         fields["username"], fields["password"] = user, match[0]
     elif local_auth != "psk":
-        raise ValueError(f"local auth = {local_auth}: vpnwatch speaks psk, pubkey and eap-mschapv2")
+        raise _Unprobed(f"local auth = {local_auth}: vpnwatch speaks psk, pubkey and eap-mschapv2")
     if remote_auth == "pubkey":
         cacerts = [c.strip() for c in str(remote.get("cacerts", "")).split(",") if c.strip()]
         paths = [_file_in(base, ("x509ca",), c) for c in cacerts]
@@ -271,13 +276,14 @@ def _connection(base: Path, name: str, body: Section, root: Section) -> dict[str
             raise ValueError("remote auth = pubkey needs remote.cacerts or certificates in x509ca/")
         fields["ca"] = "".join(_read(path, "CA certificate") for path in paths)
     elif remote_auth != "psk":
-        raise ValueError(f"remote auth = {remote_auth}: vpnwatch checks pubkey and psk")
+        raise _Unprobed(f"remote auth = {remote_auth}: vpnwatch checks pubkey and psk")
     fields["remote_auth"] = remote_auth
     return fields
 
 
-def load_swanctl(path: Path) -> list[IKEv2Target]:
-    """One IKEv2 target per connection of a swanctl.conf; ConfigError naming the connection."""
+def load_swanctl(path: Path) -> Imported:
+    """One IKEv2 target per connection of a swanctl.conf, and the connections it skips;
+    ConfigError naming the connection for what strongSwan would refuse too."""
     try:
         root = parse_settings(read_text(path))
     except UnreadableFile as exc:
@@ -287,7 +293,7 @@ def load_swanctl(path: Path) -> list[IKEv2Target]:
     connections = root.get("connections")
     if not isinstance(connections, dict) or not connections:
         raise ConfigError("no connections section with a connection", source=path)
-    targets = []
+    targets, skipped = [], []
     for name, body in connections.items():
         where = f"connections.{name}"
         if not isinstance(body, dict):
@@ -296,8 +302,10 @@ def load_swanctl(path: Path) -> list[IKEv2Target]:
             fields = _connection(path.parent, name, body, root)
             target_name = path.stem if len(connections) == 1 else f"{path.stem}/{name}"
             targets.append(IKEv2Target.model_validate({"name": target_name, **fields}))
+        except _Unprobed as exc:
+            skipped.append(Skipped(str(path), where, "IKEv2 connection", str(exc)))
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc), source=path, where=where) from None
         except ValueError as exc:
             raise ConfigError(str(exc), source=path, where=where) from None
-    return targets
+    return Imported(targets, skipped)

@@ -89,6 +89,11 @@ def _openvpn_files(lab: OpenVPNLab, directory: Path) -> dict[str, str]:
     return files
 
 
+#: The demo's tunnel tests: a short hold, so that they come every few probes and a censor's
+#: effect on the tunnel shows within a minute.
+DEMO_TRAIN = {"hold_seconds": 1.0, "burst_seconds": 1.0}
+
+
 def _ikev2_target(gateway: CharonGateway, directory: Path) -> dict[str, Any]:
     """An EAP-MSCHAPv2 road warrior's swanctl.conf, pinging the address behind the gateway."""
     files = gateway.client_conf(_subdirectory(directory, "ikev2-eap"), "eap")
@@ -102,8 +107,17 @@ def _ikev2_target(gateway: CharonGateway, directory: Path) -> dict[str, Any]:
 
 def _config(files: dict[str, str], controls: ControlEndpoints, interval: float) -> dict[str, Any]:
     site = {"site": "lab"}
+    tunnel_interval = max(5 * interval, 10.0)
     return {
-        "settings": {"interval": interval, "timeout": min(5.0, interval)},
+        "settings": {
+            "interval": interval,
+            "timeout": min(5.0, interval),
+            "tunnel": {
+                "interval": tunnel_interval,
+                "timeout": min(10.0, tunnel_interval),
+                "train": DEMO_TRAIN,
+            },
+        },
         "targets": [
             *({"from": name, "labels": {**site, "provider": "lab"}} for name in files),
             {

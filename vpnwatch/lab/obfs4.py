@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from vpnwatch.lab.netns import LabError, Namespace
+from vpnwatch.lab.netns import LabError, Namespace, stop_process
+from vpnwatch.targets.base import format_endpoint
 
 STATE_FILE = "obfs4_state.json"
 BRIDGE_LINE_FILE = "obfs4_bridgeline.txt"
@@ -98,11 +99,18 @@ class Obfs4Server:
     """obfs4proxy and its echo backend in ``namespace``; stopped on exit or with the namespace."""
 
     def __init__(
-        self, namespace: Namespace, *, iat_mode: int = 0, port: int = DEFAULT_PORT
+        self,
+        namespace: Namespace,
+        *,
+        iat_mode: int = 0,
+        port: int = DEFAULT_PORT,
+        host: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.iat_mode = iat_mode
         self.port = port
+        #: The address it listens on: the namespace's IPv4 address unless told otherwise.
+        self.host = host or namespace.ip
         self.state_dir = Path(tempfile.mkdtemp(prefix="vpnwatch-obfs4-"))
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -128,7 +136,7 @@ class Obfs4Server:
             "TOR_PT_MANAGED_TRANSPORT_VER": "1",
             "TOR_PT_STATE_LOCATION": str(self.state_dir),
             "TOR_PT_SERVER_TRANSPORTS": "obfs4",
-            "TOR_PT_SERVER_BINDADDR": f"obfs4-{self.namespace.ip}:{self.port}",
+            "TOR_PT_SERVER_BINDADDR": f"obfs4-{format_endpoint(self.host, self.port)}",
             "TOR_PT_SERVER_TRANSPORT_OPTIONS": f"obfs4:iat-mode={self.iat_mode}",
             "TOR_PT_ORPORT": f"127.0.0.1:{echo_port}",
             "TOR_PT_EXIT_ON_STDIN_CLOSE": "1",
@@ -136,7 +144,7 @@ class Obfs4Server:
         proxy = self._spawn(["obfs4proxy", "-enableLogging", "-logLevel", "INFO"], env=env)
         _read_until(proxy, lambda line: line == "SMETHODS DONE", "obfs4proxy")
         return Obfs4Bridge(
-            host=self.namespace.ip,
+            host=self.host,
             port=self.port,
             cert=self._published_cert(),
             iat_mode=self.iat_mode,
@@ -197,3 +205,60 @@ def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what
             if done(line):
                 return line
     raise LabError(f"{what} did not start within {_STARTUP_SECONDS:.0f} s; it said: {seen}")
+
+
+class Obfs4Client:
+    """obfs4proxy as Tor runs it for a bridge: a managed client transport, offering SOCKS5.
+
+    Configured through the ``TOR_PT_*`` variables alone, as tor does; ``wrap`` runs its command
+    where the client should be (``Vantage.argv``). Each connection names its bridge in the SOCKS
+    request and carries the bridge line's arguments as the SOCKS username (pt-spec 3.5).
+    """
+
+    def __init__(self, wrap: Callable[[list[str]], list[str]]) -> None:
+        self._wrap = wrap
+        self.state_dir = Path(tempfile.mkdtemp(prefix="vpnwatch-obfs4-client-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> int:
+        """Start it; the port of its SOCKS5 listener on the loopback where it runs."""
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> int:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "TOR_PT_MANAGED_TRANSPORT_VER": "1",
+            "TOR_PT_CLIENT_TRANSPORTS": "obfs4",
+            "TOR_PT_STATE_LOCATION": str(self.state_dir),
+            "TOR_PT_EXIT_ON_STDIN_CLOSE": "1",
+        }
+        self._process = subprocess.Popen(
+            self._wrap(["obfs4proxy"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        # "CMETHOD obfs4 socks5 127.0.0.1:PORT" comes once its listener is up.
+        line = _read_until(
+            self._process, lambda line: line.startswith("CMETHOD obfs4 "), "obfs4proxy client"
+        )
+        return int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop_process(self._process)
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+            self._process = None
+        shutil.rmtree(self.state_dir, ignore_errors=True)

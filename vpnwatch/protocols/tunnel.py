@@ -142,6 +142,7 @@ class TunnelTest(MachineBase):
         longest = max(plan.payload, plan.burst_payload, plan.hold_payload)
         self._pad = random_bytes(longest)
         self._sent: dict[int, _Sent] = {}
+        self._unanswered = 0
         self._tally = _Tally()
         self._step = _Step.TRAIN
         self._next_at: float | None = None
@@ -241,7 +242,7 @@ class TunnelTest(MachineBase):
             return None
         # LINGER: late replies may still come; end early once every echo is answered.
         end = self._phase_at + plan.linger
-        if now < end and any(sent.answered_at is None for sent in self._sent.values()):
+        if now < end and self._unanswered:
             return end
         self._conclude(now)
         return None
@@ -266,6 +267,7 @@ class TunnelTest(MachineBase):
             self.source, self.destination, self.identifier, sequence, self._pad[:payload]
         )
         self._sent[sequence] = _Sent(phase, len(packet), payload, now, slot)
+        self._unanswered += 1
         self._tally.sent[phase] += 1
         self._tally.bytes_sent += len(packet)
         self._send_all(self.tunnel.seal(packet))
@@ -302,6 +304,7 @@ class TunnelTest(MachineBase):
 
     def _answered(self, sent: _Sent, echo: Echo, now: float) -> None:
         sent.answered_at = now
+        self._unanswered -= 1
         self._tally.received[sent.phase] += 1
         self._tally.bytes_received += echo.size
         if self._last_reply_at is None:

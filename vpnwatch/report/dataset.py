@@ -35,8 +35,13 @@ FAILURES = "vpnwatch_probe_failures_total"
 LATENCY_SUM = "vpnwatch_handshake_duration_seconds_sum"
 LATENCY_COUNT = "vpnwatch_handshake_duration_seconds_count"
 TARGET_INFO = "vpnwatch_target_info"
+TUNNEL_TESTS = "vpnwatch_tunnel_tests_total"
+TUNNEL_DEGRADED = "vpnwatch_tunnel_tests_degraded_total"
+TUNNEL_FAILED = "vpnwatch_tunnel_tests_failed_total"
+#: The tunnel tests' counters: absent for targets (and monitors) that run none.
+TUNNEL_METRICS = (TUNNEL_TESTS, TUNNEL_DEGRADED, TUNNEL_FAILED)
 #: The counters a report reads, in the order it queries them.
-METRICS = (PROBES, FAILURES, LATENCY_SUM, LATENCY_COUNT)
+METRICS = (PROBES, FAILURES, LATENCY_SUM, LATENCY_COUNT, *TUNNEL_METRICS)
 _LATENCY_FIELDS = {LATENCY_SUM: "latency_sum", LATENCY_COUNT: "latency_count"}
 
 #: Baseline probes run at each site to tell "this protocol is blocked" from "this site is down".
@@ -77,6 +82,10 @@ class ProbeSeries:
     #: handshake seconds and count of successful probes; empty in a roll-up of several targets
     latency_sum: array[float] = field(default_factory=lambda: array("d"))
     latency_count: array[float] = field(default_factory=lambda: array("d"))
+    #: tunnel tests, and those that found the tunnel degraded or carrying nothing; empty in a
+    #: roll-up, zero where probes ran and no tunnel test did
+    tunnel_tests: array[float] = field(default_factory=lambda: array("d"))
+    tunnel_bad: array[float] = field(default_factory=lambda: array("d"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +250,8 @@ class _Assembly:
         else:
             latency = self.latency.setdefault(metric, {})
             for key, total in _increments_by(result, self._target_key, self._sibling_increments):
-                # handshake counts are counts; a sum of seconds rarely fits float32 exactly
-                latency[key] = compact(total) if metric == LATENCY_COUNT else total
+                # counts are counts; a sum of seconds rarely fits float32 exactly
+                latency[key] = total if metric == LATENCY_SUM else compact(total)
 
     def finish(self) -> dict[SeriesKey, ProbeSeries]:
         """One ProbeSeries per target; a counter without series counts zero where probes ran."""
@@ -253,6 +262,12 @@ class _Assembly:
                 kind: compact(_plus(zeros, counts))
                 for kind, counts in self.failure_kinds.get(key, {}).items()
             }
+            counted = {
+                metric: compact(_plus(zeros, self.latency.get(metric, {}).get(key)))
+                for metric in (LATENCY_COUNT, *TUNNEL_METRICS)
+            }
+            tunnel_bad = array("d", counted[TUNNEL_DEGRADED])
+            add_into(tunnel_bad, counted[TUNNEL_FAILED])
             by_key[key] = ProbeSeries(
                 key=key,
                 control=key in self.controls,
@@ -260,7 +275,9 @@ class _Assembly:
                 failures=_total_failures(zeros, kinds),
                 failure_kinds=kinds,
                 latency_sum=_plus(zeros, self.latency.get(LATENCY_SUM, {}).get(key)),
-                latency_count=compact(_plus(zeros, self.latency.get(LATENCY_COUNT, {}).get(key))),
+                latency_count=counted[LATENCY_COUNT],
+                tunnel_tests=counted[TUNNEL_TESTS],
+                tunnel_bad=compact(tunnel_bad),
             )
         return by_key
 

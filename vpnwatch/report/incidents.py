@@ -19,6 +19,12 @@ The rules, in the order they apply:
    an interval without data, and open at its end likewise: it may have begun earlier or lasted
    longer than the report can see.
 
+Degraded periods are found by the same rules, per target, from its tunnel tests rather than its
+probes: an interval is bad when tunnel tests ran in it and fewer than ``threshold`` of them found
+the tunnel working within its thresholds (degraded or carrying nothing counts against it). They
+are reported beside the incidents, not among them: the handshakes worked meanwhile, and users
+could connect, but not work.
+
 Periods without data are reported as gaps: a site none of whose probes counted anything for at
 least ``min_duration``, and a protocol at a site that had data while that protocol had none.
 
@@ -53,7 +59,7 @@ from vpnwatch.report.dataset import (
 from vpnwatch.report.query import Grid
 
 Scope = Literal["site", "protocol", "target"]
-Verdict = Literal["failing", "offline", "unknown"]
+Verdict = Literal["failing", "offline", "unknown", "degraded"]
 Span = tuple[int, int]  # half-open range of interval indexes
 
 #: The pseudo-protocol of a site's control probes rolled up together.
@@ -141,6 +147,8 @@ class Analysis:
     rollups: dict[tuple[str, str], ProbeSeries]
     #: periods without data, by start time
     gaps: tuple[Gap, ...] = ()
+    #: per-target periods whose tunnel tests found the tunnel degraded or carrying nothing
+    degraded: tuple[Incident, ...] = ()
 
     @property
     def sites(self) -> list[str]:
@@ -312,9 +320,51 @@ def analyse(dataset: Dataset, rules: Rules) -> Analysis:
                 for span in incident_spans(series, rules, step)
             ]
     incidents.sort(key=lambda i: (i.start, _SCOPE_ORDER[i.scope], i.site, i.protocol, i.targets))
-    return Analysis(
-        dataset.grid, rules, tuple(incidents), rollups, find_gaps(rollups, dataset.grid, rules)
+    degraded = sorted(
+        (
+            period
+            for series in dataset.series
+            for period in degraded_periods(series, dataset.grid, rules)
+        ),
+        key=lambda i: (i.start, i.site, i.protocol, i.targets),
     )
+    return Analysis(
+        dataset.grid,
+        rules,
+        tuple(incidents),
+        rollups,
+        find_gaps(rollups, dataset.grid, rules),
+        tuple(degraded),
+    )
+
+
+def degraded_periods(series: ProbeSeries, grid: Grid, rules: Rules) -> list[Incident]:
+    """The periods in which ``series``' tunnel tests found its tunnel not working as it should."""
+    if series.control or not any(count > 0 for count in series.tunnel_tests):
+        return []
+    tests = ProbeSeries(series.key, False, series.tunnel_tests, series.tunnel_bad)
+    periods = []
+    for start, end in incident_spans(tests, rules, grid.step):
+        window = slice(start, end)
+        periods.append(
+            Incident(
+                scope="target",
+                site=series.key.site,
+                protocol=series.key.protocol,
+                targets=(series.key.target,),
+                start=grid.time(start),
+                end=grid.time(end),
+                probes=round(_total(series.tunnel_tests[window])),
+                failures=round(_total(series.tunnel_bad[window])),
+                failure_classes=(),
+                stages=(),
+                latency_before=None,
+                latency_during=None,
+                verdict="degraded",
+                control_success=None,
+            )
+        )
+    return periods
 
 
 def find_gaps(

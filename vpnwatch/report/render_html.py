@@ -44,7 +44,7 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:32px 0 8px;border-bott
 .summary li{margin:4px 0;font-size:16px}table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #e5e7eb;padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#f9fafb}.utc{color:#6b7280;font-size:12px;display:block}
-.verdict-failing{color:#b91c1c;font-weight:600}.verdict-offline{color:#4b5563;font-weight:600}.verdict-no-data{color:#6b7280;font-style:italic}
+.verdict-failing{color:#b91c1c;font-weight:600}.verdict-degraded{color:#b45309;font-weight:600}.verdict-offline{color:#4b5563;font-weight:600}.verdict-no-data{color:#6b7280;font-style:italic}
 figure{margin:8px 0 18px}figcaption{font-weight:600}svg{width:100%;height:auto}
 svg .tick{font-size:11px;fill:#4b5563}svg .legend{font-size:11px;fill:#111827}
 pre{background:#f3f4f6;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
@@ -163,6 +163,10 @@ def _incidents(report: Report) -> str:
         + _table(by_start(report.main_incidents(), report.analysis.gaps), report)
         + f"<h3>{escape(m('report.per_target', count=len(targets)))}</h3>"
         + _table(targets, report)
+        + "</section>"
+        + f'<section id="degraded"><h2>{escape(m("report.degraded"))}</h2>'
+        + f"<p>{escape(m('report.degraded_intro'))}</p>"
+        + _table(report.analysis.degraded, report)
         + "</section>"
     )
 

@@ -132,6 +132,7 @@ def render_json(report: Report) -> str:
         "summary": summary(report),
         "incidents": [incident_record(i, report) for i in report.incidents],
         "gaps": [gap_record(gap, report) for gap in report.analysis.gaps],
+        "degraded": [incident_record(i, report) for i in report.analysis.degraded],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -142,7 +143,7 @@ def render_csv(report: Report) -> str:
         out, fieldnames=CSV_COLUMNS, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
     )
     writer.writeheader()
-    for incident in report.incidents:
+    for incident in (*report.incidents, *report.analysis.degraded):
         row = incident_record(incident, report)
         row["targets"] = " ".join(row["targets"])
         for column in ("failure_classes", "stages"):
@@ -245,6 +246,12 @@ def render_markdown(report: Report) -> str:
         f"### {markdown_text(m('report.per_target', count=len(report.target_incidents())))}",
         "",
         *_incident_table(report.target_incidents(), report),
+        "",
+        f"## {markdown_text(m('report.degraded'))}",
+        "",
+        markdown_text(m("report.degraded_intro")),
+        "",
+        *_incident_table(report.analysis.degraded, report),
         "",
         f"## {markdown_text(m('report.data.title'))}",
         "",

@@ -11,6 +11,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import socket
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -127,6 +128,11 @@ class TargetBase(BaseModel):
         """Whether the target says enough to test its tunnel (addresses inside it, for one):
         then ``check`` and the monitor run tunnel tests on it."""
         return False
+
+    @property
+    def address_family(self) -> socket.AddressFamily:
+        """The IP version the endpoint must be reached over (``AF_UNSPEC``: any)."""
+        return socket.AF_UNSPEC
 
     @property
     def endpoint(self) -> str:
