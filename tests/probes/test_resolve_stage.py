@@ -31,6 +31,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "openvpn": {"ca": generate_pki().ca, "port": 1194, "proto": "udp"},
     "openvpn-tcp": {"ca": generate_pki().ca, "port": 1194, "proto": "tcp"},
     "obfs4": {"node_id": os.urandom(20), "public_key": os.urandom(32), "iat_mode": 0, "port": 443},
+    "ikev2": {"psk": "a shared key", "local_id": "probe@example.invalid", "port": 500},
     "tcp": {"port": 443},
     "tls": {"port": 443},
     "dns": {"query": "example.org"},
