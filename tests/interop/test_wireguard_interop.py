@@ -92,7 +92,11 @@ class Lab:
         return "\n".join(lines) + "\n" + extra
 
     def file(self, client: KeyPair, *peers: str, interface: str = "") -> str:
-        head = f"[Interface]\nPrivateKey = {client.private_b64}\nAddress = 198.19.0.2/32\n"
+        """The client's file: its tunnel address the server's (so that ``vpnwatch check``'s
+        tunnel test can pass), or a fixed one for a key the server does not know."""
+        known = client.public in self.server.peers
+        address = self.server.peer_address(client.public) if known else "198.19.0.2"
+        head = f"[Interface]\nPrivateKey = {client.private_b64}\nAddress = {address}/32\n"
         return head + interface + "".join(f"\n{peer}" for peer in peers)
 
 

@@ -194,3 +194,19 @@ async def test_tunnel_tests_come_on_their_own_interval_and_sooner_while_degraded
     tunnel_calls = [at for at, tunnel in calls if tunnel]
     assert len(tunnel_calls) >= 2
     assert 0 < len(tunnel_calls) < len(calls)  # handshakes in between
+
+
+def test_address_and_allowed_ips_lines_add_up_as_in_wg_quick(
+    write: Callable[[str, str], Path],
+) -> None:
+    text = WG.replace(
+        "AllowedIPs = 198.19.0.1/32, 198.19.5.0/24",
+        "AllowedIPs = 0.0.0.0/0\nAllowedIPs = 198.19.0.1/32",
+    ).replace(
+        "Address = 198.19.0.2/32, 2001:2:0:100::2/128",
+        "Address = 198.19.0.2/32\nAddress = 2001:2:0:100::2/128",
+    )
+    (job,) = load_config(None, [write("lines.conf", text)]).jobs
+    target = job.target
+    assert isinstance(target, WireGuardTarget) and len(target.address) == 2
+    assert (str(target.source), str(target.ping)) == ("198.19.0.2", "198.19.0.1")

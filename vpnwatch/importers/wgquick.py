@@ -44,6 +44,8 @@ class _Section:
     kind: str
     line: int
     values: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: Every line of each key, in order: ``Address`` and ``AllowedIPs`` lines add up.
+    lines: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def get(self, key: str) -> tuple[int, str] | None:
         return self.values.get(key.lower())
@@ -79,6 +81,7 @@ def _sections(path: Path, text: str) -> list[_Section]:
                 where=f"line {number}",
             )
         section.values[name] = (number, value.strip())
+        section.lines.setdefault(name, []).append((number, value.strip()))
     return sections
 
 
@@ -101,21 +104,19 @@ def _key(path: Path, section: _Section, name: str, *, required: bool) -> bytes |
 
 
 def _networks(path: Path, section: _Section, name: str, *, strict: bool) -> list[Any]:
-    """The comma-separated addresses or networks of ``name``, each with its prefix."""
-    entry = section.get(name)
-    if entry is None:
-        return []
-    number, value = entry
+    """The comma-separated addresses or networks of every ``name`` line, each with its prefix."""
     found = []
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        try:
-            found.append(ipaddress.ip_interface(item) if strict else ipaddress.ip_network(item))
-        except ValueError:
-            raise ConfigError(
-                f"{item!r} is not an IP address with an optional /prefix",
-                source=path,
-                where=f"line {number}: [{section.kind.capitalize()}] {name}",
-            ) from None
+    for number, value in section.lines.get(name.lower(), []):
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                parsed = ipaddress.ip_interface(item) if strict else ipaddress.ip_network(item)
+            except ValueError:
+                raise ConfigError(
+                    f"{item!r} is not an IP address with an optional /prefix",
+                    source=path,
+                    where=f"line {number}: [{section.kind.capitalize()}] {name}",
+                ) from None
+            found.append(parsed)
     return found
 
 

@@ -181,6 +181,11 @@ class WireGuardServer:
             self._configure_peer(public_key, preshared_key)
         return self.peer_address(public_key)
 
+    @property
+    def peers(self) -> tuple[bytes, ...]:
+        """The public keys of the clients the server accepts, in the order they were added."""
+        return tuple(self._peers)
+
     def peer_address(self, public_key: bytes, *, ipv6: bool = False) -> str:
         index = list(self._peers).index(public_key)
         if index > 252:
