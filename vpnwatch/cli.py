@@ -269,7 +269,8 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
         "--auth-user-pass",
         type=Path,
         metavar="FILE",
-        help="two-line username/password file for .ovpn files that use auth-user-pass",
+        help="two-line username/password file for .ovpn files that use auth-user-pass"
+        " and .sswan EAP profiles",
     )
     parser.add_argument("--config", type=Path, help="a vpnwatch YAML configuration")
     parser.add_argument("--timeout", type=float, help="seconds a probe may take")

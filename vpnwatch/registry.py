@@ -50,6 +50,9 @@ PROTOCOLS: dict[str, Registration] = {
     "trojan": Registration(
         "vpnwatch.probes.trojan:TROJAN", "vpnwatch.targets.trojan:TrojanTarget", "Trojan"
     ),
+    "ikev2": Registration(
+        "vpnwatch.probes.ikev2:IKEV2", "vpnwatch.targets.ikev2:IKEv2Target", "IKEv2"
+    ),
     "tcp": Registration(
         "vpnwatch.probes.control:TCP", "vpnwatch.targets.control:TcpTarget", "TCP", control=True
     ),

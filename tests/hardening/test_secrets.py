@@ -159,6 +159,25 @@ def _bad_files(directory: Path) -> list[Path]:
             {"targets": [{"name": "x", "protocol": "openvpn", "password": SECRETS.password}]}
         ),
         "bad-yaml.yml": f"targets: [{{private_key: {private}\n",
+        # A swanctl.conf whose PSK and EAP password are fine but whose gateway has no CA beside it.
+        "bad-ca.conf": (
+            "connections {\n c {\n  remote_addrs = 198.18.0.2\n  local {\n   auth = eap-mschapv2\n"
+            "   eap_id = probe\n  }\n }\n}\nsecrets {\n eap-probe {\n  id = probe\n"
+            f'  secret = "{SECRETS.password}"\n }}\n}}\n'
+        ),
+        "bad-ikev2.yml": yaml.safe_dump(
+            {
+                "targets": [
+                    {
+                        "name": "x",
+                        "protocol": "ikev2",
+                        "host": "h",
+                        "psk": SECRETS.password,
+                        "password": SECRETS.password,
+                    }
+                ]
+            }
+        ),
     }
     (directory / "one-line.pass").write_text(SECRETS.password + "\n")
     for name, text in files.items():

@@ -33,6 +33,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "obfs4": {"node_id": os.urandom(20), "public_key": os.urandom(32), "iat_mode": 0, "port": 443},
     "shadowsocks": {"method": "aes-256-gcm", "password": "x", "port": 8388},
     "trojan": {"password": "x"},
+    "ikev2": {"psk": "a shared key", "local_id": "probe@example.invalid", "port": 500},
     "tcp": {"port": 443},
     "tls": {"port": 443},
     "dns": {"query": "example.org"},

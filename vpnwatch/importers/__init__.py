@@ -8,11 +8,13 @@ certificate handling.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vpnwatch.errors import ConfigError
+from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers.imported import Imported, Skipped
 from vpnwatch.targets.base import TargetBase
 
@@ -23,7 +25,8 @@ __all__ = ["IMPORTERS", "ImportOptions", "Imported", "Skipped", "import_file", "
 class ImportOptions:
     """What the user said about imported files beyond the files themselves."""
 
-    #: A two-line username/password file for ``.ovpn`` files that use ``auth-user-pass``.
+    #: A two-line username/password file for ``.ovpn`` files that use ``auth-user-pass`` and
+    #: ``.sswan`` EAP profiles, which never hold the password.
     auth_user_pass: Path | None = None
 
 
@@ -32,7 +35,20 @@ DEFAULT_OPTIONS = ImportOptions()
 Importer = Callable[[Path, ImportOptions], Imported]
 
 
-def _wgquick(path: Path, _: ImportOptions) -> Imported:
+#: A swanctl.conf, unlike a wg-quick file, has a ``connections { … }`` section.
+_SWANCTL = re.compile(r"^\s*connections\s*\{", re.MULTILINE)
+
+
+def _conf(path: Path, _: ImportOptions) -> Imported:
+    """``.conf`` is wg-quick's and strongSwan's (swanctl.conf): the content says which."""
+    try:
+        swanctl = _SWANCTL.search(read_text(path)) is not None
+    except UnreadableFile:
+        swanctl = False  # the importer reports it
+    if swanctl:
+        from vpnwatch.importers.swanctl import load_swanctl
+
+        return load_swanctl(path)
     from vpnwatch.importers.wgquick import load_wgquick
 
     return Imported(load_wgquick(path))
@@ -42,6 +58,12 @@ def _ovpn(path: Path, options: ImportOptions) -> Imported:
     from vpnwatch.importers.ovpn import load_ovpn
 
     return Imported(load_ovpn(path, auth_user_pass=options.auth_user_pass))
+
+
+def _sswan(path: Path, options: ImportOptions) -> Imported:
+    from vpnwatch.importers.sswan import load_sswan
+
+    return Imported(load_sswan(path, options.auth_user_pass))
 
 
 def _bridge_lines(path: Path, _: ImportOptions) -> Imported:
@@ -70,8 +92,9 @@ def _sip008(path: Path, _: ImportOptions) -> Imported:
 
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
-    ".conf": _wgquick,
+    ".conf": _conf,
     ".ovpn": _ovpn,
+    ".sswan": _sswan,
     ".bridges": _bridge_lines,
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
     ".txt": _bridge_lines,

@@ -49,12 +49,12 @@ _RESET_MARK = "0x7e5e7"
 
 Transport = Literal["tcp", "udp"]
 TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
-Signature = Literal["wireguard", "openvpn", "encrypted"]
+Signature = Literal["wireguard", "openvpn", "ikev2", "encrypted"]
 #: Every kind of traffic ``dpi`` recognises.
 ALL_SIGNATURES: tuple[Signature, ...] = get_args(Signature)
 #: What ``dpi`` recognises when none is named: the VPN handshakes. ``encrypted`` (any fully
 #: encrypted stream) is only applied by name, as it blocks obfs4 and Shadowsocks alike.
-SIGNATURES: tuple[Signature, ...] = ("wireguard", "openvpn")
+SIGNATURES: tuple[Signature, ...] = ("wireguard", "openvpn", "ikev2")
 #: Conntrack mark of connections ``dpi encrypted`` has flagged: the rest of the flow is dropped.
 _ENCRYPTED_MARK = "0xe7c0de"
 #: Conntrack mark of connections whose first data segment ``dpi encrypted`` has let through.
@@ -77,7 +77,7 @@ class Mode(StrEnum):
     LOSS = "loss"  # a random share of packets towards the server (or both ways) is dropped
     THROTTLE = "throttle"  # each direction policed to a byte rate: handshakes starve
     DELAY = "delay"  # every packet held a while, both ways
-    DPI = "dpi"  # WireGuard and OpenVPN handshakes recognised by payload and dropped
+    DPI = "dpi"  # WireGuard, OpenVPN and IKEv2 handshakes recognised by payload and dropped
     DROP_DATA = (
         "drop-data"  # tunnel data dropped, handshakes let through: the tunnel carries nothing
     )
@@ -285,6 +285,9 @@ _DATA_MATCHES: dict[Signature, tuple[tuple[Transport, str], ...]] = {
         ("udp", "@th,64,8 & 0xf8 { 0x30, 0x48 }"),
         ("tcp", "@ih,16,8 & 0xf8 { 0x30, 0x48 }"),
     ),
+    # ESP in UDP (RFC 3948): to port 4500, a non-zero SPI where IKE has its non-ESP marker, and
+    # longer than a NAT-T keepalive.
+    "ikev2": (("udp", "udp dport 4500 udp length > 16 @th,64,32 != 0"),),
 }
 
 #: How each handshake is recognised, per transport: the first packet a client sends.
@@ -321,6 +324,15 @@ _SIGNATURE_MATCHES: dict[Signature, tuple[tuple[Transport, str], ...]] = {
         ),
         # Any other first data segment was exempt: the connection is not looked at again.
         ("tcp", f"ct mark != {_SEEN_MARK} @ih,0,8 0x00-0xff ct mark set {_SEEN_MARK}"),
+    ),
+    # An IKEv2 IKE_SA_INIT request: a zero responder SPI, version 2.0, exchange 34, the
+    # initiator flag; on UDP 4500 behind the 4-byte non-ESP marker. Every IKEv2 session starts so.
+    "ikev2": (
+        ("udp", "udp length > 36 @th,128,64 0 @th,200,8 0x20 @th,208,8 34 @th,216,8 0x08"),
+        (
+            "udp",
+            "udp length > 40 @th,64,32 0 @th,160,64 0 @th,232,8 0x20 @th,240,8 34 @th,248,8 0x08",
+        ),
     ),
 }
 
@@ -364,7 +376,7 @@ class Censor:
         """Censor one transport (``tcp``/``udp``), port, or both, or everything when None.
 
         For ``dpi`` and ``drop-data``, ``protocol`` may also name the tunnel whose handshakes or
-        data to block: ``wireguard`` or ``openvpn`` (both when None).
+        data to block: ``wireguard``, ``openvpn`` or ``ikev2`` (all when None).
         """
         signatures: tuple[Signature, ...] = SIGNATURES
         transport: Transport | None = None

@@ -44,6 +44,7 @@ SERVICES = {
     "trojan": "trojan",
     "openssl": "tls",
     "dnsmasq": "dns",
+    "charon": "ikev2",
 }
 _SS_PROCESS = re.compile(r'users:\(\("([^"]+)"')
 
@@ -61,10 +62,10 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Apply one censorship policy to the running lab, replacing any before it: drop"
             " (timeout), reject (refused, or unreachable for other ICMP errors), reset (RST to"
             " the SYN: refused), reset-data (RST once data flows: reset), loss, throttle, delay"
-            " (with --jitter), dpi (WireGuard and OpenVPN handshakes recognised and dropped;"
-            " 'dpi encrypted': fully encrypted TCP streams, as the GFW finds Shadowsocks),"
-            " drop-data (their data dropped, handshakes let through), cut (each flow after"
-            " --bytes or --seconds). 'clear' lifts it."
+            " (with --jitter), dpi (WireGuard, OpenVPN and IKEv2 handshakes recognised and"
+            " dropped; 'dpi encrypted': fully encrypted TCP streams, as the GFW finds"
+            " Shadowsocks), drop-data (their data dropped, handshakes let through), cut (each"
+            " flow after --bytes or --seconds). 'clear' lifts it."
         ),
     )
     censor.add_argument("mode", choices=[*(mode.value for mode in Mode), CLEAR], metavar="MODE")

@@ -1,10 +1,10 @@
 """``vpnwatch demo``: the monitor on an embedded default — the lab's real servers.
 
 It builds a lab namespace with real VPN servers (wireguard-go, OpenVPN 2.6, obfs4proxy,
-shadowsocks-libev with simple-obfs and v2ray-plugin, trojan) and control endpoints (openssl,
-dnsmasq), writes the files a user would hold for them (wg-quick ``.conf``, ``.ovpn``, a bridge
-line, proxy links, a vpnwatch YAML), and runs the monitor against them, so a newcomer sees
-real handshakes, a real failure, and /metrics, with one command.
+strongSwan's charon, shadowsocks-libev with simple-obfs and v2ray-plugin, trojan) and control
+endpoints (openssl, dnsmasq), writes the files a user would hold for them (wg-quick ``.conf``,
+``.ovpn``, a bridge line, a swanctl.conf, proxy links, a vpnwatch YAML), and runs the monitor
+against them, so a newcomer sees real handshakes, a real failure, and /metrics, with one command.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from vpnwatch.lab.netns import LabError, Namespace
 from vpnwatch.lab.obfs4 import Obfs4Server
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant
 from vpnwatch.lab.proxies import proxy_lab
+from vpnwatch.lab.strongswan import CharonGateway
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer, generate_preshared_key
 
 PROXIES_FILE = "proxies-lab.links"
@@ -43,6 +44,7 @@ def demo_lab(directory: Path, *, interval: float) -> Iterator[Path]:
             WireGuardServer(ns) as wireguard,
             Obfs4Server(ns) as bridge,
             proxy_lab(ns) as proxies,
+            CharonGateway(ns) as ikev2,
         ):
             openvpn = OpenVPNLab(ns, _subdirectory(directory, "openvpn-server"))
             openvpn.start(OPENVPN_VARIANTS)
@@ -61,6 +63,7 @@ def demo_lab(directory: Path, *, interval: float) -> Iterator[Path]:
                 path.chmod(0o600)
             controls = start_controls(ns, _subdirectory(directory, "controls"))
             config = _config(files, controls, interval, overrides)
+            config["targets"].insert(len(files), _ikev2_target(ikev2, directory))
             path = directory / "vpnwatch.yml"
             path.write_text(yaml.safe_dump(config, sort_keys=False))
             yield path
@@ -98,6 +101,17 @@ def _openvpn_files(lab: OpenVPNLab, directory: Path) -> dict[str, str]:
 #: The demo's tunnel tests: a short hold, so that they come every few probes and a censor's
 #: effect on the tunnel shows within a minute.
 DEMO_TRAIN = {"hold_seconds": 1.0, "burst_seconds": 1.0}
+
+
+def _ikev2_target(gateway: CharonGateway, directory: Path) -> dict[str, Any]:
+    """An EAP-MSCHAPv2 road warrior's swanctl.conf, pinging the address behind the gateway."""
+    files = gateway.client_conf(_subdirectory(directory, "ikev2-eap"), "eap")
+    return {
+        "from": str(files.path.relative_to(directory)),
+        "name": "ikev2-eap",
+        "echo": gateway.echo_address,
+        "labels": {"site": "lab", "provider": "lab"},
+    }
 
 
 def _config(

@@ -27,6 +27,7 @@ from vpnwatch.protocols.machine import (
     Completed,
     Failed,
     Machine,
+    Redirected,
     StageCompleted,
 )
 from vpnwatch.protocols.tunnel import TunnelMeasured
@@ -140,6 +141,8 @@ async def _converse(machine: Machine, link: Link, timeline: Timeline, stream: bo
         while (event := machine.next_event()) is not None:
             if isinstance(event, StageCompleted):
                 timeline.reached(event.stage)
+            elif isinstance(event, Redirected):
+                link.redirect(event.port)
             elif isinstance(event, CertificateVerified):
                 timeline.certificate_not_after = event.not_after
             elif isinstance(event, TunnelMeasured):

@@ -62,6 +62,9 @@ class Link(Protocol):
         """What arrives within ``delay`` seconds (None: the delay passed); ``b""`` is EOF."""
         ...
 
+    def redirect(self, port: int) -> None:
+        """Talk to another port of the same peer address from now on."""
+
     def close(self) -> None: ...
 
 
@@ -119,6 +122,10 @@ class DatagramLink:
             raise item
         return item
 
+    def redirect(self, port: int) -> None:
+        """Connect the same socket (same local port) to ``port`` of the same address."""
+        self._sock.connect((self._sock.getpeername()[0], port))
+
     def close(self) -> None:
         if not self._loop.is_closed():
             self._loop.remove_reader(self._sock.fileno())
@@ -160,6 +167,9 @@ class StreamLink:
                 return await self._reader.read(_READ_SIZE)
         except TimeoutError:
             return None
+
+    def redirect(self, port: int) -> None:
+        raise NotImplementedError("a TCP connection cannot move to another port")
 
     def close(self) -> None:
         """Close politely (what was written is still flushed) without waiting for the peer."""

@@ -45,6 +45,15 @@ class CertificateVerified(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Redirected(Event):
+    """The conversation continues on another port of the same peer address (IKEv2's move to NAT-T
+    port 4500). The driver points its link there before it sends anything more; a machine that
+    emits this holds its next datagram until a timer it sets at once."""
+
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
 class Completed(Event):
     """Every stage is done: the probe succeeded. ``detail`` is one human line, never a secret."""
 
