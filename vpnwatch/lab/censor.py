@@ -328,10 +328,11 @@ _SIGNATURE_MATCHES: dict[Signature, tuple[tuple[Transport, str], ...]] = {
     # An IKEv2 IKE_SA_INIT request: a zero responder SPI, version 2.0, exchange 34, the
     # initiator flag; on UDP 4500 behind the 4-byte non-ESP marker. Every IKEv2 session starts so.
     "ikev2": (
-        ("udp", "udp length > 36 @th,128,64 0 @th,200,8 0x20 @th,208,8 34 @th,216,8 0x08"),
+        ("udp", "udp length > 36 @th,128,64 0 @th,200,8 0x20 @th,208,8 34 @th,216,8 0x08 drop"),
         (
             "udp",
-            "udp length > 40 @th,64,32 0 @th,160,64 0 @th,232,8 0x20 @th,240,8 34 @th,248,8 0x08",
+            "udp length > 40 @th,64,32 0 @th,160,64 0 @th,232,8 0x20 @th,240,8 34 @th,248,8 0x08"
+            " drop",
         ),
     ),
 }
