@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vpnwatch.targets.anyconnect import AnyConnectTarget
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.control import DnsTarget, TcpTarget, TlsTarget
 from vpnwatch.targets.obfs4 import Obfs4Target
@@ -13,6 +14,7 @@ TARGET_MODELS: dict[str, type[TargetBase]] = {
     "wireguard": WireGuardTarget,
     "openvpn": OpenVPNTarget,
     "obfs4": Obfs4Target,
+    "anyconnect": AnyConnectTarget,
     "tcp": TcpTarget,
     "tls": TlsTarget,
     "dns": DnsTarget,
@@ -20,6 +22,7 @@ TARGET_MODELS: dict[str, type[TargetBase]] = {
 
 __all__ = [
     "TARGET_MODELS",
+    "AnyConnectTarget",
     "DnsTarget",
     "Obfs4Target",
     "OpenVPNTarget",

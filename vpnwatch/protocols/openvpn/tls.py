@@ -8,18 +8,14 @@ not), then ``remote-cert-tls server`` and ``verify-x509-name`` are applied to th
 
 from __future__ import annotations
 
-import contextlib
-import os
 import ssl
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vpnwatch.protocols.openvpn.names import X509NameType
-from vpnwatch.protocols.tls import CertificateError
+from vpnwatch.protocols.tls import CertificateError, pem_file
 
 #: OpenVPN prints these attributes by their OpenSSL short names, which RFC 4514 spells otherwise.
 _OPENSSL_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
@@ -34,27 +30,6 @@ class PeerRequirements:
     remote_cert_tls_server: bool = False
 
 
-@contextlib.contextmanager
-def _pem_file(pem: str) -> Iterator[str]:
-    """A path to ``pem`` that lives only as long as the block: ssl loads keys from paths only.
-
-    On Linux the PEM lives in an anonymous memory file and never touches a disk.
-    """
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("vpnwatch-pem", 0)
-        try:
-            os.write(fd, pem.encode())
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-        return
-    with tempfile.TemporaryDirectory() as directory:  # pragma: no cover - non-Linux fallback
-        path = os.path.join(directory, "pem")
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
-            handle.write(pem)
-        yield path
-
-
 def build_context(
     ca_pem: str, cert_pem: str | None = None, key_pem: str | None = None
 ) -> ssl.SSLContext:
@@ -65,7 +40,7 @@ def build_context(
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_verify_locations(cadata=ca_pem)
     if cert_pem is not None and key_pem is not None:
-        with _pem_file(cert_pem) as cert_path, _pem_file(key_pem) as key_path:
+        with pem_file(cert_pem) as cert_path, pem_file(key_pem) as key_path:
             context.load_cert_chain(cert_path, key_path)
     return context
 
