@@ -9,18 +9,35 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 
 from vpnwatch.probes import Probe
 
-#: Protocol name → "module:SPEC".
-SPECS = {
-    "wireguard": "vpnwatch.probes.wireguard:WIREGUARD",
-    "openvpn": "vpnwatch.probes.openvpn:OPENVPN",
-    "obfs4": "vpnwatch.probes.obfs4:OBFS4",
-    "tcp": "vpnwatch.probes.control:TCP",
-    "tls": "vpnwatch.probes.control:TLS",
-    "dns": "vpnwatch.probes.control:DNS",
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What the rest of vpnwatch knows of a protocol without importing its probe."""
+
+    #: "module:SPEC" of its :class:`~vpnwatch.probes.driver.ProbeSpec`
+    spec: str
+    #: the name as its users write it, for reports and the status page
+    display: str
+    #: a control probe of the site's own network rather than a VPN protocol
+    control: bool = False
+
+
+#: Protocol name → registration, in the order reports list them.
+PROTOCOLS: dict[str, Registration] = {
+    "wireguard": Registration("vpnwatch.probes.wireguard:WIREGUARD", "WireGuard"),
+    "openvpn": Registration("vpnwatch.probes.openvpn:OPENVPN", "OpenVPN"),
+    "obfs4": Registration("vpnwatch.probes.obfs4:OBFS4", "obfs4"),
+    "tcp": Registration("vpnwatch.probes.control:TCP", "TCP", control=True),
+    "tls": Registration("vpnwatch.probes.control:TLS", "TLS", control=True),
+    "dns": Registration("vpnwatch.probes.control:DNS", "DNS", control=True),
 }
+
+#: Protocol name → "module:SPEC".
+SPECS = {name: registration.spec for name, registration in PROTOCOLS.items()}
 
 
 class ProbeRegistry(MutableMapping[str, Probe]):

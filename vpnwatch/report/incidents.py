@@ -41,6 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from vpnwatch.probes.registry import PROTOCOLS
 from vpnwatch.report.dataset import (
     Dataset,
     ProbeSeries,
@@ -152,7 +153,8 @@ class Analysis:
 
 
 def protocol_sort_key(protocol: str) -> tuple[int, str]:
-    known = ("wireguard", "openvpn", "obfs4")
+    """Registered protocols in the registry's order, then any other name alphabetically."""
+    known = list(PROTOCOLS)
     return (known.index(protocol), "") if protocol in known else (len(known), protocol)
 
 

@@ -10,17 +10,24 @@ from datetime import tzinfo
 from vpnwatch import __version__
 from vpnwatch.messages import Catalogue
 from vpnwatch.messages import load as load_messages
+from vpnwatch.probes.registry import PROTOCOLS
 from vpnwatch.report.dataset import Dataset
 from vpnwatch.report.incidents import CONTROLS, Analysis, Gap, Incident
 from vpnwatch.report.timespec import DURATION_UNITS, format_duration
 
 #: A protocol whose handshakes succeeded less often than this during its incidents is "unusable".
 UNUSABLE_BELOW = 0.1
-_DISPLAY_NAMES = {"wireguard": "WireGuard", "openvpn": "OpenVPN", "obfs4": "obfs4"}
+
+
+def described(protocols: Sequence[str]) -> list[str]:
+    """Those of ``protocols`` whose probe the report's methodology can describe (registered)."""
+    return [protocol for protocol in protocols if protocol in PROTOCOLS]
 
 
 def display_name(protocol: str) -> str:
-    return _DISPLAY_NAMES.get(protocol, protocol)
+    """The protocol's name as its users write it; an unknown label as it came."""
+    registration = PROTOCOLS.get(protocol)
+    return registration.display if registration else protocol
 
 
 @dataclass(frozen=True, slots=True)

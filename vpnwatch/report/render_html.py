@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from vpnwatch.report.incidents import CONTROLS, Gap, Incident
-from vpnwatch.report.narrative import Report, display_name, duration, summary
+from vpnwatch.report.narrative import Report, described, display_name, duration, summary
 from vpnwatch.report.render_svg import availability_chart
 from vpnwatch.report.render_text import (
     INCIDENT_COLUMNS,
@@ -27,7 +27,6 @@ from vpnwatch.report.timespec import format_local, format_step, format_utc
 from vpnwatch.result import Failure
 
 #: What each probe does, as catalogue keys (``report.probe.<name>``), in the order shown.
-PROBES_DESCRIBED = ("wireguard", "openvpn", "obfs4", CONTROLS)
 #: The limits the methodology lists, as keys ``report.limit.<name>``.
 LIMITS = ("vantage", "cause", "controls", "gaps", "accuracy", "handshakes")
 #: Each failure class is explained by ``report.failure.<class>``: every class must have one.
@@ -220,7 +219,7 @@ def _methodology(report: Report) -> str:
     probes = "".join(
         f"<dt>{escape(m('report.controls') if name == CONTROLS else display_name(name))}</dt>"
         f"<dd>{escape(m(f'report.probe.{name}'))}</dd>"
-        for name in PROBES_DESCRIBED
+        for name in [*described(report.analysis.protocols_at()), CONTROLS]
     )
     failures = "".join(
         f"<tr><td><code>{failure.value}</code></td><td>{escape(m(key))}</td></tr>"
