@@ -47,8 +47,12 @@ _RESET_MARK = "0x7e5e7"
 
 Transport = Literal["tcp", "udp"]
 TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
-Signature = Literal["wireguard", "openvpn"]
+Signature = Literal["wireguard", "openvpn", "tls"]
 SIGNATURES: tuple[Signature, ...] = get_args(Signature)
+#: What ``dpi`` recognises unless told otherwise: the VPN handshakes. A TLS ClientHello is matched
+#: only when asked for, on the ports given: every HTTPS server, the controls' too, receives one,
+#: so a firewall blocking TLS does it for an address or port (an SSL VPN's), never for all.
+DEFAULT_SIGNATURES: tuple[Signature, ...] = ("wireguard", "openvpn")
 Direction = Literal["in", "out"]
 _IP_PROTOCOL_NUMBERS: dict[Transport, int] = {"tcp": 6, "udp": 17}
 
@@ -67,7 +71,7 @@ class Mode(StrEnum):
     LOSS = "loss"  # a random share of packets towards the server (or both ways) is dropped
     THROTTLE = "throttle"  # each direction policed to a byte rate: handshakes starve
     DELAY = "delay"  # every packet held a while, both ways
-    DPI = "dpi"  # WireGuard and OpenVPN handshakes recognised by payload and dropped
+    DPI = "dpi"  # WireGuard, OpenVPN (or TLS) handshakes recognised by payload and dropped
 
 
 #: ICMP errors ``reject`` can answer with (nftables' ``icmpx`` names: IPv4 and IPv6 alike).
@@ -117,7 +121,7 @@ class Policy:
     mode: Mode
     flows: tuple[Flow, ...] = (Flow(),)
     #: For ``dpi``: which handshakes to recognise.
-    signatures: tuple[Signature, ...] = SIGNATURES
+    signatures: tuple[Signature, ...] = DEFAULT_SIGNATURES
     params: Mapping[str, float | str] = field(default_factory=dict)
 
     @classmethod
@@ -125,7 +129,7 @@ class Policy:
         cls,
         mode: Mode | str,
         flows: Iterable[Flow] = (Flow(),),
-        signatures: Iterable[Signature] = SIGNATURES,
+        signatures: Iterable[Signature] = DEFAULT_SIGNATURES,
         **params: float | str,
     ) -> Policy:
         """Validate everything up front, so that a bad policy never half-applies."""
@@ -238,6 +242,9 @@ _SIGNATURE_MATCHES: dict[Signature, tuple[tuple[Transport, str], ...]] = {
         ("udp", "udp dport != 53 @th,64,8 { 0x38, 0x50 }"),
         ("tcp", "tcp dport != 53 @ih,0,16 < 1024 @ih,16,8 { 0x38, 0x50 }"),
     ),
+    # A TLS ClientHello: a handshake record (content type 22) whose message is of type 1. The
+    # SSL VPNs (AnyConnect, ocserv) open with one, like any HTTPS client.
+    "tls": (("tcp", "@ih,0,8 0x16 @ih,40,8 0x01"),),
 }
 
 
@@ -274,10 +281,10 @@ class Censor:
     ) -> Policy:
         """Censor one transport (``tcp``/``udp``), port, or both, or everything when None.
 
-        For ``dpi``, ``protocol`` may also name the handshake to block: ``wireguard`` or
-        ``openvpn`` (both when None).
+        For ``dpi``, ``protocol`` may also name the handshake to block: ``wireguard``,
+        ``openvpn`` or ``tls`` (the first two when None).
         """
-        signatures: tuple[Signature, ...] = SIGNATURES
+        signatures: tuple[Signature, ...] = DEFAULT_SIGNATURES
         transport: Transport | None = None
         if protocol in SIGNATURES and Mode(mode) == Mode.DPI:
             signatures = (protocol,)

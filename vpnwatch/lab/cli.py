@@ -16,9 +16,9 @@ from typing import Any
 
 from vpnwatch.errors import ConfigError
 from vpnwatch.lab.censor import (
+    DEFAULT_SIGNATURES,
     ICMP_ERRORS,
     PARAMETERS,
-    SIGNATURES,
     TRANSPORTS,
     Censor,
     CensorError,
@@ -40,6 +40,7 @@ SERVICES = {
     "obfs4proxy": "obfs4",
     "openssl": "tls",
     "dnsmasq": "dns",
+    "ocserv-main": "anyconnect",
 }
 _SS_PROCESS = re.compile(r'users:\(\("([^"]+)"')
 
@@ -57,7 +58,8 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Apply one censorship policy to the running lab, replacing any before it: drop"
             " (timeout), reject (refused, or unreachable for other ICMP errors), reset (RST to"
             " the SYN: refused), reset-data (RST once data flows: reset), loss, throttle, delay,"
-            " dpi (WireGuard and OpenVPN handshakes recognised and dropped). 'clear' lifts it."
+            " dpi (WireGuard and OpenVPN handshakes recognised and dropped; with anyconnect, TLS"
+            " ClientHellos to the gateway's port). 'clear' lifts it."
         ),
     )
     censor.add_argument("mode", choices=[*(mode.value for mode in Mode), CLEAR], metavar="MODE")
@@ -150,20 +152,27 @@ def build_policy(args: argparse.Namespace, namespace: Namespace) -> Policy:
     protocol: str | None = args.protocol
     if protocol is None or protocol in TRANSPORTS:
         return Policy.build(mode, [Flow(protocol, args.port)], **params)
+    if mode == Mode.DPI and protocol == "anyconnect":
+        # An SSL VPN is blocked by its TLS ClientHello on the gateway's port, as firewalls do.
+        return Policy.build(mode, _service_flows(namespace, protocol, args.port), ["tls"], **params)
     if mode == Mode.DPI:
-        if protocol not in SIGNATURES:
+        if protocol not in DEFAULT_SIGNATURES:
             raise CensorError(
-                f"dpi recognises {' and '.join(SIGNATURES)} handshakes, not {protocol}"
+                f"dpi recognises {' and '.join(DEFAULT_SIGNATURES)} handshakes, not {protocol}"
             )
         signature: Signature = "wireguard" if protocol == "wireguard" else "openvpn"
         return Policy.build(mode, [Flow(None, args.port)], [signature], **params)
-    flows = [
-        flow for flow in lab_services(namespace).get(protocol, []) if args.port in (None, flow.port)
-    ]
+    return Policy.build(mode, _service_flows(namespace, protocol, args.port), **params)
+
+
+def _service_flows(namespace: Namespace, service: str, port: int | None) -> list[Flow]:
+    """The flows a lab service listens on (only ``port`` if given); CensorError if none."""
+    services = lab_services(namespace)
+    flows = [flow for flow in services.get(service, []) if port in (None, flow.port)]
     if not flows:
-        known = ", ".join(sorted(lab_services(namespace))) or "nothing"
-        raise CensorError(f"no {protocol} server listens in {namespace.name} (it serves: {known})")
-    return Policy.build(mode, flows, **params)
+        known = ", ".join(sorted(services)) or "nothing"
+        raise CensorError(f"no {service} server listens in {namespace.name} (it serves: {known})")
+    return flows
 
 
 def lab_services(namespace: Namespace) -> dict[str, list[Flow]]:

@@ -31,6 +31,7 @@ PROTOCOLS: dict[str, Registration] = {
     "wireguard": Registration("vpnwatch.probes.wireguard:WIREGUARD", "WireGuard"),
     "openvpn": Registration("vpnwatch.probes.openvpn:OPENVPN", "OpenVPN"),
     "obfs4": Registration("vpnwatch.probes.obfs4:OBFS4", "obfs4"),
+    "anyconnect": Registration("vpnwatch.probes.anyconnect:ANYCONNECT", "AnyConnect"),
     "tcp": Registration("vpnwatch.probes.control:TCP", "TCP", control=True),
     "tls": Registration("vpnwatch.probes.control:TLS", "TLS", control=True),
     "dns": Registration("vpnwatch.probes.control:DNS", "DNS", control=True),
