@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpnwatch.errors import ConfigError
+from vpnwatch.importers.anyconnect import load_anyconnect_profile
 from vpnwatch.importers.bridgeline import load_bridge_lines
 from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.importers.wgquick import load_wgquick
@@ -20,7 +21,8 @@ from vpnwatch.targets.base import TargetBase
 class ImportOptions:
     """What the user said about imported files beyond the files themselves."""
 
-    #: A two-line username/password file for ``.ovpn`` files that use ``auth-user-pass``.
+    #: A two-line username/password file for ``.ovpn`` files that use ``auth-user-pass``, and
+    #: for the gateways of AnyConnect profiles (which hold no credentials).
     auth_user_pass: Path | None = None
 
 
@@ -35,6 +37,10 @@ IMPORTERS: dict[str, Importer] = {
     ".bridges": lambda path, _: load_bridge_lines(path),
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
     ".txt": lambda path, _: load_bridge_lines(path),
+    # AnyConnect client profiles, as gateways push them and administrators ship them.
+    ".xml": lambda path, options: load_anyconnect_profile(
+        path, auth_user_pass=options.auth_user_pass
+    ),
 }
 
 

@@ -141,6 +141,4 @@ class AnyConnectTarget(TargetBase):
             raise ValueError("cert and key go together: give both or neither")
         if self.password is not None and self.username is None:
             raise ValueError("a password needs a username")
-        if self.username is None and self.cert is None:
-            raise ValueError("give a username (and password) or a client cert and key")
         return self

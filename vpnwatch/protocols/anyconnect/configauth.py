@@ -81,7 +81,7 @@ def auth_reply(
     """The answer to one form: each field's name and value, the group, the server's opaque."""
     children = []
     if opaque is not None:
-        children.append(_parse(opaque))
+        children.append(parse_xml(opaque))
     auth = ET.Element("auth")
     auth.extend(_text(name, value) for name, value in answers.items())
     children.append(auth)
@@ -90,15 +90,17 @@ def auth_reply(
     return _document("auth-reply", version, children)
 
 
-def _parse(data: bytes) -> ET.Element:
+def parse_xml(data: bytes) -> ET.Element:
+    """An XML document from a server or a user's file, with no DTD (so no entity expansion) and
+    at most :data:`MAX_DOCUMENT` bytes; raises ConfigAuthError."""
     if len(data) > MAX_DOCUMENT:
-        raise ConfigAuthError(f"the login answer is {len(data)} bytes long")
+        raise ConfigAuthError(f"the document is {len(data)} bytes long")
     if _DTD.search(data):
-        raise ConfigAuthError("the login answer declares a DTD")
+        raise ConfigAuthError("the document declares a DTD")
     try:
         return ET.fromstring(data)  # noqa: S314 - no DTD (checked above), bounded size
     except ET.ParseError as exc:
-        raise ConfigAuthError(f"the login answer is not XML ({exc})") from None
+        raise ConfigAuthError(f"the document is not XML ({exc})") from None
 
 
 def _one_line(text: str | None) -> str:
@@ -107,7 +109,7 @@ def _one_line(text: str | None) -> str:
 
 def parse_server_message(data: bytes) -> ServerMessage:
     """Read a config-auth document; raises ConfigAuthError for anything else."""
-    root = _parse(data)
+    root = parse_xml(data)
     if root.tag != "config-auth":
         raise ConfigAuthError(f"the login answer is <{root.tag[:40]}>, not <config-auth>")
     auth = root.find("auth")

@@ -291,6 +291,11 @@ class AnyConnectSession(MachineBase):
         if select.name != GROUP_FIELD:
             return values[0]
         if self._group is None:
+            if len(values) > 1:
+                # openconnect without a terminal cannot choose either, and fails the same way.
+                offered = ", ".join(label or value for value, label in select.options)
+                self._fail(Failure.AUTH, f"the server asks to choose a group ({offered})")
+                return None
             self._group = values[0]
             return self._group
         for value, label in select.options:
