@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -174,13 +176,16 @@ class OcservServer:
             shutil.rmtree(self._sockets, ignore_errors=True)
             self._sockets = None
 
-    def sessions(self, user_agent: str) -> int:
-        """How many sessions ocserv holds (open, or a cookie still valid) for ``user_agent``."""
+    def sessions(self, user_agent: str) -> list[dict[str, object]]:
+        """The sessions ocserv holds (open, or a cookie still valid) for clients whose agent
+        string contains ``user_agent``: ``occtl show sessions all``."""
         assert self._sockets is not None
         listing = self.namespace.exec(
             ["occtl", "--json", "-s", str(self._sockets / "occtl.sock"), "show", "sessions", "all"]
         )
-        return listing.count(user_agent)
+        # occtl 1.1 ends each object with a stray comma, which JSON does not allow.
+        sessions: list[dict[str, object]] = json.loads(re.sub(r",(\s*[}\]])", r"\1", listing))
+        return [item for item in sessions if user_agent in str(item.get("User-Agent", ""))]
 
 
 # -- the real client -----------------------------------------------------------------------------
