@@ -199,6 +199,8 @@ async def test_a_probe_leaves_no_session_behind_while_openconnect_authenticate_d
         certificate=lab.file("client.crt"), key=lab.file("client.key"),
     )  # fmt: skip
     assert client.ok, client.log
+    # The pin the probe computes is the one openconnect prints and takes (--servercert).
+    assert f"FINGERPRINT='{lab.gateway.pin}'" in client.log
     # openconnect --authenticate hands the cookie on and leaves the session to its timeout.
     states = [session["State"] for session in _certificate_sessions(lab, "VPN Agent")]
     assert "authenticated" in states

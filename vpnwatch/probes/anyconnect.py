@@ -42,14 +42,18 @@ def _tls_context(
     return context
 
 
-def _client(target: AnyConnectTarget) -> AnyConnectClient:
+def tls_channel(target: AnyConnectTarget) -> TlsChannel:
+    """The TLS client for one probe: the target's CA (or the system's) and name, or its pin."""
     key = target.key.get_secret_value() if target.key else None
     context = _tls_context(target.ca, target.cert, key, pinned=target.servercert is not None)
     if target.servercert is not None:
-        tls = TlsChannel(context, server_hostname=target.host, check=pin_check(target.servercert))
-    else:
-        tls = TlsChannel(context, server_hostname=target.host)
-    login = Login(
+        return TlsChannel(context, server_hostname=target.host, check=pin_check(target.servercert))
+    return TlsChannel(context, server_hostname=target.host)
+
+
+def login(target: AnyConnectTarget) -> Login:
+    """What the probe tells the gateway inside TLS."""
+    return Login(
         host=target.host,
         port=target.port,
         path=target.path,
@@ -58,7 +62,10 @@ def _client(target: AnyConnectTarget) -> AnyConnectClient:
         password=target.password.get_secret_value() if target.password else None,
         user_agent=USER_AGENT,
     )
-    return AnyConnectClient(tls, AnyConnectSession(login))
+
+
+def _client(target: AnyConnectTarget) -> AnyConnectClient:
+    return AnyConnectClient(tls_channel(target), AnyConnectSession(login(target)))
 
 
 ANYCONNECT: ProbeSpec[AnyConnectTarget] = ProbeSpec(machine=_client)

@@ -20,7 +20,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.openvpn import read_auth_user_pass
-from vpnwatch.targets.pem import check_certificate, check_certificates, check_private_key
+from vpnwatch.targets.pem import (
+    check_certificate,
+    check_certificates,
+    check_key_matches,
+    check_private_key,
+)
 
 DEFAULT_PORT = 443
 PIN_PREFIX = "pin-sha256:"
@@ -139,6 +144,8 @@ class AnyConnectTarget(TargetBase):
     def _consistent(self) -> AnyConnectTarget:
         if (self.cert is None) != (self.key is None):
             raise ValueError("cert and key go together: give both or neither")
+        if self.cert is not None and self.key is not None:
+            check_key_matches(self.cert, self.key.get_secret_value())
         if self.password is not None and self.username is None:
             raise ValueError("a password needs a username")
         return self
