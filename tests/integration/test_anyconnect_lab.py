@@ -10,8 +10,11 @@ firewall does to the gateway's port, one at a time.
 from __future__ import annotations
 
 import asyncio
+import base64
+import subprocess
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ from vpnwatch.importers import ImportOptions, load_file
 from vpnwatch.lab.censor import Censor
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.ocserv import CLIENT_NAME, GROUPS, USERNAME, OcservServer, run_real_client
-from vpnwatch.lab.pki import CertificateAuthority
+from vpnwatch.lab.pki import CertificateAuthority, Issued
 from vpnwatch.probes.anyconnect import ANYCONNECT
 from vpnwatch.result import Failure, Result
 from vpnwatch.targets.anyconnect import AnyConnectTarget
@@ -40,7 +43,8 @@ class Lab:
     files: Path
     #: The lab's gateway as a user holds it: its AnyConnect profile and a credentials file.
     profile: AnyConnectTarget
-    other_ca: Path = field(init=False)
+    #: A client certificate the gateway's CA never signed.
+    stranger: Issued
 
     def file(self, name: str) -> Path:
         return self.files / name
@@ -53,7 +57,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         workdir = tmp_path_factory.mktemp("ocserv")
         with OcservServer(namespace, workdir) as gateway:
             (files / "ca.pem").write_text(gateway.ca)
-            (files / "other-ca.pem").write_text(CertificateAuthority.create("other CA").cert)
+            other = CertificateAuthority.create("other CA")
+            (files / "other-ca.pem").write_text(other.cert)
+            stranger = other.issue("stranger", server=False)
+            stranger.write(files, "stranger")
             (files / "client.crt").write_text(gateway.client_cert)
             (files / "client.key").write_text(gateway.client_key)
             (files / "credentials.txt").write_text(f"{USERNAME}\n{gateway.password}\n")
@@ -73,7 +80,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             assert isinstance(profile, AnyConnectTarget)
             censor = Censor(namespace)
             try:
-                yield Lab(gateway, censor, files, profile)
+                yield Lab(gateway, censor, files, profile, stranger)
             finally:
                 censor.clear()
 
@@ -113,6 +120,14 @@ def _cases(lab: Lab) -> dict[str, Case]:
             {"servercert": gateway.pin, **certificate, "username": None, "password": None},
             None, "tunnel",
             {"servercert": gateway.pin, **openconnect_certificate},
+        ),
+        # ocserv's worker fails its side of the TLS 1.3 handshake (ours completed) and exits
+        # with our request unread: the kernel resets the connection. No alert says why.
+        "untrusted-client-certificate": Case(
+            {**ca, "cert": lab.stranger.cert, "key": lab.stranger.key, "username": None,
+             "password": None}, Failure.RESET, "auth",
+            {"cafile": str(file("ca.pem")), "certificate": str(file("stranger.crt")),
+             "key": str(file("stranger.key"))},
         ),
         "wrong-password": Case(
             {**ca, "group": group, "password": f"not-{gateway.password}"}, Failure.AUTH, "auth",
@@ -241,3 +256,35 @@ async def test_the_censor_on_the_gateways_port(
         lab.censor.clear()
     assert (result.failure, result.stage) == (failure, stage), result
     assert not client.ok, client.log
+
+
+def test_no_password_or_key_reaches_what_the_commands_print(lab: Lab) -> None:
+    """``config check`` and ``check`` (debug logs, text and JSON) on good and failing logins."""
+    lab.file("wrong.pass").write_text(f"not-{lab.gateway.password}\n")
+    lab.file("good.pass").write_text(f"{lab.gateway.password}\n")
+    common = f"protocol: anyconnect, url: '{lab.gateway.url}', ca_file: ca.pem, group: {GROUPS[0]}"
+    config = lab.file("vpnwatch.yml")
+    config.write_text(
+        "targets:\n"
+        f"  - {{name: good, {common}, username: {USERNAME}, password_file: good.pass}}\n"
+        f"  - {{name: wrong, {common}, username: {USERNAME}, password_file: wrong.pass}}\n"
+        f"  - {{name: cert, {common}, cert_file: client.crt, key_file: client.key}}\n"
+    )
+    runs = [
+        ["config", "check", str(config)],
+        ["--log-level", "debug", "check", "--config", str(config)],
+        ["--log-level", "debug", "check", "--json", "--config", str(config)],
+    ]
+    output = ""
+    for argv in runs:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vpnwatch.cli", *argv],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        output += proc.stdout + proc.stderr
+    assert "good" in output and "the server asked for the password again" in output
+    key_body = "".join(lab.gateway.client_key.strip().splitlines()[1:-1])
+    for secret in (lab.gateway.password, f"not-{lab.gateway.password}", key_body[:40]):
+        raw = secret.encode()
+        for form in (secret, base64.b64encode(raw).decode(), raw.hex()):
+            assert form not in output
