@@ -29,7 +29,9 @@ from vpnwatch.targets.anyconnect import AnyConnectTarget
 BATCH = 400
 
 
-async def measure(gateway: OcservServer, count: int) -> dict[str, Any]:
+async def measure(
+    gateway: OcservServer, count: int, profile_dir: Path | None = None
+) -> dict[str, Any]:
     base = {"name": "bench", "host": gateway.host, "port": gateway.port, "ca": gateway.ca}
     logins = {
         "certificate": {"cert": gateway.client_cert, "key": gateway.client_key},
@@ -47,7 +49,8 @@ async def measure(gateway: OcservServer, count: int) -> dict[str, Any]:
     rows = {}
     for name, fields in logins.items():
         target = AnyConnectTarget.model_validate({**base, **fields})
-        batch = await run_batch(f"anyconnect {name}", [target], count)
+        profile = None if profile_dir is None else profile_dir / f"profile-anyconnect-{name}.txt"
+        batch = await run_batch(f"anyconnect {name}", [target], count, profile_to=profile)
         rows[f"anyconnect {name}"] = _row(batch, floor, "client side of the TLS handshake")
     return rows
 
@@ -55,6 +58,7 @@ async def measure(gateway: OcservServer, count: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.anyconnect")
     parser.add_argument("--quick", action="store_true", help="a small batch, to check it runs")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="write cProfile listings here")
     args = parser.parse_args()
     count = CONCURRENCY if args.quick else BATCH
     with (
@@ -62,7 +66,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as workdir,
         OcservServer(namespace, Path(workdir)) as gateway,
     ):
-        rows = asyncio.run(measure(gateway, count))
+        rows = asyncio.run(measure(gateway, count, args.profile))
     print(json.dumps(rows, indent=1))
 
 
