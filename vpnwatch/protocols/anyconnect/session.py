@@ -28,6 +28,7 @@ import h11
 
 from vpnwatch.protocols.anyconnect import configauth, cstp
 from vpnwatch.protocols.anyconnect.configauth import ConfigAuthError, FormField, ServerMessage
+from vpnwatch.printable import printable
 from vpnwatch.protocols.machine import Failed, MachineBase, StageCompleted
 from vpnwatch.result import Failure
 
@@ -43,6 +44,8 @@ MAX_ROUNDS = 8
 MAX_HEAD = 16 * 1024
 #: The group select every AnyConnect server names so; its choice goes back as ``group-select``.
 GROUP_FIELD = "group_list"
+#: The longest detail a failure carries: it quotes the server (its message, labels, groups).
+MAX_DETAIL = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,11 @@ class AnyConnectSession(MachineBase):
 
     def timed_out(self) -> Failed:
         return Failed(Failure.TIMEOUT, f"no answer {self._where()}")
+
+    def _fail(self, failure: Failure, detail: str) -> None:
+        """Details quote what the server said: one printable line of bounded length."""
+        line = printable(detail)
+        super()._fail(failure, line if len(line) <= MAX_DETAIL else line[: MAX_DETAIL - 1] + "…")
 
     def _where(self) -> str:
         return {
@@ -345,7 +353,7 @@ class AnyConnectSession(MachineBase):
             if kind == cstp.PacketType.DPD_RESPONSE:
                 self._emit(StageCompleted("tunnel"))
                 self._send(cstp.encode(cstp.PacketType.DISCONNECT, cstp.USER_DISCONNECT))
-                address = f", address {self._address}" if self._address else ""
+                address = f", address {printable(self._address[:64])}" if self._address else ""
                 self._complete(f"CSTP tunnel up{address}, DPD answered")
             elif kind == cstp.PacketType.DPD_REQUEST:
                 self._send(cstp.encode(cstp.PacketType.DPD_RESPONSE, payload))
