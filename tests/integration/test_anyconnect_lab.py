@@ -288,3 +288,21 @@ def test_no_password_or_key_reaches_what_the_commands_print(lab: Lab) -> None:
         raw = secret.encode()
         for form in (secret, base64.b64encode(raw).decode(), raw.hex()):
             assert form not in output
+
+
+async def test_the_lab_command_blocks_the_gateways_tls_by_name(lab: Lab) -> None:
+    """``vpnwatch lab censor dpi anyconnect`` finds ocserv's port and drops its ClientHellos."""
+    target = _changed(lab.profile, {"ca": lab.gateway.ca, "group": GROUPS[0]})
+    command = [sys.executable, "-m", "vpnwatch.lab.cli", "censor"]
+    name = ["--lab", lab.censor.namespace.name]
+    applied = subprocess.run(
+        [*command, "dpi", "anyconnect", *name], capture_output=True, text=True, check=False
+    )
+    try:
+        assert applied.returncode == 0, applied.stderr
+        assert f"dpi tls on tcp/{lab.gateway.port}" in applied.stdout + applied.stderr
+        blocked = await probe_anyconnect(target, FAIL_TIMEOUT)
+    finally:
+        subprocess.run([*command, "clear", *name], check=True, capture_output=True)
+    assert (blocked.failure, blocked.stage) == (Failure.TIMEOUT, "tls")
+    assert (await probe_anyconnect(target, OK_TIMEOUT)).ok
