@@ -26,9 +26,9 @@ from enum import Enum, auto
 
 import h11
 
+from vpnwatch.printable import printable
 from vpnwatch.protocols.anyconnect import configauth, cstp
 from vpnwatch.protocols.anyconnect.configauth import ConfigAuthError, FormField, ServerMessage
-from vpnwatch.printable import printable
 from vpnwatch.protocols.machine import Failed, MachineBase, StageCompleted
 from vpnwatch.result import Failure
 
@@ -194,8 +194,9 @@ class AnyConnectSession(MachineBase):
                     self._answered()
                 elif isinstance(event, h11.ConnectionClosed):
                     self._fail(Failure.EOF, f"the server closed the connection {self._where()}")
-                else:
-                    return  # PAUSED: nothing more until the next request
+                elif event is h11.PAUSED:
+                    return  # nothing more until our next request
+                # An InformationalResponse (100 Continue) asks nothing of us.
         except h11.RemoteProtocolError as exc:
             self._fail(Failure.PROTOCOL, f"the server's HTTP is malformed: {exc}")
 
