@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.aiohttp import make_aiohttp_handler
 
+from vpnwatch.exposition import Format, exposition_response, process_metrics
 from vpnwatch.metrics import Metrics, TargetStats
 from vpnwatch.ondemand import OnDemand
 from vpnwatch.records import result_record
@@ -33,12 +33,9 @@ def build_app(
     on_demand: OnDemand | None = None,
 ) -> web.Application:
     """``reload`` and ``on_demand`` are None when their endpoints are disabled."""
-    registry = CollectorRegistry()
-    registry.register(metrics)
-    registry.register(ProcessCollector(registry=None))
     middlewares = [web_config.middleware()] if web_config is not None else []
     app = web.Application(middlewares=middlewares)
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/metrics", _metrics_handler(metrics))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/targets", _targets_handler(metrics))
     app.router.add_get("/", _index)
@@ -47,6 +44,18 @@ def build_app(
     if on_demand is not None:
         app.router.add_get("/probe", on_demand.handle)
     return app
+
+
+def _metrics_handler(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Response]]:
+    process = CollectorRegistry()
+    process.register(ProcessCollector(registry=None))
+
+    async def handler(request: web.Request) -> web.Response:
+        form = Format.accepted(request.headers.get("Accept", ""))
+        text = metrics.exposition(form) + process_metrics(process, form)
+        return await exposition_response(request, text, form)
+
+    return handler
 
 
 async def _healthz(_: web.Request) -> web.Response:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,14 +28,14 @@ from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
 from vpnwatch.jobs import Job
-from vpnwatch.targets import TARGET_MODELS
+from vpnwatch.registry import PROTOCOLS, target_model
 from vpnwatch.targets.base import MAX_INTERVAL, MAX_TIMEOUT, Seconds, TargetBase
 
 
 class EvidenceSettings(BaseModel):
     """``settings.evidence`` in a config: where captures go and how much of them to keep."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     directory: Path
     max_files: Annotated[int, Field(ge=1, le=100_000)] = 100
@@ -49,7 +48,7 @@ class EvidenceSettings(BaseModel):
 class Settings(BaseModel):
     """Global settings; every one can be overridden from the command line."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     listen: str = DEFAULT_LISTEN
     interval: Annotated[Seconds, Field(le=MAX_INTERVAL)] = 60.0
@@ -89,7 +88,7 @@ class FileTarget(BaseModel):
     imported targets' own and is validated by their protocol's model, as if written inline.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
 
     from_: Path = Field(alias="from")
     name: str | None = None
@@ -102,9 +101,10 @@ class FileTarget(BaseModel):
 class ConfigFile(BaseModel):
     """The YAML file's shape. Inline targets are validated separately, against their protocol."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built when first used, not at import: `vpnwatch check FILE` never reads a YAML file.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    settings: Settings = Settings()
+    settings: Settings = Field(default_factory=Settings)
     include: list[str] = Field(default_factory=list)
     targets: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -123,7 +123,7 @@ def load_config(
     options: ImportOptions = DEFAULT_OPTIONS,
 ) -> Config:
     """Load and validate everything; any problem raises one ConfigError naming where it is."""
-    raw = ConfigFile() if path is None else _read_yaml(path)
+    raw = ConfigFile.model_construct() if path is None else _read_yaml(path)
     settings = raw.settings
     if overrides:
         try:
@@ -157,6 +157,8 @@ def load_config(
 
 
 def _read_yaml(path: Path) -> ConfigFile:
+    import yaml  # noqa: PLC0415 - a configuration file needs it, `vpnwatch check FILE` not
+
     try:
         data = yaml.safe_load(read_text(path))
     except UnreadableFile as exc:
@@ -187,9 +189,9 @@ def _targets_of_entry(
             options = ImportOptions(auth_user_pass=base / spec.auth_user_pass.expanduser())
         imported = load_file(base / spec.from_.expanduser(), options)
         return [(_override(target, spec, len(imported), label), label) for target in imported]
-    model = TARGET_MODELS.get(str(entry.get("protocol")))
+    model = target_model(str(entry.get("protocol")))
     if model is None:
-        known = ", ".join(sorted(TARGET_MODELS))
+        known = ", ".join(sorted(PROTOCOLS))
         raise ConfigError(f"protocol: give one of {known}, or from: FILE", where=label)
     inline = dict(entry)
     for key, value in entry.items():

@@ -1,9 +1,11 @@
 """Every metric vpnwatch exports, derived from Results in this one place.
 
-The collector builds fresh metric families on each scrape from per-target state, so a target removed
-by a reload simply stops appearing, and label sets can differ between reloads without leftover
-series. Every series of a family carries the same label names: a target lacking one of the user
-labels another target sets gets an empty value, as Prometheus treats a missing label.
+Each scrape writes the exposition from per-target state, so a target removed by a reload simply
+stops appearing, and label sets can differ between reloads without leftover series. A target's
+lines are written once after each of its results and reused by the scrapes until the next one
+(:mod:`vpnwatch.exposition` says why). Every series of a family carries the same label names: a
+target lacking one of the user labels another target sets gets an empty value, as Prometheus treats
+a missing label.
 """
 
 from __future__ import annotations
@@ -14,17 +16,8 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    InfoMetricFamily,
-    Metric,
-    StateSetMetricFamily,
-)
-from prometheus_client.registry import Collector
-
 from vpnwatch import __version__
+from vpnwatch.exposition import Family, Format, Kind, histogram, label_value, labels, sample
 from vpnwatch.jobs import Job
 from vpnwatch.result import LocalReason, Result
 from vpnwatch.verdict import Verdict, judge
@@ -39,6 +32,90 @@ LATENESS_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 #: How many recent outcomes /api/targets computes its success ratio over.
 RECENT = 100
+
+PROBES = Family("vpnwatch_probes", Kind.COUNTER, "Probes completed.")
+FAILURES = Family(
+    "vpnwatch_probe_failures",
+    Kind.COUNTER,
+    "Failed probes by failure class and the stage that failed.",
+)
+SUCCESS = Family(
+    "vpnwatch_probe_success", Kind.GAUGE, "Whether the last probe succeeded (1) or failed (0)."
+)
+HANDSHAKE_DURATIONS = Family(
+    "vpnwatch_handshake_duration_seconds",
+    Kind.HISTOGRAM,
+    "Time from the first packet to a verified handshake (or the deepest stage probed).",
+    "seconds",
+)
+PROBE_DURATIONS = Family(
+    "vpnwatch_probe_duration_seconds",
+    Kind.HISTOGRAM,
+    "How long each probe took, failed ones included (a timeout takes the whole timeout).",
+    "seconds",
+)
+STAGE_DURATIONS = Family(
+    "vpnwatch_probe_stage_duration_seconds",
+    Kind.HISTOGRAM,
+    "Time each stage a probe reached took, from the stage before it.",
+    "seconds",
+)
+LAST_SUCCESS = Family(
+    "vpnwatch_last_success_timestamp_seconds",
+    Kind.GAUGE,
+    "Unix time of the last successful probe.",
+    "seconds",
+)
+CERTIFICATE_EXPIRY = Family(
+    "vpnwatch_certificate_expiry_timestamp_seconds",
+    Kind.GAUGE,
+    "Unix time the server certificate the last verifying probe accepted stops being valid.",
+    "seconds",
+)
+TARGET_INFO = Family(
+    "vpnwatch_target", Kind.INFO, "Configured targets, with their endpoint and transport."
+)
+#: The families each target writes its lines of, in the exposition's order.
+TARGET_FAMILIES = (
+    PROBES,
+    FAILURES,
+    SUCCESS,
+    HANDSHAKE_DURATIONS,
+    PROBE_DURATIONS,
+    STAGE_DURATIONS,
+    LAST_SUCCESS,
+    CERTIFICATE_EXPIRY,
+    TARGET_INFO,
+)
+VERDICTS = Family(
+    "vpnwatch_verdict",
+    Kind.STATESET,
+    "The target's state judged against its site's controls: ok, failing or offline.",
+)
+RELOAD_OK = Family(
+    "vpnwatch_config_last_reload_successful",
+    Kind.GAUGE,
+    "Whether the last configuration reload succeeded.",
+)
+RELOAD_TIME = Family(
+    "vpnwatch_config_last_reload_success_timestamp_seconds",
+    Kind.GAUGE,
+    "Unix time of the last successful configuration load.",
+    "seconds",
+)
+BUILD = Family("vpnwatch_build", Kind.INFO, "vpnwatch's version.")
+LATENESS = Family(
+    "vpnwatch_schedule_lateness_seconds",
+    Kind.HISTOGRAM,
+    "How long after its due time each probe started: a monitor that cannot keep up.",
+    "seconds",
+)
+ERRORS = Family(
+    "vpnwatch_probe_errors",
+    Kind.COUNTER,
+    "Probes this host could not carry out, by what it ran out of or refused (internal: "
+    "a bug): vpnwatch's own trouble, never counted against an endpoint.",
+)
 
 
 @dataclass
@@ -56,14 +133,9 @@ class Buckets:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
-    def cumulative(self) -> list[tuple[str, float]]:
-        """(le, count) pairs as a Prometheus histogram exposes them."""
-        buckets: list[tuple[str, float]] = []
-        running = 0
-        for bound, count in zip([*map(str, self.bounds), "+Inf"], self.counts, strict=True):
-            running += count
-            buckets.append((bound, running))
-        return buckets
+    def exposed(self) -> tuple[list[str], list[int], float]:
+        """``le`` values (ending ``+Inf``), counts per bucket and sum, for :func:`histogram`."""
+        return [*map(str, self.bounds), "+Inf"], self.counts, self.total
 
 
 @dataclass
@@ -80,8 +152,11 @@ class TargetStats:
     probe_durations: Buckets = field(default_factory=lambda: Buckets(DURATION_BUCKETS))
     stage_durations: dict[str, Buckets] = field(default_factory=dict)
     certificate_not_after: float | None = None
+    #: Its labels and its sample lines of each target family, as last written; None: to rewrite.
+    written: tuple[str, tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
 
     def observe(self, result: Result, wall_time: float) -> None:
+        self.written = None
         self.probes += 1
         self.last = result
         self.recent.append(result.ok)
@@ -113,8 +188,38 @@ def stage_times(stages: Iterable[tuple[str, float]]) -> Iterator[tuple[str, floa
         before = at
 
 
-class Metrics(Collector):
-    """Holds per-target state and turns it into metric families at scrape time."""
+def _target_lines(stats: TargetStats, inside: str) -> tuple[str, ...]:
+    """The target's samples of each of :data:`TARGET_FAMILIES`, in their order."""
+    s, target = stats, stats.job.target
+    failures = "".join(
+        sample(FAILURES.sample, f'{inside},failure="{failure}",stage="{label_value(stage)}"', n)
+        for (failure, stage), n in sorted(s.failures.items())
+    )
+    stages = "".join(
+        histogram(
+            STAGE_DURATIONS.name, f'{inside},stage="{label_value(stage)}"', *buckets.exposed()
+        )
+        for stage, buckets in sorted(s.stage_durations.items())
+    )
+    described = (target.endpoint, target.transport, target.role)
+    info = labels(("endpoint", "transport", "role"), described)
+    return (
+        sample(PROBES.sample, inside, s.probes),
+        failures,
+        sample(SUCCESS.sample, inside, s.last.ok) if s.last is not None else "",
+        histogram(HANDSHAKE_DURATIONS.name, inside, *s.durations.exposed()),
+        histogram(PROBE_DURATIONS.name, inside, *s.probe_durations.exposed()),
+        stages,
+        sample(LAST_SUCCESS.sample, inside, s.last_success) if s.last_success is not None else "",
+        sample(CERTIFICATE_EXPIRY.sample, inside, s.certificate_not_after)
+        if s.certificate_not_after is not None
+        else "",
+        sample(TARGET_INFO.sample, f"{inside},{info}", 1),
+    )
+
+
+class Metrics:
+    """Holds per-target state and writes it as an exposition at scrape time."""
 
     def __init__(self) -> None:
         self.targets: dict[str, TargetStats] = {}
@@ -122,6 +227,8 @@ class Metrics(Collector):
         self.reload_success_time = time.time()
         self.lateness = Buckets(LATENESS_BUCKETS)
         self.errors: Counter[LocalReason] = Counter({reason: 0 for reason in LocalReason})
+        #: The user labels some target sets: every series carries all of them, in this order.
+        self._extra: tuple[str, ...] = ()
 
     def started(self, lateness: float) -> None:
         """A probe started ``lateness`` seconds after it was due (waiting for a free slot)."""
@@ -135,6 +242,11 @@ class Metrics(Collector):
             self.targets[job.name] = (
                 stats if stats is not None and stats.job == job else TargetStats(job)
             )
+        extra = tuple(sorted({key for s in self.targets.values() for key in s.job.target.labels}))
+        if extra != self._extra:
+            self._extra = extra
+            for stats in self.targets.values():
+                stats.written = None
 
     def reloaded(self, ok: bool) -> None:
         self.reload_ok = ok
@@ -150,132 +262,60 @@ class Metrics(Collector):
         """A probe made no Result: this host's trouble or a bug, not the endpoint's."""
         self.errors[reason] += 1
 
-    def collect(self) -> Iterator[Metric]:
-        yield from self.target_families()
-        yield from self._self_metrics()
+    def exposition(self, form: Format = Format.TEXT) -> str:
+        """Every family, about targets and about the monitor, without OpenMetrics' ``# EOF``."""
+        return self.target_exposition(form) + self._self_exposition(form)
 
-    def target_families(self) -> Iterator[Metric]:
-        """The families about targets, without those about the monitor itself."""
+    def target_exposition(self, form: Format = Format.TEXT) -> str:
+        """The families about targets: each target's cached lines, and the verdicts of now."""
         stats = list(self.targets.values())
-        extra = sorted({key for s in stats for key in s.job.target.labels})
-        base = ["target", "protocol", *extra]
-
-        def values(s: TargetStats) -> list[str]:
-            target = s.job.target
-            return [target.name, target.protocol, *(target.labels.get(key, "") for key in extra)]
-
-        probes = CounterMetricFamily("vpnwatch_probes", "Probes completed.", labels=base)
-        failures = CounterMetricFamily(
-            "vpnwatch_probe_failures",
-            "Failed probes by failure class and the stage that failed.",
-            labels=[*base, "failure", "stage"],
-        )
-        success = GaugeMetricFamily(
-            "vpnwatch_probe_success",
-            "Whether the last probe succeeded (1) or failed (0).",
-            labels=base,
-        )
-        durations = HistogramMetricFamily(
-            "vpnwatch_handshake_duration_seconds",
-            "Time from the first packet to a verified handshake (or the deepest stage probed).",
-            labels=base,
-            unit="seconds",
-        )
-        probe_durations = HistogramMetricFamily(
-            "vpnwatch_probe_duration_seconds",
-            "How long each probe took, failed ones included (a timeout takes the whole timeout).",
-            labels=base,
-            unit="seconds",
-        )
-        stage_durations = HistogramMetricFamily(
-            "vpnwatch_probe_stage_duration_seconds",
-            "Time each stage a probe reached took, from the stage before it.",
-            labels=[*base, "stage"],
-            unit="seconds",
-        )
-        last_success = GaugeMetricFamily(
-            "vpnwatch_last_success_timestamp_seconds",
-            "Unix time of the last successful probe.",
-            labels=base,
-            unit="seconds",
-        )
-        certificate_expiry = GaugeMetricFamily(
-            "vpnwatch_certificate_expiry_timestamp_seconds",
-            "Unix time the server certificate the last verifying probe accepted stops being valid.",
-            labels=base,
-            unit="seconds",
-        )
-        info = InfoMetricFamily(
-            "vpnwatch_target",
-            "Configured targets, with their endpoint and transport.",
-            labels=base,
-        )
-        verdicts = StateSetMetricFamily(
-            "vpnwatch_verdict",
-            "The target's state judged against its site's controls: ok, failing or offline.",
-            labels=base,
-        )
+        written = [self._written(s) for s in stats]
+        parts: list[str] = []
+        for index, family in enumerate(TARGET_FAMILIES):
+            parts.append(family.header(form))
+            parts.extend(lines[index] for _, lines in written)
+        parts.append(VERDICTS.header(form))
         controls = _controls_by_site(stats)
-
-        for s in stats:
-            labels = values(s)
+        for s, (inside, _) in zip(stats, written, strict=True):
             target = s.job.target
-            probes.add_metric(labels, s.probes)
-            info.add_metric(
-                labels,
-                {"endpoint": target.endpoint, "transport": target.transport, "role": target.role},
+            if s.last is None or target.role != "target":
+                continue
+            verdict = judge(s.last.ok, controls.get(target.labels.get("site", ""), ()))
+            parts.extend(
+                sample(VERDICTS.name, f'{inside},{VERDICTS.name}="{state.value}"', state is verdict)
+                for state in Verdict
             )
-            for (failure, stage), count in sorted(s.failures.items()):
-                failures.add_metric([*labels, failure, stage], count)
-            if s.last is not None:
-                success.add_metric(labels, float(s.last.ok))
-                if target.role == "target":
-                    verdict = judge(s.last.ok, controls.get(target.labels.get("site", ""), ()))
-                    verdicts.add_metric(
-                        labels, {state.value: state is verdict for state in Verdict}
-                    )
-            if s.last_success is not None:
-                last_success.add_metric(labels, s.last_success)
-            if s.certificate_not_after is not None:
-                certificate_expiry.add_metric(labels, s.certificate_not_after)
-            durations.add_metric(labels, s.durations.cumulative(), s.durations.total)
-            probe_durations.add_metric(
-                labels, s.probe_durations.cumulative(), s.probe_durations.total
-            )
-            for stage, buckets in sorted(s.stage_durations.items()):
-                stage_durations.add_metric([*labels, stage], buckets.cumulative(), buckets.total)
-        yield from (probes, failures, success, durations, probe_durations, stage_durations)
-        yield from (last_success, certificate_expiry, info, verdicts)
+        return "".join(parts)
 
-    def _self_metrics(self) -> Iterable[Metric]:
-        reload_ok = GaugeMetricFamily(
-            "vpnwatch_config_last_reload_successful",
-            "Whether the last configuration reload succeeded.",
+    def _written(self, stats: TargetStats) -> tuple[str, tuple[str, ...]]:
+        if stats.written is None:
+            target = stats.job.target
+            inside = labels(
+                ("target", "protocol", *self._extra),
+                (target.name, target.protocol, *(target.labels.get(k, "") for k in self._extra)),
+            )
+            stats.written = inside, _target_lines(stats, inside)
+        return stats.written
+
+    def _self_exposition(self, form: Format) -> str:
+        errors = "".join(
+            sample(ERRORS.sample, f'reason="{reason.value}"', count)
+            for reason, count in self.errors.items()
         )
-        reload_ok.add_metric([], float(self.reload_ok))
-        reload_time = GaugeMetricFamily(
-            "vpnwatch_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful configuration load.",
-            unit="seconds",
+        return "".join(
+            (
+                RELOAD_OK.header(form),
+                sample(RELOAD_OK.sample, "", self.reload_ok),
+                RELOAD_TIME.header(form),
+                sample(RELOAD_TIME.sample, "", self.reload_success_time),
+                BUILD.header(form),
+                sample(BUILD.sample, f'version="{label_value(__version__)}"', 1),
+                LATENESS.header(form),
+                histogram(LATENESS.name, "", *self.lateness.exposed()),
+                ERRORS.header(form),
+                errors,
+            )
         )
-        reload_time.add_metric([], self.reload_success_time)
-        build = InfoMetricFamily("vpnwatch_build", "vpnwatch's version.")
-        build.add_metric([], {"version": __version__})
-        lateness = HistogramMetricFamily(
-            "vpnwatch_schedule_lateness_seconds",
-            "How long after its due time each probe started: a monitor that cannot keep up.",
-            unit="seconds",
-        )
-        lateness.add_metric([], self.lateness.cumulative(), self.lateness.total)
-        errors = CounterMetricFamily(
-            "vpnwatch_probe_errors",
-            "Probes this host could not carry out, by what it ran out of or refused (internal: "
-            "a bug): vpnwatch's own trouble, never counted against an endpoint.",
-            labels=["reason"],
-        )
-        for reason, count in self.errors.items():
-            errors.add_metric([reason.value], count)
-        return (reload_ok, reload_time, build, lateness, errors)
 
 
 def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:

@@ -11,14 +11,11 @@ On-demand results do not touch the scheduled probes' counters.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import Metric
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
 
+from vpnwatch.exposition import Format, exposition_response
 from vpnwatch.jobs import Job
 from vpnwatch.metrics import Metrics
 from vpnwatch.probes import OVERRUN_GRACE, Probe, run_probe
@@ -30,14 +27,6 @@ log = logging.getLogger("vpnwatch")
 LIMIT = 8
 #: Prometheus sends the scrape timeout in this header; the probe must end before it.
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
-
-
-class _Families(Collector):
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
 
 
 class OnDemand:
@@ -75,12 +64,8 @@ class OnDemand:
             metrics.observe(job, result)
         finally:
             self._running -= 1
-        registry = CollectorRegistry()
-        registry.register(_Families(list(metrics.target_families())))
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        response = web.Response(body=encoder(registry))
-        response.headers["Content-Type"] = content_type
-        return response
+        form = Format.accepted(request.headers.get("Accept", ""))
+        return await exposition_response(request, metrics.target_exposition(form), form)
 
 
 def _timeout(configured: float, scrape_timeout: str | None) -> float:

@@ -20,8 +20,8 @@ from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Server
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
-from vpnwatch.targets import DnsTarget, TcpTarget, TlsTarget
 from vpnwatch.targets.base import TargetBase
+from vpnwatch.targets.control import DnsTarget, TcpTarget, TlsTarget
 from vpnwatch.targets.wireguard import WireGuardTarget
 
 OPENVPN_VARIANTS = {

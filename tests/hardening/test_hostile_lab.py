@@ -19,7 +19,10 @@ from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
 from vpnwatch.monitor import Monitor
 from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
-from vpnwatch.targets import Obfs4Target, OpenVPNTarget, TargetBase, WireGuardTarget
+from vpnwatch.targets.base import TargetBase
+from vpnwatch.targets.obfs4 import Obfs4Target
+from vpnwatch.targets.openvpn import OpenVPNTarget
+from vpnwatch.targets.wireguard import WireGuardTarget
 
 pytestmark = pytest.mark.lab
 

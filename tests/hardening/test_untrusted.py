@@ -25,7 +25,7 @@ from vpnwatch.config import Config, Settings
 from vpnwatch.jobs import Job
 from vpnwatch.monitor import Monitor
 from vpnwatch.probes.registry import PROBES
-from vpnwatch.targets import TcpTarget
+from vpnwatch.targets.control import TcpTarget
 
 READ_ONLY = ["/metrics", "/api/targets", "/healthz", "/"]
 WRITING_METHODS = ["POST", "PUT", "DELETE", "PATCH"]

@@ -11,7 +11,7 @@ from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.probes.control import DNS, TCP, TLS
 from vpnwatch.result import Result
-from vpnwatch.targets import DnsTarget, TcpTarget, TlsTarget
+from vpnwatch.targets.control import DnsTarget, TcpTarget, TlsTarget
 
 pytestmark = pytest.mark.lab
 

@@ -1,18 +1,22 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import subprocess
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client.parser import text_string_to_metric_families as text_families
 
 from tests.conftest import new_key
+from vpnwatch.app import build_app
+from vpnwatch.exposition import Format
 from vpnwatch.jobs import Job
 from vpnwatch.metrics import Metrics
 from vpnwatch.result import Failure, LocalReason, Result
-from vpnwatch.targets import TcpTarget, WireGuardTarget
+from vpnwatch.targets.control import TcpTarget
+from vpnwatch.targets.wireguard import WireGuardTarget
 
 
 def job(name: str, **labels: str) -> Job:
@@ -35,10 +39,25 @@ def failed(name: str, failure: Failure, stage: str = "handshake") -> Result:
     return Result(name, "wireguard", False, failure, stage, (), 1.0)
 
 
-def registry_with(metrics: Metrics) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(metrics)
-    return registry
+GZIP = {"Accept-Encoding": "gzip, deflate"}
+
+
+class Scraped:
+    """The monitor's exposition as Prometheus' client library parses it, scraped at each call."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def get_sample_value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        for family in text_families(self.metrics.exposition()):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == (labels or {}):
+                    return float(sample.value)
+        return None
+
+
+def registry_with(metrics: Metrics) -> Scraped:
+    return Scraped(metrics)
 
 
 def test_results_become_counters_gauges_and_a_histogram():
@@ -114,7 +133,7 @@ def test_exposition_passes_promtool_and_holds_no_secret():
     metrics.observe(j, ok("good", 0.01))
     metrics.observe(j, failed("good", Failure.AUTH))
     metrics.observe(j, staged("good", True, ("tls", 0.04), not_after=1_900_000_000.0))
-    text = generate_latest(registry_with(metrics))
+    text = metrics.exposition().encode()
     check = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
     )
@@ -244,7 +263,7 @@ def test_openmetrics_types_units_and_parse_with_the_client_library():
     j = job("ovpn", site="a")
     metrics.configure([j, control("ctl", "a")])
     metrics.observe(j, staged("ovpn", True, ("tls", 0.04), not_after=1_900_000_000.0))
-    text = openmetrics_latest(registry_with(metrics)).decode()
+    text = metrics.exposition(Format.OPENMETRICS) + "# EOF\n"
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["vpnwatch_target"].type == "info"
     assert families["vpnwatch_verdict"].type == "stateset"
@@ -263,3 +282,55 @@ def test_openmetrics_types_units_and_parse_with_the_client_library():
     ):
         assert (families[name].type, families[name].unit) == ("gauge", "seconds"), name
     assert families["vpnwatch_probes"].type == "counter"
+
+
+def test_a_new_label_reaches_every_series_and_a_new_result_every_cached_line():
+    metrics = Metrics()
+    a = job("a")
+    metrics.configure([a])
+    metrics.observe(a, ok("a", 0.01))
+    value = registry_with(metrics).get_sample_value
+    assert value("vpnwatch_probes_total", {"target": "a", "protocol": "wireguard"}) == 1
+    metrics.configure([a, job("b", region="eu")])  # a keeps its counters, gains region=""
+    assert value("vpnwatch_probes_total", {"target": "a", "protocol": "wireguard"}) is None
+    labels = {"target": "a", "protocol": "wireguard", "region": ""}
+    assert value("vpnwatch_probes_total", labels) == 1
+    metrics.observe(a, failed("a", Failure.RESET))
+    assert value("vpnwatch_probes_total", labels) == 2
+    assert value("vpnwatch_probe_success", labels) == 0
+
+
+def test_label_values_are_escaped_as_the_formats_require():
+    metrics = Metrics()
+    odd = job("odd", provider='a "quoted" \\ name')  # labels refuse line breaks
+    metrics.configure([odd])
+    metrics.observe(odd, ok("odd", 0.01))
+    (provider,) = {
+        s.labels["provider"]
+        for f in text_families(metrics.exposition())
+        for s in f.samples
+        if "provider" in s.labels
+    }
+    assert provider == odd.target.labels["provider"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "parse"),
+    [
+        ("text/plain;version=0.0.4", text_families),
+        ("application/openmetrics-text;version=1.0.0", text_string_to_metric_families),
+    ],
+)
+async def test_a_scrape_gets_the_format_and_encoding_it_asks_for(accept, parse):
+    metrics = Metrics()
+    j = job("wg")
+    metrics.configure([j])
+    metrics.observe(j, ok("wg", 0.01))
+    request = make_mocked_request("GET", "/metrics", headers={"Accept": accept, **GZIP})
+    answer = await build_app(metrics, None).router.resolve(request)
+    response = await answer.handler(request)
+    assert response.headers["Content-Encoding"] == "gzip"
+    text = gzip.decompress(response.body).decode()
+    names = {f.name for f in parse(text)}
+    assert {"process_cpu_seconds", "vpnwatch_probes", "vpnwatch_verdict"} <= names
+    assert response.headers["Content-Type"].split(";")[0] == accept.split(";")[0]

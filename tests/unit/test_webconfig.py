@@ -17,7 +17,7 @@ from vpnwatch.jobs import Job
 from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.ondemand import OnDemand
 from vpnwatch.result import Result
-from vpnwatch.targets import TcpTarget
+from vpnwatch.targets.control import TcpTarget
 from vpnwatch.webconfig import load_web_config
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
@@ -108,5 +108,5 @@ async def test_on_demand_probes_are_bounded():
     release.set()
     answers = await asyncio.gather(*running)
     assert [a.status for a in answers] == [200, 200]
-    assert b'vpnwatch_probe_success{protocol="tcp",target="ctl"} 1.0' in answers[0].body
+    assert b'vpnwatch_probe_success{target="ctl",protocol="tcp"} 1\n' in answers[0].body
     assert (await on_demand.handle(request)).status == 200  # the slots were given back

@@ -1,6 +1,8 @@
 """Importers: files users already hold → Target models.
 
-The format is chosen by the file's suffix; see :data:`IMPORTERS`.
+The format is chosen by the file's suffix; see :data:`IMPORTERS`. Each importer module is imported
+only when a file of its kind is read, so checking one wg-quick file does not pay for OpenVPN's
+certificate handling.
 """
 
 from __future__ import annotations
@@ -10,10 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpnwatch.errors import ConfigError
-from vpnwatch.importers.anyconnect import load_anyconnect_profile
-from vpnwatch.importers.bridgeline import load_bridge_lines
-from vpnwatch.importers.ovpn import load_ovpn
-from vpnwatch.importers.wgquick import load_wgquick
 from vpnwatch.targets.base import TargetBase
 
 
@@ -30,17 +28,40 @@ DEFAULT_OPTIONS = ImportOptions()
 
 Importer = Callable[[Path, ImportOptions], Sequence[TargetBase]]
 
+
+def _wgquick(path: Path, _: ImportOptions) -> Sequence[TargetBase]:
+    from vpnwatch.importers.wgquick import load_wgquick
+
+    return load_wgquick(path)
+
+
+def _ovpn(path: Path, options: ImportOptions) -> Sequence[TargetBase]:
+    from vpnwatch.importers.ovpn import load_ovpn
+
+    return load_ovpn(path, auth_user_pass=options.auth_user_pass)
+
+
+def _bridge_lines(path: Path, _: ImportOptions) -> Sequence[TargetBase]:
+    from vpnwatch.importers.bridgeline import load_bridge_lines
+
+    return load_bridge_lines(path)
+
+
+def _anyconnect_profile(path: Path, options: ImportOptions) -> Sequence[TargetBase]:
+    from vpnwatch.importers.anyconnect import load_anyconnect_profile
+
+    return load_anyconnect_profile(path, auth_user_pass=options.auth_user_pass)
+
+
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
-    ".conf": lambda path, _: load_wgquick(path),
-    ".ovpn": lambda path, options: load_ovpn(path, auth_user_pass=options.auth_user_pass),
-    ".bridges": lambda path, _: load_bridge_lines(path),
+    ".conf": _wgquick,
+    ".ovpn": _ovpn,
+    ".bridges": _bridge_lines,
     # Tor Browser users, and obfs4proxy itself, save bridge lines as .txt.
-    ".txt": lambda path, _: load_bridge_lines(path),
+    ".txt": _bridge_lines,
     # AnyConnect client profiles, as gateways push them and administrators ship them.
-    ".xml": lambda path, options: load_anyconnect_profile(
-        path, auth_user_pass=options.auth_user_pass
-    ),
+    ".xml": _anyconnect_profile,
 }
 
 

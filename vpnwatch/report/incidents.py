@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from vpnwatch.probes.registry import PROTOCOLS
+from vpnwatch.registry import PROTOCOLS
 from vpnwatch.report.dataset import (
     Dataset,
     ProbeSeries,

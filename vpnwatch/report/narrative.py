@@ -10,7 +10,7 @@ from datetime import tzinfo
 from vpnwatch import __version__
 from vpnwatch.messages import Catalogue
 from vpnwatch.messages import load as load_messages
-from vpnwatch.probes.registry import PROTOCOLS
+from vpnwatch.registry import PROTOCOLS
 from vpnwatch.report.dataset import Dataset
 from vpnwatch.report.incidents import CONTROLS, Analysis, Gap, Incident
 from vpnwatch.report.timespec import DURATION_UNITS, format_duration
