@@ -12,6 +12,10 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# pymonocypher (obfs4's Elligator 2) is published as source only: the build stage compiles it.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/vpnwatch
 WORKDIR /src
 # Every dependency at the exact version constraints.txt pins (scripts/lock.sh writes it), so a

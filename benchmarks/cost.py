@@ -28,6 +28,7 @@ from benchmarks.floors import (
     elligator_cost,
     obfs4_floor,
     openvpn_floor,
+    tor_link_floor,
     wireguard_floor,
 )
 from benchmarks.lab import Lab
@@ -145,7 +146,27 @@ async def measure_costs(lab: Lab, *, scale: float, profile_dir: Path | None) -> 
         obfs4, obfs4_floor(FLOOR_ROUNDS), f"{OBFS4_X25519_OPERATIONS} X25519 operations"
     )
     rows["obfs4"]["elligator_us"] = round(elligator_cost(FLOOR_ROUNDS // 5) * 1e6)
+    rows["obfs4 + tor link"] = await tor_link_cost(lab, batch_size(300), profile("obfs4-tor"))
     return rows
+
+
+async def tor_link_cost(lab: Lab, count: int, profile_to: Path | None) -> dict[str, Any]:
+    """obfs4 with ``data: tor`` to the lab's tor bridge, against the obfs4 floor plus the link's.
+
+    ``link_floor_us`` alone is what the link check's public-key work costs, to set beside the
+    handshake it follows (the obfs4 row)."""
+    batch = await run_batch(
+        "obfs4 + tor link", [lab.obfs4_tor_target()], count, profile_to=profile_to
+    )
+    link_floor = tor_link_floor(FLOOR_ROUNDS // 5)
+    row = _row(
+        batch,
+        obfs4_floor(FLOOR_ROUNDS) + link_floor,
+        f"{OBFS4_X25519_OPERATIONS} X25519 operations, TLS 1.3 key share and RSA-2048 "
+        "signature check, 3 RSA-1024 and 2 Ed25519 signature checks",
+    )
+    row["link_floor_us"] = round(link_floor * 1e6)
+    return row
 
 
 def _row(batch: Batch, floor: float, floor_is: str) -> dict[str, Any]:

@@ -9,12 +9,19 @@ CPU to its floor says how much the rest (asyncio, sockets, framing, Python) cost
   and ephemeral-static for the initiation, ephemeral-ephemeral and static-ephemeral for the
   response).
 * obfs4: one ephemeral key and the two exchanges of ntor (with the server's ephemeral key and with
-  the bridge's identity key). Finding a key that Elligator can represent and the map itself are
-  not counted: they are what obfs4 adds, in pure Python here.
+  the bridge's identity key). Finding a key that Elligator can represent and the maps are not
+  counted: they are what obfs4 adds (natively, by Monocypher), shown apart.
+* obfs4 with the Tor link check: the obfs4 floor, plus the public-key work of the link: TLS 1.3's
+  key share (an X25519 key and exchange) and the check of the relay's RSA-2048 CertificateVerify
+  signature (PSS), then the CERTS cell's three RSA-1024 signatures (identity self-signature, link
+  certificate, RSA->Ed25519 cross-certificate) and two Ed25519 signatures.
 * OpenVPN: the client's half of the TLS handshake with the lab's certificates (ECDSA P-256, TLS 1.3
   as the lab's OpenVPN 2.6 negotiates it), over memory BIOs against an in-process server whose own
   work is not counted: key exchange, the server's chain and CertificateVerify checked, the
   client's signed.
+* Shadowsocks: the AEAD and key-derivation work of one request: the two HKDF-SHA1 subkeys (ours
+  and the server's, from each direction's salt), sealing the request and opening the answer. The
+  password's master key (EVP_BytesToKey) is derived once per target, as the probe caches it.
 """
 
 from __future__ import annotations
@@ -25,12 +32,15 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from benchmarks.measure import measured
 from vpnwatch.lab.openvpn import Pki
 from vpnwatch.protocols.obfs4.elligator import generate_keypair, representative_to_public_key
 from vpnwatch.protocols.openvpn.tls import build_context
+from vpnwatch.protocols.shadowsocks.aead import CIPHERS, Opener, Sealer, password_key
 
 WIREGUARD_X25519_OPERATIONS = 6
 OBFS4_X25519_OPERATIONS = 3
@@ -83,6 +93,33 @@ def obfs4_floor(rounds: int) -> float:
         _exchange(ephemeral, identity)
 
     return _seconds_each(handshake, rounds)
+
+
+def tor_link_floor(rounds: int) -> float:
+    """CPU seconds of the Tor link check's public-key work, on top of the obfs4 handshake's."""
+    message = b"tor link" * 16
+    tls_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+    tls_signature = tls_key.sign(message, pss, hashes.SHA256())
+    identity = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 (tor's)
+    rsa_signature = identity.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    ed_signature = ed_key.sign(message)
+    server_share = _public(X25519PrivateKey.generate())
+
+    def link() -> None:
+        share = X25519PrivateKey.generate()
+        _public(share)
+        _exchange(share, server_share)
+        tls_key.public_key().verify(tls_signature, message, pss, hashes.SHA256())
+        for _ in range(3):
+            identity.public_key().verify(
+                rsa_signature, message, padding.PKCS1v15(), hashes.SHA256()
+            )
+        for _ in range(2):
+            ed_key.public_key().verify(ed_signature, message)
+
+    return _seconds_each(link, rounds)
 
 
 def elligator_cost(rounds: int) -> float:
@@ -141,3 +178,17 @@ def _client_handshake(client_context: ssl.SSLContext, server_context: ssl.SSLCon
         if client_done and server_done:
             return client_cpu
     raise RuntimeError("the in-memory TLS handshake did not complete")
+
+
+def shadowsocks_floor(method: str, rounds: int, request: bytes, answer: bytes) -> float:
+    """CPU seconds of one Shadowsocks request's AEAD and HKDF work with ``method``."""
+    cipher = CIPHERS[method]
+    key = password_key(b"benchmark", cipher.key_length)
+    salt = bytes(cipher.key_length)
+    sealed_answer = Sealer(cipher, key, salt).seal(answer)
+
+    def one_request() -> None:
+        Sealer(cipher, key, salt).seal(request)
+        Opener(cipher, key).open(sealed_answer)
+
+    return _seconds_each(one_request, rounds)

@@ -22,6 +22,7 @@ from vpnwatch.importers import load_file
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant, generate_pki
+from vpnwatch.lab.tor import TorBridgeServer
 from vpnwatch.lab.wireguard import KeyPair
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.obfs4 import Obfs4Target, encode_cert
@@ -45,6 +46,7 @@ class Lab:
     wireguard_keys: list[KeyPair]
     openvpn: OpenVPNLab
     bridge: Obfs4Bridge
+    tor_bridge: Obfs4Bridge
 
     def wireguard_targets(self) -> list[WireGuardTarget]:
         """One target per client key, each from its own wg-quick file."""
@@ -83,6 +85,13 @@ class Lab:
         path.write_text(line + "\n")
         return _only(load_file(path), Obfs4Target)
 
+    def obfs4_tor_target(self) -> Obfs4Target:
+        """The tor bridge from its bridge line, checked through to its relay (``data: tor``)."""
+        path = self.directory / "tor-bridge.txt"
+        path.write_text(self.tor_bridge.bridge_line() + "\n")
+        target = _only(load_file(path), Obfs4Target)
+        return Obfs4Target.model_validate({**target.model_dump(), "data": "tor"})
+
 
 _Target = TypeVar("_Target", bound=TargetBase)
 
@@ -101,6 +110,7 @@ def running_lab(wireguard_peers: int) -> Iterator[Lab]:
         Namespace() as namespace,
         FleetWireGuardServer(namespace) as wireguard,
         Obfs4Server(namespace) as bridge,
+        TorBridgeServer(namespace) as tor_bridge,
     ):
         directory = Path(workdir)
         keys = [KeyPair.generate() for _ in range(wireguard_peers)]
@@ -109,4 +119,4 @@ def running_lab(wireguard_peers: int) -> Iterator[Lab]:
         server_dir.mkdir(mode=0o700)
         openvpn = OpenVPNLab(namespace, server_dir)
         openvpn.start(OPENVPN_VARIANTS)
-        yield Lab(namespace, directory, wireguard, keys, openvpn, bridge)
+        yield Lab(namespace, directory, wireguard, keys, openvpn, bridge, tor_bridge)

@@ -27,7 +27,12 @@ def costs(rows: dict[str, Any]) -> str:
                 f"{row['user_per_probe_us']} + {row['system_per_probe_us']} µs",
                 f"{row['floor_us']} µs",
                 row["floor_is"]
-                + (f" (Elligator adds {row['elligator_us']} µs)" if "elligator_us" in row else ""),
+                + (f" (Elligator adds {row['elligator_us']} µs)" if "elligator_us" in row else "")
+                + (
+                    f" (the link's share {row['link_floor_us']} µs)"
+                    if "link_floor_us" in row
+                    else ""
+                ),
                 row["ratio_to_floor"],
                 row["probes_per_second"],
             )

@@ -8,6 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: timing goals live in benchmarks/, and a loaded CI machine must not turn
+# a slow example into a failure. Properties are what these tests assert.
+settings.register_profile("vpnwatch", deadline=None)
+settings.load_profile("vpnwatch")
 
 
 def new_key() -> str:

@@ -29,12 +29,15 @@ from vpnwatch.targets.base import TargetBase
 def check_all(config: Config, *, as_json: bool) -> int:
     """Probe every target of ``config`` once, print each result as it ends; the exit status."""
     targets = [(job.target, job.timeout) for job in config.jobs]
+    for skipped in config.skipped:
+        print(printable(f"vpnwatch: skipped {skipped.describe()}"), file=sys.stderr)
     output: _Output = JsonOutput() if as_json else TableOutput(targets)
     concurrency = probe_capacity(config.settings.concurrency)
     tally = asyncio.run(_probe_all(targets, concurrency, output))
     print(
         f"vpnwatch: {len(targets)} targets: {tally['ok']} ok, {tally['failed']} failed"
-        + (f", {tally['error']} could not be probed here" if tally["error"] else ""),
+        + (f", {tally['error']} could not be probed here" if tally["error"] else "")
+        + (f"; {len(config.skipped)} entries skipped" if config.skipped else ""),
         file=sys.stderr,
     )
     if tally["failed"]:

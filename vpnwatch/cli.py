@@ -32,6 +32,7 @@ from vpnwatch.shard import Shard
 
 if TYPE_CHECKING:
     from vpnwatch.config import Config
+    from vpnwatch.jobs import Job
     from vpnwatch.monitor import Monitor
 
 LOG_LEVELS = {
@@ -156,9 +157,23 @@ def _parser(load: Collection[str] = DELEGATED) -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="work with configuration files")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
     config_check = config_commands.add_parser(
-        "check", help="validate a configuration and list its targets (no secrets)"
+        "check",
+        help="validate a configuration or files and list their targets and what they skip",
+        description=(
+            "A .yml/.yaml FILE is a vpnwatch configuration; any other is a file to import"
+            " (wg-quick .conf, .ovpn, bridge list, torrc). Nothing is probed, no secret printed."
+        ),
     )
-    config_check.add_argument("config", type=Path, metavar="FILE")
+    config_check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    config_check.add_argument(
+        "--auth-user-pass",
+        type=Path,
+        metavar="FILE",
+        help="two-line username/password file for .ovpn files that use auth-user-pass",
+    )
+    config_check.add_argument(
+        "--json", action="store_true", help="one JSON object: targets and skipped entries"
+    )
     config_check.set_defaults(func=_config_check)
 
     for name, (module, function, help_text) in DELEGATED.items():
@@ -242,7 +257,7 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         type=Path,
         metavar="FILE",
-        help="wg-quick .conf, .ovpn or bridge-line (.txt, .bridges) files to probe",
+        help="wg-quick .conf, .ovpn, Tor bridge-list (.txt, .bridges) or torrc files to probe",
     )
     parser.add_argument(
         "--auth-user-pass",
@@ -300,9 +315,15 @@ def _run(args: argparse.Namespace) -> int:
     from vpnwatch.probes.registry import PROBES
     from vpnwatch.webconfig import load_web_config
 
+    def load() -> Config:
+        config = _load(args)
+        for skipped in config.skipped:
+            logging.getLogger("vpnwatch").info("not probing %s", skipped.describe())
+        return config
+
     web_config = load_web_config(args.web_config) if args.web_config is not None else None
     monitor = Monitor(
-        lambda: _load(args),
+        load,
         PROBES,
         enable_lifecycle=args.enable_lifecycle,
         enable_probe=args.enable_probe,
@@ -348,9 +369,28 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from vpnwatch.config import load_config
+    import json
 
-    config = load_config(args.config)
+    from vpnwatch.config import load_config
+    from vpnwatch.importers import ImportOptions
+
+    configs = [path for path in args.files if path.suffix.lower() in (".yml", ".yaml")]
+    if len(configs) > 1:
+        raise ConfigError("give at most one .yml configuration", where="command line")
+    files = [path for path in args.files if path not in configs]
+    options = ImportOptions(auth_user_pass=args.auth_user_pass)
+    config = load_config(configs[0] if configs else None, files, options=options)
+    if args.json:
+        document = {
+            "targets": [_target_record(job) for job in config.jobs],
+            "skipped": [skipped.record() for skipped in config.skipped],
+            "subscriptions": [
+                {"subscription": state.name, "ok": state.ok, "error": state.error}
+                for state in config.subscriptions
+            ],
+        }
+        print(json.dumps(document, indent=1))
+        return EXIT_OK
     for job in config.jobs:
         target = job.target
         labels = ",".join(f"{k}={v}" for k, v in sorted(target.labels.items()))
@@ -359,8 +399,30 @@ def _config_check(args: argparse.Namespace) -> int:
             f"every {job.interval:g}s  timeout {job.timeout:g}s  {target.role}  {labels}"
         )
         print(printable(line.rstrip()))
-    print(printable(f"{args.config}: {len(config.jobs)} targets, ok"))
+    for skipped in config.skipped:
+        print(printable(f"skipped  {skipped.describe()}"))
+    for state in config.subscriptions:
+        print(printable(state.describe()))
+    named = ", ".join(str(path) for path in args.files)
+    also = f", {len(config.skipped)} skipped" if config.skipped else ""
+    print(printable(f"{named}: {len(config.jobs)} targets{also}, ok"))
     return EXIT_OK
+
+
+def _target_record(job: Job) -> dict[str, Any]:
+    """What ``config check --json`` says of one target: where and how, never a secret."""
+    target = job.target
+    return {
+        "target": target.name,
+        "protocol": target.protocol,
+        "endpoint": target.endpoint,
+        "transport": target.transport,
+        "interval_seconds": job.interval,
+        "timeout_seconds": job.timeout,
+        "role": target.role,
+        "labels": dict(target.labels),
+        "source": job.source,
+    }
 
 
 if __name__ == "__main__":

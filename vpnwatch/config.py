@@ -8,8 +8,9 @@ target's ``<field>_file`` is read into ``<field>``, so no key or password needs 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -26,7 +27,12 @@ from pydantic import (
 from vpnwatch.defaults import DEFAULT_LISTEN
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
-from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, load_file
+from vpnwatch.importers import DEFAULT_OPTIONS, ImportOptions, Skipped, import_file
+from vpnwatch.importers.subscription import (
+    SUBSCRIPTIONS,
+    SubscriptionState,
+    is_subscription_url,
+)
 from vpnwatch.jobs import Job
 from vpnwatch.registry import PROTOCOLS, target_model
 from vpnwatch.targets.base import MAX_INTERVAL, MAX_TIMEOUT, Seconds, TargetBase
@@ -96,6 +102,8 @@ class FileTarget(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     #: For ``.ovpn`` files: a two-line username/password file, relative to the config.
     auth_user_pass: Path | None = None
+    #: For subscription URLs (``from: https://…``): how often the list is fetched again.
+    refresh: Annotated[Seconds, Field(ge=60, le=MAX_INTERVAL)] = 3600.0
 
 
 class ConfigFile(BaseModel):
@@ -113,6 +121,15 @@ class ConfigFile(BaseModel):
 class Config:
     settings: Settings
     jobs: tuple[Job, ...]
+    #: Entries of imported files that vpnwatch does not probe, with the reason for each.
+    skipped: tuple[Skipped, ...] = ()
+    #: Each subscription URL's state as this load left it (the fetch's own failures included).
+    subscriptions: tuple[SubscriptionState, ...] = ()
+
+    @property
+    def refresh(self) -> float | None:
+        """How often the monitor must reload for its subscriptions; None when it has none."""
+        return min((state.refresh for state in self.subscriptions), default=None)
 
 
 def load_config(
@@ -131,6 +148,22 @@ def load_config(
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc), where="command line") from None
     found: list[tuple[TargetBase, str]] = []
+    skipped: list[Skipped] = []
+
+    def imported(file: Path, file_options: ImportOptions) -> Sequence[TargetBase]:
+        result = import_file(file, file_options)
+        skipped.extend(result.skipped)
+        return result.targets
+
+    subscriptions: list[SubscriptionState] = []
+
+    def subscribed(url: str, name: str | None, refresh: float, where: str) -> Sequence[TargetBase]:
+        state = SUBSCRIPTIONS.load(url, name, refresh, where)
+        subscriptions.append(dataclasses.replace(state))
+        assert state.imported is not None  # load() raises when no list was ever read
+        skipped.extend(state.imported.skipped)
+        return state.imported.targets
+
     base = path.parent if path is not None else Path.cwd()
     if settings.evidence is not None and not settings.evidence.directory.is_absolute():
         # Like every path in the file, the evidence directory is relative to the file.
@@ -140,20 +173,24 @@ def load_config(
         settings = settings.model_copy(update={"evidence": evidence})
     for index, entry in enumerate(raw.targets):
         source = f"{path}: targets[{index}]"
-        found.extend(_targets_of_entry(entry, base, options, source=source))
+        found.extend(_targets_of_entry(entry, base, options, imported, subscribed, source=source))
     for pattern in raw.include:
         matched = sorted(glob.glob(str(base / Path(pattern).expanduser())))
         if not matched:
             raise ConfigError(f"include pattern {pattern!r} matches no file", source=path)
         found.extend(
-            (target, match) for match in matched for target in load_file(Path(match), options)
+            (target, match) for match in matched for target in imported(Path(match), options)
         )
-    found.extend((target, str(file)) for file in files for target in load_file(file, options))
+    found.extend((target, str(file)) for file in files for target in imported(file, options))
+    if not found and skipped:
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        raise ConfigError(f"no targets: every entry was skipped: {skipped[0].describe()}{more}")
     if not found:
         raise ConfigError(
             "no targets: give a config file with targets, or files to probe", source=path
         )
-    return Config(settings, tuple(_jobs(found, settings)))
+    jobs = tuple(_jobs(found, settings))
+    return Config(settings, jobs, tuple(skipped), tuple(subscriptions))
 
 
 def _read_yaml(path: Path) -> ConfigFile:
@@ -177,18 +214,32 @@ def _read_yaml(path: Path) -> ConfigFile:
 
 
 def _targets_of_entry(
-    entry: dict[str, Any], base: Path, options: ImportOptions, *, source: str
+    entry: dict[str, Any],
+    base: Path,
+    options: ImportOptions,
+    imported: Callable[[Path, ImportOptions], Sequence[TargetBase]],
+    subscribed: Callable[[str, str | None, float, str], Sequence[TargetBase]],
+    *,
+    source: str,
 ) -> list[tuple[TargetBase, str]]:
     label = f"{source} ({entry['name']})" if isinstance(entry.get("name"), str) else source
     if "from" in entry:
+        url = entry["from"]
+        is_url = isinstance(url, str) and is_subscription_url(url)
         try:
-            spec = FileTarget.model_validate(entry)
+            spec = FileTarget.model_validate({**entry, "from": "-"} if is_url else entry)
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc), where=label) from None
+        overrides = _read_file_fields(spec.model_extra or {}, base, label)
+        if is_url:
+            # The entry's name names the subscription; its links name their own targets.
+            targets = subscribed(url, spec.name, spec.refresh, label)
+            spec = spec.model_copy(update={"name": None})
+            return [(_override(t, spec, overrides, len(targets), label), label) for t in targets]
         if spec.auth_user_pass is not None:
             options = ImportOptions(auth_user_pass=base / spec.auth_user_pass.expanduser())
-        imported = load_file(base / spec.from_.expanduser(), options)
-        return [(_override(target, spec, len(imported), label), label) for target in imported]
+        targets = imported(base / spec.from_.expanduser(), options)
+        return [(_override(t, spec, overrides, len(targets), label), label) for t in targets]
     model = target_model(str(entry.get("protocol")))
     if model is None:
         known = ", ".join(sorted(PROTOCOLS))
@@ -220,10 +271,27 @@ def _read_secret(path: Path, label: str, field: str) -> str:
         raise ConfigError(f"{field}: cannot read {path}: {exc}", where=label) from None
 
 
-def _override(target: TargetBase, spec: FileTarget, siblings: int, label: str) -> TargetBase:
+def _read_file_fields(extra: dict[str, Any], base: Path, label: str) -> dict[str, Any]:
+    """A ``from:`` entry's overrides with each ``<field>_file`` read into ``<field>``, as inline.
+
+    A CA or password for every target of a file or subscription then needs no YAML of its own.
+    """
+    fields: dict[str, Any] = {}
+    for key, value in extra.items():
+        if key.endswith("_file"):
+            path = base / Path(str(value)).expanduser()
+            fields[key.removesuffix("_file")] = _read_secret(path, label, key)
+        else:
+            fields[key] = value
+    return fields
+
+
+def _override(
+    target: TargetBase, spec: FileTarget, overrides: dict[str, Any], siblings: int, label: str
+) -> TargetBase:
     """Apply a ``from:`` entry's overrides, validating the result as if written inline."""
     update: dict[str, Any] = {
-        **(spec.model_extra or {}),
+        **overrides,
         "labels": {**target.labels, **spec.labels},
     }
     if spec.name is not None:

@@ -23,6 +23,16 @@ class UnreadableFile(Exception):
 
 def read_text(path: Path, *, limit: int = MAX_FILE_SIZE) -> str:
     """The UTF-8 text of the regular file at ``path``, with newlines made ``\\n``."""
+    data = read_bytes(path, limit=limit)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableFile("not UTF-8 text") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_bytes(path: Path, *, limit: int = MAX_FILE_SIZE) -> bytes:
+    """The content of the regular file at ``path`` (a pkcs12 bundle is binary)."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -36,8 +46,4 @@ def read_text(path: Path, *, limit: int = MAX_FILE_SIZE) -> str:
         data = file.read(limit + 1)
     if len(data) > limit:
         raise UnreadableFile(f"larger than {limit // 1024} KiB, more than any config or key")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UnreadableFile("not UTF-8 text") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return data

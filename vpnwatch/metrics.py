@@ -15,12 +15,16 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vpnwatch import __version__
 from vpnwatch.exposition import Family, Format, Kind, histogram, label_value, labels, sample
 from vpnwatch.jobs import Job
 from vpnwatch.result import LocalReason, Result
 from vpnwatch.verdict import Verdict, judge
+
+if TYPE_CHECKING:
+    from vpnwatch.importers.subscription import SubscriptionState
 
 #: Resolve handshakes from 1 ms (loopback, a LAN) to 10 s (a throttled path on another continent).
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -91,6 +95,33 @@ VERDICTS = Family(
     "vpnwatch_verdict",
     Kind.STATESET,
     "The target's state judged against its site's controls: ok, failing or offline.",
+)
+SUBSCRIPTION_OK = Family(
+    "vpnwatch_subscription_fetch_success",
+    Kind.GAUGE,
+    "Whether the last fetch of the subscription succeeded (0: its last good list is still probed).",
+)
+SUBSCRIPTION_SUCCESS = Family(
+    "vpnwatch_subscription_last_success_timestamp_seconds",
+    Kind.GAUGE,
+    "Unix time of the subscription's last successful fetch.",
+    "seconds",
+)
+SUBSCRIPTION_FAILURES = Family(
+    "vpnwatch_subscription_fetch_failures",
+    Kind.COUNTER,
+    "Failed fetches of the subscription since vpnwatch started.",
+)
+SUBSCRIPTION_TARGETS = Family(
+    "vpnwatch_subscription_targets",
+    Kind.GAUGE,
+    "Targets the subscription's list (the last good one) gives.",
+)
+SUBSCRIPTION_FAMILIES = (
+    SUBSCRIPTION_OK,
+    SUBSCRIPTION_SUCCESS,
+    SUBSCRIPTION_FAILURES,
+    SUBSCRIPTION_TARGETS,
 )
 RELOAD_OK = Family(
     "vpnwatch_config_last_reload_successful",
@@ -223,6 +254,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.targets: dict[str, TargetStats] = {}
+        self._subscriptions: tuple[SubscriptionState, ...] = ()
         self.reload_ok = True
         self.reload_success_time = time.time()
         self.lateness = Buckets(LATENESS_BUCKETS)
@@ -248,6 +280,10 @@ class Metrics:
             for stats in self.targets.values():
                 stats.written = None
 
+    def subscriptions(self, states: Sequence[SubscriptionState]) -> None:
+        """The subscriptions' states after a load: their fetches, apart from the proxies'."""
+        self._subscriptions = tuple(states)
+
     def reloaded(self, ok: bool) -> None:
         self.reload_ok = ok
         if ok:
@@ -264,7 +300,11 @@ class Metrics:
 
     def exposition(self, form: Format = Format.TEXT) -> str:
         """Every family, about targets and about the monitor, without OpenMetrics' ``# EOF``."""
-        return self.target_exposition(form) + self._self_exposition(form)
+        return (
+            self.target_exposition(form)
+            + self._self_exposition(form)
+            + self._subscription_exposition(form)
+        )
 
     def target_exposition(self, form: Format = Format.TEXT) -> str:
         """The families about targets: each target's cached lines, and the verdicts of now."""
@@ -316,6 +356,21 @@ class Metrics:
                 errors,
             )
         )
+
+    def _subscription_exposition(self, form: Format) -> str:
+        """Each subscription's last fetch: the list's own trouble, never its proxies' failure."""
+        parts = {family: [family.header(form)] for family in SUBSCRIPTION_FAMILIES}
+        for state in self._subscriptions:
+            inside = f'subscription="{label_value(state.name)}"'
+            count = len(state.imported.targets) if state.imported is not None else 0
+            parts[SUBSCRIPTION_OK].append(sample(SUBSCRIPTION_OK.sample, inside, int(state.ok)))
+            if state.last_success is not None:
+                line = sample(SUBSCRIPTION_SUCCESS.sample, inside, state.last_success)
+                parts[SUBSCRIPTION_SUCCESS].append(line)
+            line = sample(SUBSCRIPTION_FAILURES.sample, inside, state.failures)
+            parts[SUBSCRIPTION_FAILURES].append(line)
+            parts[SUBSCRIPTION_TARGETS].append(sample(SUBSCRIPTION_TARGETS.sample, inside, count))
+        return "".join(line for lines in parts.values() for line in lines)
 
 
 def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:

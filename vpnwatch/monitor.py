@@ -25,6 +25,8 @@ from vpnwatch.scheduler import Scheduler
 from vpnwatch.webconfig import WebConfig
 
 log = logging.getLogger("vpnwatch")
+#: How often a configuration without subscriptions looks again whether a reload added one.
+SUBSCRIPTION_POLL = 300.0
 
 
 class Monitor:
@@ -46,6 +48,7 @@ class Monitor:
         self._web_config = web_config
         self.metrics = Metrics()
         self.metrics.configure(self._config.jobs)
+        self.metrics.subscriptions(self._config.subscriptions)
         self._failing_since: dict[str, float] = {}
         self._errors_logged: set[str] = set()
         self._local_errors_logged: set[LocalReason] = set()
@@ -96,9 +99,11 @@ class Monitor:
                 "https" if tls is not None else "http",
                 _format_listen(*self.address),
             )
+            refresh = loop.create_task(self._refresh_subscriptions(), name="subscriptions")
             try:
                 await self._scheduler.run(self._config.jobs)
             finally:
+                refresh.cancel()
                 loop.remove_signal_handler(signal.SIGHUP)
         finally:
             await runner.cleanup()
@@ -108,6 +113,17 @@ class Monitor:
         task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _refresh_subscriptions(self) -> None:
+        """Reload when the configuration's subscriptions are due: the reload fetches them.
+
+        A reload keeps unchanged targets' schedules and counters, so a list that did not change
+        (or could not be fetched, and is kept) changes nothing the scheduler sees.
+        """
+        while True:
+            await asyncio.sleep(self._config.refresh or SUBSCRIPTION_POLL)
+            if self._config.subscriptions:
+                await self.reload()
 
     async def reload(self) -> str | None:
         """Re-read the configuration off the event loop; on error keep the running one, say why."""
@@ -122,6 +138,10 @@ class Monitor:
                 log.warning("settings.%s changes only on restart", setting)
         self._config = config
         self.metrics.configure(config.jobs)
+        self.metrics.subscriptions(config.subscriptions)
+        for state in config.subscriptions:
+            if not state.ok:
+                log.warning("%s", state.describe())
         self._scheduler.update(
             config.jobs,
             concurrency=probe_capacity(config.settings.concurrency),

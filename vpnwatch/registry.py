@@ -42,6 +42,14 @@ PROTOCOLS: dict[str, Registration] = {
     "obfs4": Registration(
         "vpnwatch.probes.obfs4:OBFS4", "vpnwatch.targets.obfs4:Obfs4Target", "obfs4"
     ),
+    "shadowsocks": Registration(
+        "vpnwatch.probes.shadowsocks:SHADOWSOCKS",
+        "vpnwatch.targets.shadowsocks:ShadowsocksTarget",
+        "Shadowsocks",
+    ),
+    "trojan": Registration(
+        "vpnwatch.probes.trojan:TROJAN", "vpnwatch.targets.trojan:TrojanTarget", "Trojan"
+    ),
     "anyconnect": Registration(
         "vpnwatch.probes.anyconnect:ANYCONNECT",
         "vpnwatch.targets.anyconnect:AnyConnectTarget",

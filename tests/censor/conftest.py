@@ -52,7 +52,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         targets: dict[str, TargetBase] = {"wireguard": wireguard_target(wireguard)}
         targets |= _openvpn_targets(namespace, directory)
         (directory / "bridge.txt").write_text(bridge.bridge_line() + "\n")
-        [targets["obfs4"]] = load_bridge_lines(directory / "bridge.txt")
+        [targets["obfs4"]] = load_bridge_lines(directory / "bridge.txt").targets
         controls_dir = directory / "controls"
         controls_dir.mkdir()
         controls = start_controls(namespace, controls_dir)

@@ -166,7 +166,11 @@ async def test_the_ring_never_exceeds_its_bounds(
     again = EvidenceRecorder(settings)
     assert [e.file for e in again.entries] == kept
     await watched(again, closed)
-    assert kept[0] not in {e["file"] for e in index(tmp_path)}
+    after = [e["file"] for e in index(tmp_path)]
+    assert after[-1] not in kept  # the new capture is in the ring
+    # Whatever made room for it was the oldest: a capture that happens to be small (packets lost
+    # on a loaded machine) may fit without evicting anything.
+    assert after[:-1] == kept[len(kept) - len(after) + 1 :]
 
 
 def test_the_filter_names_the_flow_and_icmp_errors_about_it() -> None:

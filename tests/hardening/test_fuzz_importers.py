@@ -6,6 +6,7 @@ a traceback. Its text must also stay one line and never carry a secret from the 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,3 +99,32 @@ def test_yaml_config(directory: Path, yaml_seed: str) -> None:
         _loads_or_fails_cleanly(lambda: load_config(path), "config.yaml")
 
     fuzz()
+
+
+_LINKS = (
+    "ss://YWVzLTI1Ni1nY206c2VjcmV0@198.18.0.2:8388/?plugin=obfs-local%3Bobfs%3Dtls#a\n"
+    "ss://chacha20-ietf-poly1305:pw@[2001:2::2]:443#b\n"
+    "ss://YWVzLTEyOC1nY206dGVzdEAxOTguMTguMC4yOjg4ODk#legacy\n"
+    "trojan://pw@198.18.0.2:443?sni=x.invalid&type=tcp#c\n"
+    "vmess://eyJ2IjoiMiJ9\n"
+)
+_SIP008 = (
+    '{"version": 1, "servers": [{"server": "198.18.0.2", "server_port": 8388, "password": "pw",'
+    ' "method": "aes-256-gcm", "plugin": "v2ray-plugin", "plugin_opts": "tls;host=a.invalid"}]}'
+)
+
+
+@FUZZ_SLOW
+@given(data=mutated([*_seeds(_LINKS), base64.b64encode(_LINKS.encode())], max_size=100_000))
+def test_proxy_links(directory: Path, data: bytes) -> None:
+    path = directory / "fuzz.sub"
+    path.write_bytes(data)
+    _loads_or_fails_cleanly(lambda: load_file(path), "importer.links")
+
+
+@FUZZ_SLOW
+@given(data=mutated(_seeds(_SIP008), max_size=100_000))
+def test_sip008(directory: Path, data: bytes) -> None:
+    path = directory / "fuzz.json"
+    path.write_bytes(data)
+    _loads_or_fails_cleanly(lambda: load_file(path), "importer.sip008")

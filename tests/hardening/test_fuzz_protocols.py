@@ -8,7 +8,9 @@ The documented contracts under test:
   ``PacketError``; ``OpenVPNClient.receive`` never raises (bad packets are counted, failures are
   events); key-method parsing raises only ``KeyMethodError``; the reliability layer delivers each
   message once, in order, and buffers a bounded number;
-* obfs4: the client handshake and the session raise only ``Obfs4Error`` subclasses.
+* obfs4: the client handshake and the session raise only ``Obfs4Error`` subclasses;
+* Tor link: ``TorLinkClient.receive`` never raises and completes only on the relay's own cells;
+  CERTS validation raises only ``CertsError``.
 
 The existing property tests beside each module feed random bytes; these start from valid
 messages, which is what reaches past the first length check.
@@ -34,7 +36,12 @@ from tests.hardening.seeds import (
     openvpn_wire,
     openvpn_wrappers,
 )
+from tests.machines import drain
+from tests.vectors.shadowsocks import captures as shadowsocks_captures
+from tests.vectors.tor import CERTS, CREATED_FAST, RawCell, split_cells, split_certs
+from tests.vectors.tor import captures as tor_captures
 from vpnwatch.lab.openvpn import generate_pki
+from vpnwatch.probes.shadowsocks import shadowsocks_client
 from vpnwatch.protocols import wireguard
 from vpnwatch.protocols.machine import Completed, Event, StageCompleted
 from vpnwatch.protocols.obfs4 import (
@@ -55,6 +62,7 @@ from vpnwatch.protocols.openvpn.packets import (
 )
 from vpnwatch.protocols.openvpn.reliable import RECEIVE_WINDOW, Message, ReliableLayer
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, build_context
+from vpnwatch.protocols.tor.certs import CertsError, verify_responder_certs
 from vpnwatch.result import Failure
 
 WIREGUARD = WireGuardPeers.generate()
@@ -283,3 +291,82 @@ def test_obfs4_frames_decode_or_raise_an_obfs4_error(data: st.DataObject) -> Non
             pass
     # Frames are authenticated: whatever came out is a prefix of what was sent.
     assert (b"hello" * 400).startswith(received)
+
+
+# -- Tor link -------------------------------------------------------------------------------------
+
+TOR = tor_captures()["link"]
+
+
+@FUZZ_SLOW
+@given(data=st.data())
+def test_tor_link_never_raises_and_only_the_genuine_relay_completes(data: st.DataObject) -> None:
+    genuine = TOR.sent("server")
+    stream = data.draw(mutated([genuine], max_size=20_000))
+    chunks = data.draw(chunked(stream))
+    client = TOR.client()
+    client.start(0.0)
+    count("tor.link", len(chunks))
+    with no_hang():
+        for chunk in chunks:
+            client.receive(chunk, 0.0)
+            client.data_to_send(0.0)
+            for event in drain(client):
+                if isinstance(event, Completed):
+                    # What is not checked may change (a challenge nobody answers, a timestamp,
+                    # padding); what completes it cannot: the identity and the circuit's reply.
+                    cells: dict[int, RawCell] = {}
+                    for cell in split_cells(stream):
+                        cells.setdefault(cell.command, cell)
+                    assert split_certs(cells[CERTS].payload)[2] == TOR.certs()[2]
+                    assert cells[CREATED_FAST].payload[:40] == TOR.server_cells()[-1].payload[:40]
+            if client.finished:
+                break
+    assert client.timed_out().failure is Failure.TIMEOUT
+
+
+@FUZZ
+@given(data=st.data())
+def test_tor_certs_verify_or_raise_a_certs_error(data: st.DataObject) -> None:
+    certs = dict(TOR.certs())
+    kind = data.draw(st.sampled_from(sorted(certs)))
+    certs[kind] = data.draw(mutated([certs[kind]], max_size=4096))
+    count("tor.certs")
+    with no_hang():
+        try:
+            verify_responder_certs(certs, TOR.tls_certificate, TOR.fingerprint, TOR.unix_time)
+        except CertsError:
+            return
+    # It verified: the mutation changed nothing a signature covers (DER's unsigned outer fields
+    # at most), or it left the certificate as it was.
+    assert kind in (1, 2) or certs[kind] == TOR.certs()[kind]
+
+
+@FUZZ
+@pytest.mark.parametrize("capture", ["aes-128-gcm", "obfs-http", "obfs-tls", "v2ray-ws"])
+@given(data=st.data())
+def test_shadowsocks_client_never_raises_and_completes_only_on_the_genuine_answer(
+    capture: str, data: st.DataObject
+) -> None:
+    """Damaged answers from ss-server (alone and behind each plugin): a Failed event or nothing,
+    never an exception; completion only when the answer began as the real server's did."""
+    recorded = shadowsocks_captures()[capture]
+    genuine = recorded.sent("server")
+    answer = data.draw(mutated([genuine], max_size=50_000))
+    chunks = data.draw(chunked(answer))
+    draws = iter(recorded.draws)  # then fresh ones: a damaged answer may ask for a pong's mask
+    client = shadowsocks_client(
+        recorded.target(),
+        random_bytes=lambda n: next(draws, None) or os.urandom(n),
+        unix_time=recorded.unix_time,
+    )
+    client.start(0.0)
+    count(f"shadowsocks.{capture}", len(chunks))
+    with no_hang():
+        for chunk in chunks:
+            client.receive(chunk, 1.0)
+            client.data_to_send(1.0)
+        events = drain(client)
+    if capture == "aes-128-gcm" and any(isinstance(event, Completed) for event in events):
+        # The salt and the first chunk's sealed length are what the answer's proof starts with.
+        assert answer.startswith(genuine[: 16 + 18])

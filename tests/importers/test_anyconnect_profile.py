@@ -9,7 +9,7 @@ import pytest
 
 from vpnwatch.config import load_config
 from vpnwatch.errors import ConfigError
-from vpnwatch.importers import ImportOptions, load_file
+from vpnwatch.importers import ImportOptions, import_file, load_file
 from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.targets.anyconnect import AnyConnectTarget
 
@@ -65,6 +65,19 @@ def test_every_ssl_gateway_of_a_profile_is_a_target(write: Write) -> None:
     )
     assert first.password is not None and first.password.get_secret_value() == PASSWORD
     assert PASSWORD not in repr(targets)
+
+
+def test_ipsec_gateways_are_listed_as_skipped(write: Write) -> None:
+    path = write(
+        "corp.xml",
+        profile(entry("A", "a.example.net"), entry("I", "i.example.net", protocol="IPsec")),
+    )
+    imported = import_file(path)
+    assert [target.host for target in imported.targets] == ["a.example.net"]
+    [skipped] = imported.skipped
+    assert skipped.describe().endswith(
+        "corp.xml: HostEntry 2: IPsec gateway: the AnyConnect probe speaks the SSL (CSTP) protocol, not IPsec/IKEv2"
+    )
 
 
 def test_one_gateway_is_named_after_the_file(write: Write) -> None:

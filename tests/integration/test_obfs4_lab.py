@@ -52,7 +52,7 @@ def lab_target(
     bridge: Obfs4Bridge, write: Callable[[str, str], Path], **changes: object
 ) -> Obfs4Target:
     """The lab bridge as a user would add it: its published bridge line, through the importer."""
-    [target] = load_bridge_lines(write("lab.txt", bridge.bridge_line() + "\n"))
+    [target] = load_bridge_lines(write("lab.txt", bridge.bridge_line() + "\n")).targets
     return target.model_copy(update=changes)
 
 

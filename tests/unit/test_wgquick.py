@@ -71,8 +71,16 @@ def test_several_peers_are_named_by_endpoint_and_peers_without_endpoint_skipped(
         (conf(peer("2001:2::2:51820")), "write IPv6 addresses as [address]:port"),
         (conf(peer(None)), "bad.conf: no [Peer] has an Endpoint: nothing to probe"),
         (
-            conf(peer().replace("publickey", "Public")),
+            conf(peer().replace(f"publickey = {PEER}", "# no key")),
             "bad.conf: line 5: [Peer]: missing PublicKey",
+        ),
+        (
+            conf(peer().replace("publickey", "Public")),
+            "bad.conf: line 6: Public is not a key of [Peer] (wg-quick refuses the file)",
+        ),
+        (
+            conf(peer(extra="DNS = 198.18.0.53\n")),
+            "bad.conf: line 8: DNS is not a key of [Peer]",
         ),
         ("PrivateKey = x\n", "bad.conf: line 1: PrivateKey appears before any [Section]"),
         (conf(peer()) + "\n[Pear]\n", "bad.conf: line 10: unknown section [pear]"),
@@ -99,3 +107,14 @@ def test_unknown_suffix_and_missing_file(tmp_path):
         load_file(tmp_path / "x.pdf")
     with pytest.raises(ConfigError, match="no such file"):
         load_file(tmp_path / "gone.conf")
+
+
+def test_every_key_wg_quick_accepts_is_accepted(write):
+    interface = (
+        f"privatekey={PRIVATE}\nListenPort = 51999\nFwMark = 0x1234\nAddress = 198.19.0.2/32, "
+        "2001:2::2/128\nDNS = 198.18.0.53, lab.test\nMTU = 1380\nTable = off\n"
+        "PreUp = true\nPostUp = true\nPreDown = true\nPostDown = true\nSaveConfig = false"
+    )
+    extra = f"PresharedKey = {PSK}\nPersistentKeepalive = 25\n"
+    (target,) = load_file(write("all.conf", conf(peer(extra=extra), interface=interface)))
+    assert target.preshared_key is not None

@@ -22,7 +22,9 @@ from tests.vectors.obfs4 import VECTORS, Obfs4Capture
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
 from vpnwatch.probes.driver import ProbeSpec
+from vpnwatch.protocols.machine import Machine
 from vpnwatch.protocols.obfs4.client import Obfs4Client
+from vpnwatch.protocols.obfs4.echo import EchoCheck
 from vpnwatch.protocols.obfs4.elligator import generate_keypair
 from vpnwatch.targets.obfs4 import Obfs4Target
 
@@ -38,7 +40,7 @@ PLAN = {
 class Recording:
     """A machine that writes down what passes between the driver and the one it wraps."""
 
-    def __init__(self, machine: Obfs4Client) -> None:
+    def __init__(self, machine: Machine) -> None:
         self.machine = machine
         self.transcript: list[tuple[str, bytes]] = []
 
@@ -77,7 +79,7 @@ async def capture(name: str, bridge: Obfs4Bridge, echo: bool, pad_length: int) -
             identity.node_id,
             identity.public_key,
             unix_time=unix_time,
-            echo=echo,
+            inner=EchoCheck(random_bytes) if echo else None,
             random_bytes=random_bytes,
             keypair=keypair,
             pad_length=pad_length,

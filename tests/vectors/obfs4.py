@@ -21,6 +21,7 @@ from pathlib import Path
 from tests.vectors.draws import replay_draws
 from vpnwatch.protocols.obfs4 import ClientHandshake
 from vpnwatch.protocols.obfs4.client import Obfs4Client
+from vpnwatch.protocols.obfs4.echo import EchoCheck
 from vpnwatch.protocols.obfs4.elligator import ElligatorKeypair
 
 VECTORS = Path(__file__).with_name("obfs4.json")
@@ -114,12 +115,13 @@ class Obfs4Capture:
 
     def client(self, *, echo_draw: bytes | None = None) -> Obfs4Client:
         """A client given the recorded inputs; ``echo_draw`` replaces what it echoes."""
+        random_bytes = self.random_bytes(echo=echo_draw)
         return Obfs4Client(
             self.node_id,
             self.public_key,
             unix_time=self.unix_time,
-            echo=self.echo,
-            random_bytes=self.random_bytes(echo=echo_draw),
+            inner=EchoCheck(random_bytes) if self.echo else None,
+            random_bytes=random_bytes,
             keypair=self.keypair,
             pad_length=self.pad_length,
         )

@@ -14,7 +14,8 @@ on one desktop. A ``HostEntry``::
     </HostEntry>
 
 becomes the target ``https://vpn-fra.example.net/engineering``. Entries whose
-``PrimaryProtocol`` is ``IPsec`` are IKEv2 gateways, not this probe's, and are skipped. A
+``PrimaryProtocol`` is ``IPsec`` are IKEv2 gateways, not this probe's: they are listed as
+skipped (``config check`` shows them), never dropped silently. A
 profile holds no credentials: give them with ``--auth-user-pass FILE`` or as overrides of a
 ``from:`` entry (``username``, ``password_file``, ``cert_file``, ``key_file``, ``ca_file``,
 ``servercert``).
@@ -22,7 +23,6 @@ profile holds no credentials: give them with ``--auth-user-pass FILE`` or as ove
 
 from __future__ import annotations
 
-import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -30,11 +30,10 @@ from pydantic import ValidationError
 
 from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
+from vpnwatch.importers.imported import Imported, Skipped
 from vpnwatch.printable import is_printable_name
 from vpnwatch.protocols.anyconnect.configauth import ConfigAuthError, parse_xml
 from vpnwatch.targets.anyconnect import AnyConnectTarget, split_url
-
-log = logging.getLogger(__name__)
 
 
 def _local(tag: str) -> str:
@@ -49,10 +48,9 @@ def _child_text(element: ET.Element, name: str) -> str:
     return ""
 
 
-def load_anyconnect_profile(
-    path: Path, *, auth_user_pass: Path | None = None
-) -> list[AnyConnectTarget]:
-    """Every SSL gateway in the profile at ``path``; ConfigError naming the entry otherwise."""
+def load_anyconnect_profile(path: Path, *, auth_user_pass: Path | None = None) -> Imported:
+    """Every SSL gateway in the profile at ``path`` (IPsec ones skipped); ConfigError naming the
+    entry for anything malformed."""
     try:
         text = read_text(path)
     except UnreadableFile as exc:
@@ -71,9 +69,11 @@ def load_anyconnect_profile(
         if _local(element.tag) == "HostEntry"
     ]
     ssl_entries = []
+    skipped = []
     for number, entry in enumerate(entries, start=1):
         if _child_text(entry, "PrimaryProtocol").lower() == "ipsec":
-            log.debug("%s: HostEntry %d is an IPsec gateway: skipped", path, number)
+            reason = "the AnyConnect probe speaks the SSL (CSTP) protocol, not IPsec/IKEv2"
+            skipped.append(Skipped(str(path), f"HostEntry {number}", "IPsec gateway", reason))
         else:
             ssl_entries.append((number, entry))
     if not ssl_entries:
@@ -88,7 +88,7 @@ def load_anyconnect_profile(
             raise ConfigError(message, source=path, where=where)
         names[target.name] = number
         targets.append(target)
-    return targets
+    return Imported(targets, skipped)
 
 
 def _target(

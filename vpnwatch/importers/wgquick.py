@@ -2,7 +2,9 @@
 
 wg-quick files are INI-like but not INI: ``[Peer]`` repeats, keys are case-insensitive, and ``#``
 starts a comment anywhere on a line. Each ``[Peer]`` with an ``Endpoint`` becomes one target; peers
-without one (a server's own clients) cannot be probed and are skipped.
+without one (a server's own clients) cannot be probed and are skipped. A key neither ``wg`` nor
+wg-quick knows in its section makes ``wg-quick up`` fail, so it is refused here too: a file the
+real client refuses must not be reported as working.
 """
 
 from __future__ import annotations
@@ -16,6 +18,18 @@ from vpnwatch.errors import ConfigError, describe_validation_error
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.targets.base import decode_key32, format_endpoint, parse_endpoint
 from vpnwatch.targets.wireguard import WireGuardTarget
+
+#: The keys each section may hold: ``wg setconf``'s own, plus those wg-quick strips from
+#: [Interface] before handing the rest to ``wg`` (lower case: both match them without case).
+_KEYS = {
+    "interface": frozenset(
+        {"privatekey", "listenport", "fwmark", "address", "dns", "mtu", "table", "preup",
+         "postup", "predown", "postdown", "saveconfig"}
+    ),
+    "peer": frozenset(
+        {"publickey", "presharedkey", "allowedips", "endpoint", "persistentkeepalive"}
+    ),
+}  # fmt: skip
 
 
 @dataclass
@@ -35,7 +49,10 @@ def _sections(path: Path, text: str) -> list[_Section]:
         if not line:
             continue
         if line.startswith("[") and line.endswith("]"):
-            sections.append(_Section(line[1:-1].strip().lower(), number))
+            kind = line[1:-1].strip().lower()
+            if kind not in _KEYS:
+                raise ConfigError(f"unknown section [{kind}]", source=path, where=f"line {number}")
+            sections.append(_Section(kind, number))
             continue
         key, sep, value = line.partition("=")
         if not sep:
@@ -46,7 +63,15 @@ def _sections(path: Path, text: str) -> list[_Section]:
             raise ConfigError(
                 f"{key.strip()} appears before any [Section]", source=path, where=f"line {number}"
             )
-        sections[-1].values[key.strip().lower()] = (number, value.strip())
+        section, name = sections[-1], key.strip().lower()
+        if name not in _KEYS[section.kind]:
+            raise ConfigError(
+                f"{key.strip()} is not a key of [{section.kind.capitalize()}]"
+                " (wg-quick refuses the file)",
+                source=path,
+                where=f"line {number}",
+            )
+        section.values[name] = (number, value.strip())
     return sections
 
 
@@ -81,10 +106,6 @@ def load_wgquick(path: Path) -> list[WireGuardTarget]:
     private_key = _key(path, interfaces[0], "PrivateKey", required=True)
     peers: list[tuple[_Section, str, int]] = []
     for section in sections:
-        if section.kind not in ("interface", "peer"):
-            raise ConfigError(
-                f"unknown section [{section.kind}]", source=path, where=f"line {section.line}"
-            )
         entry = section.get("Endpoint") if section.kind == "peer" else None
         if entry is not None:
             try:

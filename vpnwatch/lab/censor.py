@@ -47,12 +47,18 @@ _RESET_MARK = "0x7e5e7"
 
 Transport = Literal["tcp", "udp"]
 TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
-Signature = Literal["wireguard", "openvpn", "tls"]
-SIGNATURES: tuple[Signature, ...] = get_args(Signature)
-#: What ``dpi`` recognises unless told otherwise: the VPN handshakes. A TLS ClientHello is matched
-#: only when asked for, on the ports given: every HTTPS server, the controls' too, receives one,
-#: so a firewall blocking TLS does it for an address or port (an SSL VPN's), never for all.
-DEFAULT_SIGNATURES: tuple[Signature, ...] = ("wireguard", "openvpn")
+Signature = Literal["wireguard", "openvpn", "encrypted", "tls"]
+#: Every kind of traffic ``dpi`` recognises.
+ALL_SIGNATURES: tuple[Signature, ...] = get_args(Signature)
+#: What ``dpi`` recognises when none is named: the VPN handshakes. ``encrypted`` (any fully
+#: encrypted stream) is only applied by name, as it blocks obfs4 and Shadowsocks alike, and so is
+#: ``tls`` (a ClientHello): every HTTPS server, the controls' too, receives one, so a firewall
+#: blocks TLS for an address or port (an SSL VPN's), never for all.
+SIGNATURES: tuple[Signature, ...] = ("wireguard", "openvpn")
+#: Conntrack mark of connections ``dpi encrypted`` has flagged: the rest of the flow is dropped.
+_ENCRYPTED_MARK = "0xe7c0de"
+#: Conntrack mark of connections whose first data segment ``dpi encrypted`` has let through.
+_SEEN_MARK = "0xe7c5ee"
 Direction = Literal["in", "out"]
 _IP_PROTOCOL_NUMBERS: dict[Transport, int] = {"tcp": 6, "udp": 17}
 
@@ -121,7 +127,7 @@ class Policy:
     mode: Mode
     flows: tuple[Flow, ...] = (Flow(),)
     #: For ``dpi``: which handshakes to recognise.
-    signatures: tuple[Signature, ...] = DEFAULT_SIGNATURES
+    signatures: tuple[Signature, ...] = SIGNATURES
     params: Mapping[str, float | str] = field(default_factory=dict)
 
     @classmethod
@@ -129,7 +135,7 @@ class Policy:
         cls,
         mode: Mode | str,
         flows: Iterable[Flow] = (Flow(),),
-        signatures: Iterable[Signature] = DEFAULT_SIGNATURES,
+        signatures: Iterable[Signature] = SIGNATURES,
         **params: float | str,
     ) -> Policy:
         """Validate everything up front, so that a bad policy never half-applies."""
@@ -220,7 +226,7 @@ class Policy:
                 return []  # done in userspace: see Censor._start_delay
             case Mode.DPI:
                 return [
-                    f'in: iifname "{WIRE}" {Flow(transport, flow.port).nft("in")} {expression} drop'
+                    f'in: iifname "{WIRE}" {Flow(transport, flow.port).nft("in")} {expression}'
                     for signature in self.signatures
                     for transport, expression in _SIGNATURE_MATCHES[signature]
                     if transport in flow.transports
@@ -232,19 +238,40 @@ class Policy:
 _SIGNATURE_MATCHES: dict[Signature, tuple[tuple[Transport, str], ...]] = {
     # A WireGuard handshake initiation: message type 1 (a little-endian 32-bit word with three
     # reserved zero bytes) and exactly 148 bytes of UDP payload.
-    "wireguard": (("udp", "udp length 156 @th,64,32 0x01000000"),),
+    "wireguard": (("udp", "udp length 156 @th,64,32 0x01000000 drop"),),
     # An OpenVPN client hard reset: opcode (first byte >> 3) 7 (P_CONTROL_HARD_RESET_CLIENT_V2)
     # or 10 (…_V3), key id 0; over TCP it follows the 2-byte length. A DNS query's random ID
     # matches the pattern one time in 128, so DNS on its port is left alone, as DPI engines
     # classify it first; over TCP the length must also be small, which random bytes (obfs4's
     # first segment) rarely are.
     "openvpn": (
-        ("udp", "udp dport != 53 @th,64,8 { 0x38, 0x50 }"),
-        ("tcp", "tcp dport != 53 @ih,0,16 < 1024 @ih,16,8 { 0x38, 0x50 }"),
+        ("udp", "udp dport != 53 @th,64,8 { 0x38, 0x50 } drop"),
+        ("tcp", "tcp dport != 53 @ih,0,16 < 1024 @ih,16,8 { 0x38, 0x50 } drop"),
+    ),
+    # Fully encrypted traffic, the way the GFW is reported to find it (Wu et al., "How the Great
+    # Firewall of China Detects and Blocks Fully Encrypted Traffic", USENIX Security 2023): the
+    # first data segment of a TCP connection is exempt when its first six bytes are printable
+    # ASCII (their exemption 2) or it starts like TLS or HTTP (exemption 5; HTTP is printable);
+    # otherwise it is dropped, and so is the rest of that connection. The GFW's popcount
+    # exemption needs arithmetic nftables lacks; without it random bytes are caught unless their
+    # first six happen to be printable, one connection in about 380 — as with the GFW's own rule.
+    "encrypted": (
+        ("tcp", f"ct mark {_ENCRYPTED_MARK} drop"),
+        *(
+            (
+                "tcp",
+                f"ct mark != {_SEEN_MARK} @ih,0,16 != 0x1603 @ih,{8 * i},8 {outside} "
+                f"ct mark set {_ENCRYPTED_MARK} drop",
+            )
+            for i in range(6)
+            for outside in ("< 0x20", "> 0x7e")
+        ),
+        # Any other first data segment was exempt: the connection is not looked at again.
+        ("tcp", f"ct mark != {_SEEN_MARK} @ih,0,8 0x00-0xff ct mark set {_SEEN_MARK}"),
     ),
     # A TLS ClientHello: a handshake record (content type 22) whose message is of type 1. The
     # SSL VPNs (AnyConnect, ocserv) open with one, like any HTTPS client.
-    "tls": (("tcp", "@ih,0,8 0x16 @ih,40,8 0x01"),),
+    "tls": (("tcp", "@ih,0,8 0x16 @ih,40,8 0x01 drop"),),
 }
 
 
@@ -281,12 +308,12 @@ class Censor:
     ) -> Policy:
         """Censor one transport (``tcp``/``udp``), port, or both, or everything when None.
 
-        For ``dpi``, ``protocol`` may also name the handshake to block: ``wireguard``,
-        ``openvpn`` or ``tls`` (the first two when None).
+        For ``dpi``, ``protocol`` may also name the traffic to block: ``wireguard``,
+        ``openvpn``, ``encrypted`` or ``tls`` (the first two when None).
         """
-        signatures: tuple[Signature, ...] = DEFAULT_SIGNATURES
+        signatures: tuple[Signature, ...] = SIGNATURES
         transport: Transport | None = None
-        if protocol in SIGNATURES and Mode(mode) == Mode.DPI:
+        if protocol in ALL_SIGNATURES and Mode(mode) == Mode.DPI:
             signatures = (protocol,)
         elif protocol is not None:
             if protocol not in TRANSPORTS:

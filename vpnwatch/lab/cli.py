@@ -16,7 +16,7 @@ from typing import Any
 
 from vpnwatch.errors import ConfigError
 from vpnwatch.lab.censor import (
-    DEFAULT_SIGNATURES,
+    ALL_SIGNATURES,
     ICMP_ERRORS,
     PARAMETERS,
     TRANSPORTS,
@@ -25,7 +25,6 @@ from vpnwatch.lab.censor import (
     Flow,
     Mode,
     Policy,
-    Signature,
 )
 from vpnwatch.lab.netns import LabError, Namespace, run
 
@@ -38,6 +37,10 @@ SERVICES = {
     "wireguard-go": "wireguard",
     "openvpn": "openvpn",
     "obfs4proxy": "obfs4",
+    "ss-server": "shadowsocks",
+    "obfs-server": "shadowsocks",
+    "ss-v2ray-plugin": "shadowsocks",
+    "trojan": "trojan",
     "openssl": "tls",
     "dnsmasq": "dns",
     "ocserv-main": "anyconnect",
@@ -58,7 +61,8 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Apply one censorship policy to the running lab, replacing any before it: drop"
             " (timeout), reject (refused, or unreachable for other ICMP errors), reset (RST to"
             " the SYN: refused), reset-data (RST once data flows: reset), loss, throttle, delay,"
-            " dpi (WireGuard and OpenVPN handshakes recognised and dropped; with anyconnect, TLS"
+            " dpi (WireGuard and OpenVPN handshakes recognised and dropped; 'dpi encrypted':"
+            " fully encrypted TCP streams, as the GFW finds Shadowsocks; 'dpi anyconnect': TLS"
             " ClientHellos to the gateway's port). 'clear' lifts it."
         ),
     )
@@ -156,11 +160,9 @@ def build_policy(args: argparse.Namespace, namespace: Namespace) -> Policy:
         # An SSL VPN is blocked by its TLS ClientHello on the gateway's port, as firewalls do.
         return Policy.build(mode, _service_flows(namespace, protocol, args.port), ["tls"], **params)
     if mode == Mode.DPI:
-        if protocol not in DEFAULT_SIGNATURES:
-            raise CensorError(
-                f"dpi recognises {' and '.join(DEFAULT_SIGNATURES)} handshakes, not {protocol}"
-            )
-        signature: Signature = "wireguard" if protocol == "wireguard" else "openvpn"
+        signature = next((known for known in ALL_SIGNATURES if known == protocol), None)
+        if signature is None:
+            raise CensorError(f"dpi recognises {', '.join(ALL_SIGNATURES)} traffic, not {protocol}")
         return Policy.build(mode, [Flow(None, args.port)], [signature], **params)
     return Policy.build(mode, _service_flows(namespace, protocol, args.port), **params)
 

@@ -1,8 +1,9 @@
 """``vpnwatch demo``: the monitor on an embedded default — the lab's real servers.
 
-It builds a lab namespace with real VPN servers (wireguard-go, OpenVPN 2.6, obfs4proxy) and control
-endpoints (openssl, dnsmasq), writes the files a user would hold for them (wg-quick ``.conf``,
-``.ovpn``, a bridge line, a vpnwatch YAML), and runs the monitor against them, so a newcomer sees
+It builds a lab namespace with real VPN servers (wireguard-go, OpenVPN 2.6, obfs4proxy,
+shadowsocks-libev with simple-obfs and v2ray-plugin, trojan) and control endpoints (openssl,
+dnsmasq), writes the files a user would hold for them (wg-quick ``.conf``, ``.ovpn``, a bridge
+line, proxy links, a vpnwatch YAML), and runs the monitor against them, so a newcomer sees
 real handshakes, a real failure, and /metrics, with one command.
 """
 
@@ -21,8 +22,10 @@ from vpnwatch.lab.controls import LAB_NAME, ControlEndpoints, start_controls
 from vpnwatch.lab.netns import LabError, Namespace
 from vpnwatch.lab.obfs4 import Obfs4Server
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant
+from vpnwatch.lab.proxies import proxy_lab
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer, generate_preshared_key
 
+PROXIES_FILE = "proxies-lab.links"
 OPENVPN_VARIANTS = (
     ServerVariant("udp-tls-auth", wrap="tls-auth"),
     ServerVariant("tcp-tls-crypt", proto="tcp", wrap="tls-crypt"),
@@ -35,18 +38,29 @@ def demo_lab(directory: Path, *, interval: float) -> Iterator[Path]:
     if os.geteuid() != 0:
         raise ConfigError("the demo builds a network namespace: run it as root")
     try:
-        with Namespace() as ns, WireGuardServer(ns) as wireguard, Obfs4Server(ns) as bridge:
+        with (
+            Namespace() as ns,
+            WireGuardServer(ns) as wireguard,
+            Obfs4Server(ns) as bridge,
+            proxy_lab(ns) as proxies,
+        ):
             openvpn = OpenVPNLab(ns, _subdirectory(directory, "openvpn-server"))
             openvpn.start(OPENVPN_VARIANTS)
             files = _wireguard_files(wireguard) | _openvpn_files(openvpn, directory)
             files["obfs4-lab.txt"] = bridge.bridge_line() + "\n"
+            # A provider's subscription: Shadowsocks plain, behind obfs=tls and v2ray-plugin, and
+            # Trojan, asked to fetch the destination behind them and trusting the lab's CA.
+            files[PROXIES_FILE] = proxies.links()
+            overrides = {
+                PROXIES_FILE: {"destination": proxies.generate_204, "ca": proxies.trojan.ca}
+            }
             for name, text in files.items():
                 path = directory / name
                 if not path.exists():
                     path.write_text(text)
                 path.chmod(0o600)
             controls = start_controls(ns, _subdirectory(directory, "controls"))
-            config = _config(files, controls, interval)
+            config = _config(files, controls, interval, overrides)
             path = directory / "vpnwatch.yml"
             path.write_text(yaml.safe_dump(config, sort_keys=False))
             yield path
@@ -81,12 +95,20 @@ def _openvpn_files(lab: OpenVPNLab, directory: Path) -> dict[str, str]:
     return files
 
 
-def _config(files: dict[str, str], controls: ControlEndpoints, interval: float) -> dict[str, Any]:
+def _config(
+    files: dict[str, str],
+    controls: ControlEndpoints,
+    interval: float,
+    overrides: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     site = {"site": "lab"}
     return {
         "settings": {"interval": interval, "timeout": min(5.0, interval)},
         "targets": [
-            *({"from": name, "labels": {**site, "provider": "lab"}} for name in files),
+            *(
+                {"from": name, "labels": {**site, "provider": "lab"}, **overrides.get(name, {})}
+                for name in files
+            ),
             {
                 "name": "control-tls",
                 "protocol": "tls",

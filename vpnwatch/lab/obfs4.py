@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from vpnwatch.lab.netns import LabError, Namespace
+from vpnwatch.lab.netns import LabError, Namespace, stop_process
+from vpnwatch.targets.base import format_endpoint
 
 STATE_FILE = "obfs4_state.json"
 BRIDGE_LINE_FILE = "obfs4_bridgeline.txt"
@@ -80,16 +81,18 @@ class Obfs4Bridge:
     cert: str
     iat_mode: int
     identity: BridgeIdentity
+    #: The fingerprint of the Tor relay behind the bridge; None behind an echo backend.
+    relay_fingerprint: str | None = None
 
     @property
     def fingerprint(self) -> str:
-        """A stand-in relay fingerprint (no tor runs behind the lab bridge)."""
-        return self.identity.node_id.hex().upper()
+        """The relay's fingerprint, or a stand-in when no tor runs behind the bridge."""
+        return self.relay_fingerprint or self.identity.node_id.hex().upper()
 
-    def bridge_line(self, *, cert: str | None = None) -> str:
+    def bridge_line(self, *, cert: str | None = None, fingerprint: str | None = None) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return (
-            f"Bridge obfs4 {host}:{self.port} {self.fingerprint} "
+            f"Bridge obfs4 {host}:{self.port} {fingerprint or self.fingerprint} "
             f"cert={cert or self.cert} iat-mode={self.iat_mode}"
         )
 
@@ -98,11 +101,18 @@ class Obfs4Server:
     """obfs4proxy and its echo backend in ``namespace``; stopped on exit or with the namespace."""
 
     def __init__(
-        self, namespace: Namespace, *, iat_mode: int = 0, port: int = DEFAULT_PORT
+        self,
+        namespace: Namespace,
+        *,
+        iat_mode: int = 0,
+        port: int = DEFAULT_PORT,
+        host: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.iat_mode = iat_mode
         self.port = port
+        #: The address it listens on: the namespace's IPv4 address unless told otherwise.
+        self.host = host or namespace.ip
         self.state_dir = Path(tempfile.mkdtemp(prefix="vpnwatch-obfs4-"))
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -122,23 +132,23 @@ class Obfs4Server:
         if shutil.which("obfs4proxy") is None:
             raise LabError("obfs4proxy is not installed (Debian package obfs4proxy)")
         echo = self._spawn([sys.executable, "-c", _ECHO_BACKEND, "127.0.0.1"])
-        echo_port = _read_until(echo, lambda line: line.startswith("ready "), "echo backend")[6:]
+        echo_port = read_until(echo, lambda line: line.startswith("ready "), "echo backend")[6:]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "TOR_PT_MANAGED_TRANSPORT_VER": "1",
             "TOR_PT_STATE_LOCATION": str(self.state_dir),
             "TOR_PT_SERVER_TRANSPORTS": "obfs4",
-            "TOR_PT_SERVER_BINDADDR": f"obfs4-{self.namespace.ip}:{self.port}",
+            "TOR_PT_SERVER_BINDADDR": f"obfs4-{format_endpoint(self.host, self.port)}",
             "TOR_PT_SERVER_TRANSPORT_OPTIONS": f"obfs4:iat-mode={self.iat_mode}",
             "TOR_PT_ORPORT": f"127.0.0.1:{echo_port}",
             "TOR_PT_EXIT_ON_STDIN_CLOSE": "1",
         }
         proxy = self._spawn(["obfs4proxy", "-enableLogging", "-logLevel", "INFO"], env=env)
-        _read_until(proxy, lambda line: line == "SMETHODS DONE", "obfs4proxy")
+        read_until(proxy, lambda line: line == "SMETHODS DONE", "obfs4proxy")
         return Obfs4Bridge(
-            host=self.namespace.ip,
+            host=self.host,
             port=self.port,
-            cert=self._published_cert(),
+            cert=published_cert(self.state_dir),
             iat_mode=self.iat_mode,
             identity=BridgeIdentity.from_state_dir(self.state_dir),
         )
@@ -149,13 +159,6 @@ class Obfs4Server:
         )
         self._processes.append(proc)
         return proc
-
-    def _published_cert(self) -> str:
-        text = (self.state_dir / BRIDGE_LINE_FILE).read_text()
-        match = re.search(r"^Bridge obfs4 .* cert=(\S+) ", text, re.MULTILINE)
-        if match is None:
-            raise LabError(f"no bridge line in {self.state_dir / BRIDGE_LINE_FILE}")
-        return match.group(1)
 
     def log(self) -> str:
         """obfs4proxy's own log, for a failing test's report."""
@@ -172,13 +175,34 @@ class Obfs4Server:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
-def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what: str) -> str:
+def published_cert(state_dir: Path) -> str:
+    """The ``cert=`` of the bridge line obfs4proxy wrote to its state directory."""
+    text = (state_dir / BRIDGE_LINE_FILE).read_text()
+    match = re.search(r"^Bridge obfs4 .* cert=(\S+) ", text, re.MULTILINE)
+    if match is None:
+        raise LabError(f"no bridge line in {state_dir / BRIDGE_LINE_FILE}")
+    return match.group(1)
+
+
+def _pt_error(line: str) -> bool:
+    """obfs4proxy's managed-transport protocol reports failures as ``*-ERROR`` lines."""
+    return "ERROR" in line.split(" ", 1)[0]
+
+
+def read_until(
+    proc: subprocess.Popen[bytes],
+    done: Callable[[str], bool],
+    what: str,
+    *,
+    failed: Callable[[str], bool] = _pt_error,
+    seconds: float = _STARTUP_SECONDS,
+) -> str:
     """Read ``proc``'s stdout until ``done`` accepts a line, and return that line.
 
-    Raises LabError when the process reports an error, exits, or takes too long.
+    Raises LabError when ``failed`` accepts a line, the process exits, or it takes too long.
     """
     assert proc.stdout is not None
-    deadline = time.monotonic() + _STARTUP_SECONDS
+    deadline = time.monotonic() + seconds
     pending = b""
     seen: list[str] = []
     while (remaining := deadline - time.monotonic()) > 0:
@@ -192,8 +216,65 @@ def _read_until(proc: subprocess.Popen[bytes], done: Callable[[str], bool], what
         *lines, pending = pending.split(b"\n")
         for line in (raw.decode(errors="replace").strip() for raw in lines):
             seen.append(line)
-            if "ERROR" in line.split(" ", 1)[0]:
+            if failed(line):
                 raise LabError(f"{what}: {line}")
             if done(line):
                 return line
-    raise LabError(f"{what} did not start within {_STARTUP_SECONDS:.0f} s; it said: {seen}")
+    raise LabError(f"{what} did not get there within {seconds:.0f} s; it said: {seen[-20:]}")
+
+
+class Obfs4Client:
+    """obfs4proxy as Tor runs it for a bridge: a managed client transport, offering SOCKS5.
+
+    Configured through the ``TOR_PT_*`` variables alone, as tor does; ``wrap`` runs its command
+    where the client should be (``Vantage.argv``). Each connection names its bridge in the SOCKS
+    request and carries the bridge line's arguments as the SOCKS username (pt-spec 3.5).
+    """
+
+    def __init__(self, wrap: Callable[[list[str]], list[str]]) -> None:
+        self._wrap = wrap
+        self.state_dir = Path(tempfile.mkdtemp(prefix="vpnwatch-obfs4-client-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> int:
+        """Start it; the port of its SOCKS5 listener on the loopback where it runs."""
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> int:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "TOR_PT_MANAGED_TRANSPORT_VER": "1",
+            "TOR_PT_CLIENT_TRANSPORTS": "obfs4",
+            "TOR_PT_STATE_LOCATION": str(self.state_dir),
+            "TOR_PT_EXIT_ON_STDIN_CLOSE": "1",
+        }
+        self._process = subprocess.Popen(
+            self._wrap(["obfs4proxy"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        # "CMETHOD obfs4 socks5 127.0.0.1:PORT" comes once its listener is up.
+        line = read_until(
+            self._process, lambda line: line.startswith("CMETHOD obfs4 "), "obfs4proxy client"
+        )
+        return int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop_process(self._process)
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+            self._process = None
+        shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from vpnwatch.lab.netns import LabError, Namespace, run
 from vpnwatch.lab.pki import CertificateAuthority
 from vpnwatch.protocols.openvpn.wrappers import WrapKind
+from vpnwatch.result import Failure
 
 #: Server tunnels take their pools from 198.19.0.0/16 (the benchmarking range, like the lab).
 POOL_PREFIX = "198.19"
@@ -39,6 +40,13 @@ _CLIENT_FATAL = (
     "ECONNREFUSED",
     "TLS_ERROR",
     "Exiting due to fatal error",
+    "OPTIONS ERROR",
+    "Pushed option rejected",
+    "failed to negotiate cipher",
+    "negotiated cipher not allowed",
+    "tun-mtu is too large",
+    "Cannot resolve host address",
+    "SIGUSR1[soft,",
 )
 
 
@@ -89,10 +97,23 @@ class ServerVariant:
     #: Username and password the server's verify script accepts instead of a client certificate
     #: (OpenVPN requires one of the two); None: the server requires a client certificate.
     credentials: tuple[str, str] | None = None
+    #: More server directives, as written in a server config (``{dir}`` is the lab's directory).
+    lines: tuple[str, ...] = ()
+    #: Stems of the files (in the lab's directory) of the server's certificate and key, and of
+    #: the CA it checks clients against.
+    cert: str = "server"
+    ca: str = "ca"
+    #: Listen on the namespace's IPv6 address (udp6 / tcp6-server) instead of its IPv4 one.
+    ipv6: bool = False
+    #: A fixed port (two variants, udp and tcp, may share one); None: the next free one.
+    port: int | None = None
+    #: The body of an ``auth-user-pass-verify`` script (``$1`` is the credentials file,
+    #: ``$auth_control_file`` the deferred-auth file); replaces the one ``credentials`` writes.
+    verify_script: str | None = None
 
     @property
     def requires_client_cert(self) -> bool:
-        return self.credentials is None
+        return self.credentials is None and self.verify_script is None
 
 
 VARIANTS = (
@@ -154,7 +175,7 @@ class OpenVPNLab:
         """Start each variant on its own port and wait until every one is ready."""
         pending = []
         for index, variant in enumerate(variants):
-            port = first_port + index
+            port = variant.port or first_port + index
             config, wrap_key = self._server_config(variant, port, index)
             path = self.workdir / f"{variant.name}.conf"
             path.write_text(config)
@@ -164,7 +185,8 @@ class OpenVPNLab:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            server = RunningServer(variant, self.namespace.ip, port, wrap_key, log)
+            host = self.namespace.ip6 if variant.ipv6 else self.namespace.ip
+            server = RunningServer(variant, host, port, wrap_key, log)
             self.servers[variant.name] = server
             pending.append(server)
         deadline = time.monotonic() + _STARTUP
@@ -180,16 +202,17 @@ class OpenVPNLab:
         self, variant: ServerVariant, port: int, index: int
     ) -> tuple[str, str | None]:
         directory = self.workdir
+        family = "6" if variant.ipv6 else "4"
         lines = [
             f"server {POOL_PREFIX}.{index}.0 255.255.255.0",
             "topology subnet",
             "dev tun",
-            f"proto {'tcp4-server' if variant.proto == 'tcp' else 'udp4'}",
-            f"local {self.namespace.ip}",
+            f"proto {f'tcp{family}-server' if variant.proto == 'tcp' else f'udp{family}'}",
+            f"local {self.namespace.ip6 if variant.ipv6 else self.namespace.ip}",
             f"port {port}",
-            f"ca {directory / 'ca.crt'}",
-            f"cert {directory / 'server.crt'}",
-            f"key {directory / 'server.key'}",
+            f"ca {directory / (variant.ca + '.crt')}",
+            f"cert {directory / (variant.cert + '.crt')}",
+            f"key {directory / (variant.cert + '.key')}",
             "dh none",
             "keepalive 10 60",
             "duplicate-cn",
@@ -213,17 +236,20 @@ class OpenVPNLab:
                 "--tls-crypt-v2",
                 str(directory / "v2-server.key"),
             )
-        if variant.credentials is not None:
+        if variant.credentials is not None or variant.verify_script is not None:
             script = directory / f"{variant.name}-verify.sh"
-            username, password = variant.credentials
-            script.write_text(
-                "#!/bin/sh\n"
-                f'[ "$(sed -n 1p "$1")" = "{username}" ] &&\n'
-                f'[ "$(sed -n 2p "$1")" = "{password}" ]\n'
-            )
+            body = variant.verify_script
+            if body is None:
+                username, password = variant.credentials or ("", "")
+                body = (
+                    f'[ "$(sed -n 1p "$1")" = "{username}" ] &&\n'
+                    f'[ "$(sed -n 2p "$1")" = "{password}" ]\n'
+                )
+            script.write_text("#!/bin/sh\n" + body)
             script.chmod(0o700)
             lines += ["script-security 2", f"auth-user-pass-verify {script} via-file"]
             lines.append(f"tmp-dir {directory}")
+        lines += [line.format(dir=directory) for line in variant.lines]
         return "".join(f"{line}\n" for line in lines), wrap_key
 
     def inject_tcp_reset(self, port: int) -> None:
@@ -294,6 +320,33 @@ def write_ovpn(
 # -- the real client -----------------------------------------------------------------------------
 
 
+#: What the real client logs, in the order looked for, and the failure vpnwatch reports for it
+#: (the README's table "What the real client says"). A client that logged none of these before
+#: giving up heard nothing valid: ``timeout``.
+REAL_CLIENT_FAILURES: tuple[tuple[str, frozenset[Failure]], ...] = (
+    ("Cannot resolve host address", frozenset({Failure.DNS})),
+    ("AUTH_FAILED", frozenset({Failure.AUTH})),
+    ("VERIFY ERROR", frozenset({Failure.TLS_CERT})),
+    ("VERIFY X509NAME ERROR", frozenset({Failure.TLS_CERT})),
+    ("VERIFY KU ERROR", frozenset({Failure.TLS_CERT})),
+    ("VERIFY EKU ERROR", frozenset({Failure.TLS_CERT})),
+    ("peer-fingerprint", frozenset({Failure.TLS_CERT})),
+    ("OPTIONS ERROR", frozenset({Failure.PROTOCOL})),
+    ("Pushed option rejected", frozenset({Failure.PROTOCOL})),
+    ("failed to negotiate cipher", frozenset({Failure.PROTOCOL})),
+    ("negotiated cipher not allowed", frozenset({Failure.PROTOCOL})),
+    ("tun-mtu is too large", frozenset({Failure.PROTOCOL})),
+    ("Connection refused", frozenset({Failure.REFUSED})),
+    ("ECONNREFUSED", frozenset({Failure.REFUSED})),
+    # OpenVPN says "reset" both for a RST and for a peer that closed the connection.
+    ("Connection reset", frozenset({Failure.RESET, Failure.EOF})),
+    ("Network is unreachable", frozenset({Failure.UNREACHABLE})),
+    ("No route to host", frozenset({Failure.UNREACHABLE})),
+    ("TLS_ERROR", frozenset({Failure.TLS})),
+    ("TLS Error", frozenset({Failure.TLS})),
+)
+
+
 @dataclass(frozen=True)
 class ClientOutcome:
     """What the real ``openvpn`` client reached: ``ok`` once it logged initialization complete."""
@@ -301,14 +354,27 @@ class ClientOutcome:
     ok: bool
     log: str
 
+    @property
+    def failures(self) -> frozenset[Failure]:
+        """The failure classes vpnwatch may report for what this client logged."""
+        for marker, failures in REAL_CLIENT_FAILURES:
+            if marker in self.log:
+                return failures
+        return frozenset({Failure.TIMEOUT})
 
-async def run_real_client(config: Path, timeout: float) -> ClientOutcome:
+
+async def run_real_client(
+    config: Path, timeout: float, prefix: Sequence[str] = ()
+) -> ClientOutcome:
     """Run Debian's ``openvpn`` on ``config`` without a tunnel device, for at most ``timeout``.
 
     ``--dev null`` with ``--ifconfig-noexec``/``--route-noexec`` keeps it off this host's
-    interfaces and routes; it stops as soon as it succeeded or logged a fatal error.
+    interfaces and routes; it stops as soon as it succeeded or logged a fatal error, or a
+    restart (it would only try again). ``prefix`` runs it through another command (``ip netns
+    exec NS``, to use a namespace's resolver).
     """
     proc = await asyncio.create_subprocess_exec(
+        *prefix,
         "openvpn",
         "--config", str(config),
         "--dev", "null",

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import ssl
-
 from vpnwatch.probes.driver import ProbeSpec
+from vpnwatch.probes.tlscontext import client_context
 from vpnwatch.protocols.controls import DnsCheck, TcpCheck, TlsCheck
 from vpnwatch.targets.control import DnsTarget, TcpTarget, TlsTarget
 
 
-@functools.lru_cache(maxsize=64)
-def _context(ca: str | None) -> ssl.SSLContext:
-    """One context per trust store: parsing the CA costs as much as the handshake."""
-    return ssl.create_default_context(cadata=ca)
-
-
 def _tls_check(target: TlsTarget) -> TlsCheck:
-    return TlsCheck(_context(target.ca), target.server_name or target.host)
+    return TlsCheck(client_context(target.ca), target.server_name or target.host)
 
 
 def _dns_check(target: DnsTarget) -> DnsCheck:

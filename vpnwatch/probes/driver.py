@@ -77,7 +77,7 @@ async def drive(spec: ProbeSpec[T], target: T, timeout: float) -> Result:
     try:
         async with asyncio.timeout(timeout):
             kind = socket.SOCK_STREAM if stream else socket.SOCK_DGRAM
-            family, address = await resolve(target.host, target.port, kind)
+            family, address = await resolve(target.host, target.port, kind, target.address_family)
             timeline.reached("resolve")
             link = await (StreamLink if stream else DatagramLink).connect(family, address)
             if stream:

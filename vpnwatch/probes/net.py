@@ -27,9 +27,13 @@ Address = tuple[str, int]
 
 
 async def resolve(
-    host: str, port: int, kind: socket.SocketKind
+    host: str,
+    port: int,
+    kind: socket.SocketKind,
+    family: socket.AddressFamily = socket.AF_UNSPEC,
 ) -> tuple[socket.AddressFamily, Address]:
-    """The first address of ``host``: (family, (address, port)); raises ``socket.gaierror``.
+    """The first address of ``host`` (of ``family``, if given): (family, (address, port));
+    raises ``socket.gaierror``.
 
     An address literal is taken as it is: the event loop's ``getaddrinfo`` would hand it to a
     worker thread and back, which costs a probe of an IP endpoint a tenth of its CPU.
@@ -41,7 +45,7 @@ async def resolve(
     else:
         family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
         return family, (str(literal), port)
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=kind)
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=kind)
     if not infos:
         raise socket.gaierror(socket.EAI_NONAME, "resolves to no address")
     family, _, _, _, sockaddr = infos[0]

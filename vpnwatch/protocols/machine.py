@@ -146,3 +146,19 @@ class MachineBase:
     def _fail(self, failure: Failure, detail: str) -> None:
         self.finished = True
         self._events.append(Failed(failure, detail))
+
+    def _relay_events(self, inner: Machine, done: str = "") -> None:
+        """Pass on the events of ``inner``, a machine whose bytes this one carries.
+
+        A protocol that wraps another (obfs4 around Tor's TLS link, TLS around Tor's cells) ends
+        when the inner one does: its stages become this machine's, its failure this machine's
+        failure, and its completion this one's, with ``done`` (what the outer layer proved)
+        before the inner detail.
+        """
+        while (event := inner.next_event()) is not None:
+            if isinstance(event, Completed):
+                self._complete("; ".join(part for part in (done, event.detail) if part))
+            elif isinstance(event, Failed):
+                self._fail(event.failure, event.detail)
+            else:
+                self._emit(event)

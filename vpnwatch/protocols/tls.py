@@ -126,7 +126,7 @@ class TlsChannel:
         """
         if self._pending_error is not None:
             raise self._pending_error
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             try:
                 chunk = self._ssl.read(16384)

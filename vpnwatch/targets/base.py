@@ -11,6 +11,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import socket
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -108,6 +109,11 @@ class TargetBase(BaseModel):
     def transport(self) -> str:
         """``udp`` or ``tcp``: how the probe reaches the endpoint."""
         raise NotImplementedError
+
+    @property
+    def address_family(self) -> socket.AddressFamily:
+        """The IP version the endpoint must be reached over (``AF_UNSPEC``: any)."""
+        return socket.AF_UNSPEC
 
     @property
     def endpoint(self) -> str:

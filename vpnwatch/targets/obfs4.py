@@ -21,9 +21,10 @@ PUBLIC_KEY_LENGTH = 32
 CERT_LENGTH = NODE_ID_LENGTH + PUBLIC_KEY_LENGTH
 _FINGERPRINT = re.compile(r"^[0-9A-Fa-f]{40}$")
 
-#: What the probe does once the handshake is verified: nothing, or check that bytes sent through
-#: the obfs4 session come back (for bridges whose backend echoes, like the lab's).
-DataCheck = Literal["none", "echo"]
+#: What the probe does once the handshake is verified: nothing; speak Tor's link protocol to the
+#: relay behind the bridge, prove it holds the fingerprint's identity and open a circuit ("tor");
+#: or check that bytes sent through the obfs4 session come back (for backends that echo).
+DataCheck = Literal["none", "tor", "echo"]
 
 
 def decode_cert(text: str) -> tuple[bytes, bytes]:
@@ -97,6 +98,12 @@ class Obfs4Target(TargetBase):
         values = dict(values)
         values["node_id"], values["public_key"] = decode_cert(str(values.pop("cert")))
         return values
+
+    @model_validator(mode="after")
+    def _tor_needs_fingerprint(self) -> Obfs4Target:
+        if self.data == "tor" and self.fingerprint is None:
+            raise ValueError("data: tor checks the relay's identity, so it needs a fingerprint")
+        return self
 
     @property
     def transport(self) -> str:

@@ -6,6 +6,7 @@ key of the right shape, and ``auth_user_pass`` is read then, so a probe never me
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,11 @@ from pydantic import Field, SecretBytes, SecretStr, field_validator, model_valid
 
 from vpnwatch.files import UnreadableFile, read_text
 from vpnwatch.protocols.openvpn.names import X509NameType
+from vpnwatch.protocols.openvpn.push import (
+    DEFAULT_TUN_MTU_MAX,
+    AllowCompression,
+    PullFilterAction,
+)
 from vpnwatch.protocols.openvpn.wrappers import (
     DIGESTS,
     STATIC_KEY_SIZE,
@@ -23,9 +29,16 @@ from vpnwatch.protocols.openvpn.wrappers import (
     parse_tls_crypt_v2_client_key,
 )
 from vpnwatch.targets.base import TargetBase
-from vpnwatch.targets.pem import check_certificate, check_certificates, check_private_key
+from vpnwatch.targets.pem import (
+    check_certificate,
+    check_certificates,
+    check_crl,
+    check_private_key,
+)
 
 DEFAULT_PORT = 1194
+TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
+CertProfile = Literal["insecure", "legacy", "preferred", "suiteb"]
 _STATIC_KEY_MARK = "OpenVPN Static key V1"
 _V2_CLIENT_KEY_MARK = "OpenVPN tls-crypt-v2 client key"
 
@@ -49,10 +62,17 @@ class OpenVPNTarget(TargetBase):
 
     protocol: Literal["openvpn"] = "openvpn"
     proto: Literal["udp", "tcp"] = "udp"
-    #: PEM certificates the server's chain must lead to (the config's ``<ca>``).
-    ca: str = Field(min_length=1, repr=False)
+    #: ``udp4``/``tcp6``…: only addresses of this IP version; None: the first the name has.
+    ip_version: Literal[4, 6] | None = None
+    #: PEM certificates the server's chain must lead to (the config's ``<ca>``); None with
+    #: ``peer_fingerprint`` alone (a self-signed server).
+    ca: str | None = Field(default=None, min_length=1, repr=False)
+    #: SHA-256 fingerprints (``AB:CD:…``), one of which the server's certificate must have.
+    peer_fingerprint: tuple[str, ...] = ()
     #: Client certificate and key (PEM), for servers that require one.
     cert: str | None = Field(default=None, repr=False)
+    #: The client certificate's chain (intermediate CAs, PEM), sent after it.
+    extra_certs: str | None = Field(default=None, repr=False)
     key: SecretStr | None = None
     tls_wrap: WrapKind = "none"
     #: The tls-auth/tls-crypt static key (256 bytes) or the tls-crypt-v2 client key; PEM text
@@ -65,8 +85,23 @@ class OpenVPNTarget(TargetBase):
     verify_x509_name: str | None = None
     verify_x509_type: X509NameType = "subject"
     remote_cert_tls: Literal["server"] | None = None
-    #: Ciphers offered for the data channel (reported to the server; not used by the probe).
+    #: Ciphers offered for the data channel; a pushed cipher must be one of them.
     data_ciphers: str = "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305"
+    data_ciphers_fallback: str | None = None
+    #: Whether pushed compression is accepted; 2.6's default ``no`` takes stub framing only.
+    allow_compression: AllowCompression = "no"
+    #: ``pull-filter`` lines: (accept|ignore|reject, text a pushed option starts with).
+    pull_filter: tuple[tuple[PullFilterAction, str], ...] = ()
+    tun_mtu_max: int = Field(default=DEFAULT_TUN_MTU_MAX, ge=68, le=65536)
+    tls_version_min: TlsVersion = "1.2"
+    tls_version_min_or_highest: bool = False
+    tls_version_max: TlsVersion | None = None
+    tls_cipher: str | None = None
+    tls_ciphersuites: str | None = None
+    tls_groups: str | None = None
+    tls_cert_profile: CertProfile = "legacy"
+    #: ``crl-verify``: PEM CRLs the server's certificate must not be revoked by.
+    crl_verify: str | None = Field(default=None, repr=False)
     #: A two-line username/password file; read at load into ``username`` and ``password``.
     auth_user_pass: Path | None = None
     username: str | None = None
@@ -75,6 +110,12 @@ class OpenVPNTarget(TargetBase):
     @property
     def transport(self) -> str:
         return self.proto
+
+    @property
+    def address_family(self) -> socket.AddressFamily:
+        if self.ip_version is None:
+            return socket.AF_UNSPEC
+        return socket.AF_INET6 if self.ip_version == 6 else socket.AF_INET
 
     @model_validator(mode="before")
     @classmethod
@@ -92,11 +133,24 @@ class OpenVPNTarget(TargetBase):
             data["tls_key"] = _decode_key_text(key)
         return data
 
-    @field_validator("ca")
+    @field_validator("ca", "extra_certs")
     @classmethod
-    def _ca_parses(cls, ca: str) -> str:
-        check_certificates(ca)
-        return ca
+    def _certificates_parse(cls, pem: str | None) -> str | None:
+        if pem is not None:
+            check_certificates(pem)
+        return pem
+
+    @field_validator("crl_verify")
+    @classmethod
+    def _crl_parses(cls, pem: str | None) -> str | None:
+        if pem is not None:
+            check_crl(pem)
+        return pem
+
+    @field_validator("peer_fingerprint")
+    @classmethod
+    def _fingerprints(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(normal_fingerprint(value) for value in values)
 
     @field_validator("cert")
     @classmethod
@@ -122,6 +176,10 @@ class OpenVPNTarget(TargetBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> OpenVPNTarget:
+        if self.ca is None and not self.peer_fingerprint:
+            raise ValueError(
+                "ca or peer_fingerprint: the server's certificate needs one to be checked"
+            )
         if (self.cert is None) != (self.key is None):
             raise ValueError("cert and key go together: give both or neither")
         if (self.username is None) != (self.password is None):
@@ -152,3 +210,15 @@ def _decode_key_text(text: str) -> bytes:
     except KeyFileError as exc:
         raise ValueError(f"tls_key {exc}") from None
     raise ValueError("tls_key is neither an OpenVPN static key nor a tls-crypt-v2 client key")
+
+
+def normal_fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint as OpenVPN writes it (``AB:CD:…``, 32 bytes); raises ValueError."""
+    digits = text.replace(":", "").strip()
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        raise ValueError("is not hex bytes separated by ':'") from None
+    if len(raw) != 32:
+        raise ValueError(f"is {len(raw)} bytes, not a SHA-256 digest (32)")
+    return raw.hex(":").upper()

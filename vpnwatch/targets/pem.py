@@ -27,6 +27,20 @@ def check_certificate(pem: str) -> None:
         raise ValueError("is not a PEM certificate") from None
 
 
+def check_crl(pem: str) -> None:
+    """One or more PEM certificate revocation lists; raises ValueError."""
+    from cryptography import x509
+
+    blocks = pem.count("-----BEGIN X509 CRL-----")
+    if not blocks:
+        raise ValueError("is not a PEM CRL")
+    for block in pem.split("-----END X509 CRL-----")[:blocks]:
+        try:
+            x509.load_pem_x509_crl((block + "-----END X509 CRL-----\n").encode())
+        except ValueError:
+            raise ValueError("is not a PEM CRL") from None
+
+
 def check_private_key(pem: str) -> None:
     """An unencrypted PEM private key of a kind TLS can use; raises ValueError."""
     from cryptography.exceptions import UnsupportedAlgorithm

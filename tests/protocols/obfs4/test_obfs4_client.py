@@ -19,7 +19,8 @@ from vpnwatch.protocols.machine import (
     LocalProtocolError,
     StageCompleted,
 )
-from vpnwatch.protocols.obfs4.client import ECHO_LENGTH, Obfs4Client
+from vpnwatch.protocols.obfs4.client import Obfs4Client
+from vpnwatch.protocols.obfs4.echo import ECHO_LENGTH
 from vpnwatch.result import Failure
 
 

@@ -90,7 +90,7 @@ class FakeServer:
         self,
         pki: Pki,
         tmp: Path,
-        answer: bytes | None = b"PUSH_REPLY,ping 10",
+        answer: bytes | None = b"PUSH_REPLY,ping 10,peer-id 0,cipher AES-256-GCM",
         wrap: Wrap | None = None,
     ) -> None:
         (tmp / "s.crt").write_text(pki.server_cert)
@@ -416,6 +416,25 @@ def test_auth_failed(pki: Pki, tmp_path: Path) -> None:
     failure = events[-1]
     assert isinstance(failure, Failed) and failure.failure is Failure.AUTH
     assert "bad password" in failure.detail
+
+
+def test_a_push_the_real_client_refuses_fails_at_auth(pki: Pki, tmp_path: Path) -> None:
+    answer = b"PUSH_REPLY,peer-id 0,cipher AES-256-GCM,compress lz4-v2"
+    server = FakeServer(pki, tmp_path, answer=answer)
+    client = make_client(pki)
+    events = run(client, server)
+    assert events[:3] == stages(pki)[:3]
+    failure = events[-1]
+    assert isinstance(failure, Failed) and failure.failure is Failure.PROTOCOL
+    assert "compress lz4-v2" in failure.detail and "allow-compression" in failure.detail
+    assert client.push_reply is None and server.exit_received
+
+
+def test_the_accepted_push_is_kept_for_the_data_channel(pki: Pki, tmp_path: Path) -> None:
+    client = make_client(pki)
+    run(client, FakeServer(pki, tmp_path))
+    assert client.push_reply is not None
+    assert (client.push_reply.peer_id, client.push_reply.cipher) == (0, "AES-256-GCM")
 
 
 def test_push_request_is_repeated_while_the_server_defers(pki: Pki, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, auto
 
 from vpnwatch.protocols.machine import Failed, MachineBase, StageCompleted
@@ -34,6 +34,14 @@ from vpnwatch.protocols.openvpn.packets import (
     TcpDeframer,
     body_overhead,
     frame_tcp,
+)
+from vpnwatch.protocols.openvpn.push import (
+    PullPolicy,
+    PushAssembler,
+    PushError,
+    PushRefused,
+    PushReply,
+    accept_push,
 )
 from vpnwatch.protocols.openvpn.reliable import INITIAL_RETRANSMIT, Message, ReliableLayer
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, check_peer_certificate
@@ -61,6 +69,11 @@ class ClientConfig:
     #: Over TCP, each packet travels behind its 16-bit length; over UDP, one per datagram.
     tcp: bool = False
     initial_retransmit: float = INITIAL_RETRANSMIT
+    #: The file's TLS directives that narrow what the client offers (``tls-version-min 1.3``…),
+    #: named when a server goes silent during TLS.
+    tls_limits: str = ""
+    #: How the client's file judges pushed options; the default accepts what 2.6 does by default.
+    pull_policy: PullPolicy = field(default_factory=PullPolicy)
 
 
 class _Phase(Enum):
@@ -87,8 +100,10 @@ class OpenVPNClient(MachineBase):
 
     Stages: ``reset`` (the server answered our hard reset with its own, so it accepted our wrapping
     key, if any), ``tls`` (TLS completed and the server's certificate passed every check) and
-    ``auth`` (PUSH_REPLY: the server accepted our certificate and credentials). On PUSH_REPLY the
-    machine queues an EXIT, so that the server frees our session at once, and then completes.
+    ``auth`` (PUSH_REPLY: the server accepted our certificate and credentials, and pushed options
+    the 2.6 client with the same file accepts, :mod:`.push`). On PUSH_REPLY the machine queues an
+    EXIT, so that the server frees our session at once, and then completes; the options it accepted
+    stay in :attr:`push_reply`.
 
     Retransmission follows the real client's reliability layer (:mod:`.reliable`, OpenVPN's
     ``reliable_send``): an unacknowledged control message is sent again ``initial_retransmit``
@@ -126,6 +141,9 @@ class OpenVPNClient(MachineBase):
         self._phase = _Phase.RESET
         self._plaintext = b""  # decrypted bytes not yet parsed
         self._push_due: float | None = None
+        self._push = PushAssembler()
+        self._server_cipher: str | None = None
+        self.push_reply: PushReply | None = None
         self.dropped = DropCounts()
 
     # -- the machine contract ---------------------------------------------------------------
@@ -179,7 +197,7 @@ class OpenVPNClient(MachineBase):
             self._receive_packet(data, now)
             return
         if not data:
-            self._fail(Failure.EOF, "the server closed the connection")
+            self._fail(Failure.EOF, f"the server closed the connection{self._silence()}")
             return
         try:
             packets = self._deframer.feed(data)
@@ -202,7 +220,31 @@ class OpenVPNClient(MachineBase):
             )
         if drops.malformed:
             return Failed(Failure.PROTOCOL, f"{drops.malformed} malformed replies, no valid one")
-        return Failed(Failure.TIMEOUT, "no valid reply")
+        return Failed(Failure.TIMEOUT, f"no valid reply{self._silence()}")
+
+    def _silence(self) -> str:
+        """What a server that went quiet at this point is known to be refusing.
+
+        An OpenVPN server that rejects a TLS handshake, a client certificate or a pending
+        authentication drops the session without a word (the real client waits out its
+        hand-window too), so the phase is the only clue a person gets.
+        """
+        if self._phase is _Phase.TLS:
+            limits = self._config.tls_limits
+            return (
+                " to our TLS handshake: the server drops what it refuses (a TLS version, cipher "
+                "or group"
+                + (f" outside this file's {limits}" if limits else "")
+                + ", or our client certificate)"
+            )
+        if self._phase is _Phase.KEY_EXCHANGE:
+            return (
+                " after TLS: the server dropped us, as it does when it refuses our client "
+                "certificate (another CA, a chain missing from <extra-certs>, revoked)"
+            )
+        if self._phase is _Phase.PUSH:
+            return " to PUSH_REQUEST: the server's authentication of us never completed"
+        return ""
 
     # -- internals --------------------------------------------------------------------------
 
@@ -315,7 +357,8 @@ class OpenVPNClient(MachineBase):
                 return
             if parsed is None:
                 return
-            _, used = parsed
+            options, used = parsed
+            self._server_cipher = keymethod.option_value(options, "cipher")
             self._plaintext = self._plaintext[used:]
             self._phase = _Phase.PUSH
             self._request_push(now)
@@ -324,10 +367,10 @@ class OpenVPNClient(MachineBase):
         commands, self._plaintext = keymethod.split_commands(self._plaintext)
         for command in commands:
             if command.startswith("PUSH_REPLY"):
-                self._emit(StageCompleted("auth"))
-                self._send_plaintext(_EXIT)  # goes out before the driver sees Completed
-                self._complete(f"PUSH_REPLY received over {self._tls.version}")
-                return
+                self._handle_push_reply(command)
+                if self.finished:
+                    return
+                continue
             if command.startswith("AUTH_FAILED"):
                 reason = command.partition(",")[2]
                 detail = (
@@ -335,3 +378,20 @@ class OpenVPNClient(MachineBase):
                 )
                 self._fail(Failure.AUTH, detail)
                 return
+
+    def _handle_push_reply(self, command: str) -> None:
+        try:
+            lines = self._push.add(command)
+            if lines is None:
+                return  # more parts follow (push-continuation 2)
+            self.push_reply = accept_push(lines, self._config.pull_policy, self._server_cipher)
+        except PushRefused as exc:
+            self._send_plaintext(_EXIT)  # the server may free our session all the same
+            self._fail(Failure.PROTOCOL, f"the 2.6 client would refuse the push: {exc}")
+            return
+        except PushError as exc:
+            self._fail(Failure.PROTOCOL, f"malformed PUSH_REPLY: {exc}")
+            return
+        self._emit(StageCompleted("auth"))
+        self._send_plaintext(_EXIT)  # goes out before the driver sees Completed
+        self._complete(f"PUSH_REPLY received over {self._tls.version}")

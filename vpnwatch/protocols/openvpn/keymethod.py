@@ -108,6 +108,15 @@ def parse_server_key_method(plaintext: bytes) -> tuple[str, int] | None:
     return options[:-1].decode("ascii", "replace"), offset
 
 
+def option_value(options: str, name: str) -> str | None:
+    """The argument of ``name`` in an options string (``V4,dev-type tun,cipher AES-256-GCM,…``)."""
+    for option in options.split(","):
+        key, _, value = option.strip().partition(" ")
+        if key == name and value:
+            return value.strip()
+    return None
+
+
 def split_commands(plaintext: bytes) -> tuple[list[str], bytes]:
     """Complete NUL-terminated commands in ``plaintext``, and the incomplete rest."""
     *complete, rest = plaintext.split(b"\x00")
