@@ -83,7 +83,7 @@ async def test_the_delay_line_outlives_the_command_until_cleared(lab: Lab, censo
     [
         (["reset", "udp"], "reset answers with TCP resets: it needs TCP traffic"),
         (["drop", "--percent", "5"], "--percent does not apply to drop"),
-        (["dpi", "obfs4"], "dpi recognises wireguard, openvpn, encrypted traffic, not obfs4"),
+        (["dpi", "obfs4"], "dpi recognises wireguard, openvpn, encrypted, tls traffic, not obfs4"),
         (["loss", "--percent", "150"], "loss percent must be at most 100"),
         (["drop", "openvpn", "--port", "9"], "no openvpn server listens in"),
     ],
