@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 
 started=$(date +%s)
 status=0
-for suite in protocols importers report; do
+for suite in protocols importers report anyconnect; do
     VPNWATCH_FUZZ_STATS="$work/$suite.json" "$python" -m pytest -q -p no:cacheprovider \
         "tests/hardening/test_fuzz_$suite.py" "$@" >"$work/$suite.log" 2>&1 &
 done

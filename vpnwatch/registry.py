@@ -53,6 +53,11 @@ PROTOCOLS: dict[str, Registration] = {
     "ikev2": Registration(
         "vpnwatch.probes.ikev2:IKEV2", "vpnwatch.targets.ikev2:IKEv2Target", "IKEv2"
     ),
+    "anyconnect": Registration(
+        "vpnwatch.probes.anyconnect:ANYCONNECT",
+        "vpnwatch.targets.anyconnect:AnyConnectTarget",
+        "AnyConnect",
+    ),
     "tcp": Registration(
         "vpnwatch.probes.control:TCP", "vpnwatch.targets.control:TcpTarget", "TCP", control=True
     ),

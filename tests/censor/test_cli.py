@@ -85,7 +85,7 @@ async def test_the_delay_line_outlives_the_command_until_cleared(lab: Lab, censo
         (["drop", "--percent", "5"], "--percent does not apply to drop"),
         (
             ["dpi", "obfs4"],
-            "dpi recognises wireguard, openvpn, ikev2, encrypted traffic, not obfs4",
+            "dpi recognises wireguard, openvpn, ikev2, encrypted, tls traffic, not obfs4",
         ),
         (["loss", "--percent", "150"], "loss percent must be at most 100"),
         (["drop", "openvpn", "--port", "9"], "no openvpn server listens in"),

@@ -34,6 +34,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "shadowsocks": {"method": "aes-256-gcm", "password": "x", "port": 8388},
     "trojan": {"password": "x"},
     "ikev2": {"psk": "a shared key", "local_id": "probe@example.invalid", "port": 500},
+    "anyconnect": {"username": "probe", "password": "x", "group": "lab"},
     "tcp": {"port": 443},
     "tls": {"port": 443},
     "dns": {"query": "example.org"},

@@ -25,8 +25,8 @@ __all__ = ["IMPORTERS", "ImportOptions", "Imported", "Skipped", "import_file", "
 class ImportOptions:
     """What the user said about imported files beyond the files themselves."""
 
-    #: A two-line username/password file for ``.ovpn`` files that use ``auth-user-pass`` and
-    #: ``.sswan`` EAP profiles, which never hold the password.
+    #: A two-line username/password file for ``.ovpn`` files that use ``auth-user-pass``, for
+    #: ``.sswan`` EAP profiles and for the gateways of AnyConnect profiles, which hold none.
     auth_user_pass: Path | None = None
 
 
@@ -90,6 +90,12 @@ def _sip008(path: Path, _: ImportOptions) -> Imported:
     return load_sip008(path)
 
 
+def _anyconnect_profile(path: Path, options: ImportOptions) -> Imported:
+    from vpnwatch.importers.anyconnect import load_anyconnect_profile
+
+    return load_anyconnect_profile(path, auth_user_pass=options.auth_user_pass)
+
+
 #: File suffix → importer.
 IMPORTERS: dict[str, Importer] = {
     ".conf": _conf,
@@ -103,6 +109,8 @@ IMPORTERS: dict[str, Importer] = {
     ".links": _link_list,
     ".sub": _link_list,
     ".json": _sip008,
+    # AnyConnect client profiles, as gateways push them and administrators ship them.
+    ".xml": _anyconnect_profile,
 }
 
 

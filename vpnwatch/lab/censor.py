@@ -49,11 +49,13 @@ _RESET_MARK = "0x7e5e7"
 
 Transport = Literal["tcp", "udp"]
 TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
-Signature = Literal["wireguard", "openvpn", "ikev2", "encrypted"]
+Signature = Literal["wireguard", "openvpn", "ikev2", "encrypted", "tls"]
 #: Every kind of traffic ``dpi`` recognises.
 ALL_SIGNATURES: tuple[Signature, ...] = get_args(Signature)
 #: What ``dpi`` recognises when none is named: the VPN handshakes. ``encrypted`` (any fully
-#: encrypted stream) is only applied by name, as it blocks obfs4 and Shadowsocks alike.
+#: encrypted stream) is only applied by name, as it blocks obfs4 and Shadowsocks alike, and so is
+#: ``tls`` (a ClientHello): every HTTPS server, the controls' too, receives one, so a firewall
+#: blocks TLS for an address or port (an SSL VPN's), never for all.
 SIGNATURES: tuple[Signature, ...] = ("wireguard", "openvpn", "ikev2")
 #: Conntrack mark of connections ``dpi encrypted`` has flagged: the rest of the flow is dropped.
 _ENCRYPTED_MARK = "0xe7c0de"
@@ -77,7 +79,7 @@ class Mode(StrEnum):
     LOSS = "loss"  # a random share of packets towards the server (or both ways) is dropped
     THROTTLE = "throttle"  # each direction policed to a byte rate: handshakes starve
     DELAY = "delay"  # every packet held a while, both ways
-    DPI = "dpi"  # WireGuard, OpenVPN and IKEv2 handshakes recognised by payload and dropped
+    DPI = "dpi"  # WireGuard, OpenVPN, IKEv2 (or TLS) handshakes recognised and dropped
     DROP_DATA = (
         "drop-data"  # tunnel data dropped, handshakes let through: the tunnel carries nothing
     )
@@ -335,6 +337,9 @@ _SIGNATURE_MATCHES: dict[Signature, tuple[tuple[Transport, str], ...]] = {
             " drop",
         ),
     ),
+    # A TLS ClientHello: a handshake record (content type 22) whose message is of type 1. The
+    # SSL VPNs (AnyConnect, ocserv) open with one, like any HTTPS client.
+    "tls": (("tcp", "@ih,0,8 0x16 @ih,40,8 0x01 drop"),),
 }
 
 
@@ -377,7 +382,8 @@ class Censor:
         """Censor one transport (``tcp``/``udp``), port, or both, or everything when None.
 
         For ``dpi`` and ``drop-data``, ``protocol`` may also name the tunnel whose handshakes or
-        data to block: ``wireguard``, ``openvpn`` or ``ikev2`` (all when None).
+        data to block: ``wireguard``, ``openvpn`` or ``ikev2`` (all when None); ``dpi`` also
+        takes ``encrypted`` or ``tls``.
         """
         signatures: tuple[Signature, ...] = SIGNATURES
         transport: Transport | None = None

@@ -45,6 +45,7 @@ SERVICES = {
     "openssl": "tls",
     "dnsmasq": "dns",
     "charon": "ikev2",
+    "ocserv-main": "anyconnect",
 }
 _SS_PROCESS = re.compile(r'users:\(\("([^"]+)"')
 
@@ -64,8 +65,9 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
             " the SYN: refused), reset-data (RST once data flows: reset), loss, throttle, delay"
             " (with --jitter), dpi (WireGuard, OpenVPN and IKEv2 handshakes recognised and"
             " dropped; 'dpi encrypted': fully encrypted TCP streams, as the GFW finds"
-            " Shadowsocks), drop-data (their data dropped, handshakes let through), cut (each"
-            " flow after --bytes or --seconds). 'clear' lifts it."
+            " Shadowsocks; 'dpi anyconnect': TLS ClientHellos to the gateway's port), drop-data"
+            " (their data dropped, handshakes let through), cut (each flow after --bytes or"
+            " --seconds). 'clear' lifts it."
         ),
     )
     censor.add_argument("mode", choices=[*(mode.value for mode in Mode), CLEAR], metavar="MODE")
@@ -166,6 +168,9 @@ def build_policy(args: argparse.Namespace, namespace: Namespace) -> Policy:
     protocol: str | None = args.protocol
     if protocol is None or protocol in TRANSPORTS:
         return Policy.build(mode, [Flow(protocol, args.port)], **params)
+    if mode == Mode.DPI and protocol == "anyconnect":
+        # An SSL VPN is blocked by its TLS ClientHello on the gateway's port, as firewalls do.
+        return Policy.build(mode, _service_flows(namespace, protocol, args.port), ["tls"], **params)
     if mode in (Mode.DPI, Mode.DROP_DATA):
         recognised = ALL_SIGNATURES if mode == Mode.DPI else SIGNATURES
         signature = next((each for each in recognised if each == protocol), None)
@@ -173,13 +178,17 @@ def build_policy(args: argparse.Namespace, namespace: Namespace) -> Policy:
             what = "traffic" if mode == Mode.DPI else "data"
             raise CensorError(f"{mode} recognises {', '.join(recognised)} {what}, not {protocol}")
         return Policy.build(mode, [Flow(None, args.port)], [signature], **params)
-    flows = [
-        flow for flow in lab_services(namespace).get(protocol, []) if args.port in (None, flow.port)
-    ]
+    return Policy.build(mode, _service_flows(namespace, protocol, args.port), **params)
+
+
+def _service_flows(namespace: Namespace, service: str, port: int | None) -> list[Flow]:
+    """The flows a lab service listens on (only ``port`` if given); CensorError if none."""
+    services = lab_services(namespace)
+    flows = [flow for flow in services.get(service, []) if port in (None, flow.port)]
     if not flows:
-        known = ", ".join(sorted(lab_services(namespace))) or "nothing"
-        raise CensorError(f"no {protocol} server listens in {namespace.name} (it serves: {known})")
-    return Policy.build(mode, flows, **params)
+        known = ", ".join(sorted(services)) or "nothing"
+        raise CensorError(f"no {service} server listens in {namespace.name} (it serves: {known})")
+    return flows
 
 
 def lab_services(namespace: Namespace) -> dict[str, list[Flow]]:

@@ -7,8 +7,11 @@ inside OpenVPN's reliable control channel, or inside any other protocol's framin
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 
 from cryptography import x509
 
@@ -21,6 +24,27 @@ class TlsError(Exception):
 
 class CertificateError(TlsError):
     """The server's certificate failed verification."""
+
+
+@contextlib.contextmanager
+def pem_file(pem: str) -> Iterator[str]:
+    """A path to ``pem`` that lives only as long as the block: ssl loads keys from paths only.
+
+    On Linux the PEM lives in an anonymous memory file and never touches a disk.
+    """
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("vpnwatch-pem", 0)
+        try:
+            os.write(fd, pem.encode())
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory() as directory:  # pragma: no cover - non-Linux fallback
+        path = os.path.join(directory, "pem")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+            handle.write(pem)
+        yield path
 
 
 def _accept(der: bytes) -> None:
@@ -47,6 +71,7 @@ class TlsChannel:
             self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
         )
         self._check = check
+        self._pending_error: TlsError | None = None
         self.established = False
 
     def receive(self, records: bytes) -> None:
@@ -100,8 +125,12 @@ class TlsChannel:
     def read(self) -> bytes:
         """Decrypted application data received so far; raises TlsError on an alert or close.
 
-        Data that arrived before a close is returned first; the next call raises.
+        Data that arrived before the alert or close is returned first and the error raised by
+        the next call, so that a server's last words (an HTTP 401 before its access-denied
+        alert) are read, as a client reading the socket would.
         """
+        if self._pending_error is not None:
+            raise self._pending_error
         chunks: list[bytes] = []
         while True:
             try:
@@ -109,12 +138,14 @@ class TlsChannel:
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
-                if chunks:  # what came before the close is the server's: hand it over first
-                    break
-                raise TlsError("server closed the TLS session") from None
+                self._pending_error = TlsError("server closed the TLS session")
+                break
             except ssl.SSLError as exc:
-                raise TlsError(f"TLS session failed: {exc.reason or exc.strerror}") from None
+                self._pending_error = TlsError(f"TLS session failed: {exc.reason or exc.strerror}")
+                break
             if not chunk:
                 break
             chunks.append(chunk)
+        if not chunks and self._pending_error is not None:
+            raise self._pending_error
         return b"".join(chunks)

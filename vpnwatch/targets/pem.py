@@ -54,3 +54,21 @@ def check_private_key(pem: str) -> None:
         raise ValueError("is not a PEM private key") from None
     except UnsupportedAlgorithm:
         raise ValueError("is a private key of a kind vpnwatch cannot use") from None
+
+
+def check_key_matches(cert_pem: str, key_pem: str) -> None:
+    """The private key is the certificate's (both already checked); raises ValueError.
+
+    TLS would refuse the pair only when a probe loads it; a mismatch is the file's fault, told
+    once at load.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    certificate_key = x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
+    private_key = load_pem_private_key(key_pem.encode(), password=None)
+    der = serialization.Encoding.DER
+    if certificate_key.public_bytes(der, spki) != private_key.public_key().public_bytes(der, spki):
+        raise ValueError("key is not the private key of cert")

@@ -15,11 +15,7 @@ for a list of groups, so those two go to OpenSSL directly (:mod:`.openssl`).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import ssl
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -28,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vpnwatch.protocols.openvpn import openssl
 from vpnwatch.protocols.openvpn.names import X509NameType
-from vpnwatch.protocols.tls import CertificateError
+from vpnwatch.protocols.tls import CertificateError, pem_file
 
 #: OpenVPN prints these attributes by their OpenSSL short names, which RFC 4514 spells otherwise.
 _OPENSSL_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
@@ -74,27 +70,6 @@ class TlsSettings:
     crl: str | None = None
 
 
-@contextlib.contextmanager
-def _pem_file(pem: str) -> Iterator[str]:
-    """A path to ``pem`` that lives only as long as the block: ssl loads keys from paths only.
-
-    On Linux the PEM lives in an anonymous memory file and never touches a disk.
-    """
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("vpnwatch-pem", 0)
-        try:
-            os.write(fd, pem.encode())
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-        return
-    with tempfile.TemporaryDirectory() as directory:  # pragma: no cover - non-Linux fallback
-        path = os.path.join(directory, "pem")
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
-            handle.write(pem)
-        yield path
-
-
 def build_context(
     ca_pem: str | None,
     cert_pem: str | None = None,
@@ -116,7 +91,7 @@ def build_context(
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cadata=ca_pem)
         if settings.crl is not None:
-            with _pem_file(settings.crl) as crl_path:
+            with pem_file(settings.crl) as crl_path:
                 context.load_verify_locations(cafile=crl_path)
             context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     _set_versions(context, settings)
@@ -128,7 +103,7 @@ def build_context(
     if settings.groups is not None:
         openssl.set_groups(context, settings.groups)
     if cert_pem is not None and key_pem is not None:
-        with _pem_file(cert_pem) as cert_path, _pem_file(key_pem) as key_path:
+        with pem_file(cert_pem) as cert_path, pem_file(key_pem) as key_path:
             context.load_cert_chain(cert_path, key_path)
     return context
 
