@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vpnwatch.result import Degradation, TunnelQuality
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+# Built when first used: `vpnwatch check` of a file without a tunnel test never needs them.
+_FROZEN = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class TrainPlan(BaseModel):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -35,6 +34,8 @@ Fetch = Callable[[str, float], bytes]
 
 def fetch_url(url: str, timeout: float) -> bytes:
     """GET ``url``; OSError (urllib's errors are OSErrors) for anything but a 2xx answer."""
+    import urllib.request  # noqa: PLC0415 - http.client and email cost every start-up 10 ms
+
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})  # noqa: S310
     with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - http(s) only
         body: bytes = answer.read(MAX_BYTES + 1)

@@ -1,7 +1,7 @@
 """``vpnwatch demo``: the monitor on an embedded default — the lab's real servers.
 
 It builds a lab namespace with real VPN servers (wireguard-go, OpenVPN 2.6, obfs4proxy,
-strongSwan's charon, shadowsocks-libev with simple-obfs and v2ray-plugin, trojan) and control
+strongSwan's charon, ocserv, shadowsocks-libev with simple-obfs and v2ray-plugin, trojan) and control
 endpoints (openssl, dnsmasq), writes the files a user would hold for them (wg-quick ``.conf``,
 ``.ovpn``, a bridge line, a swanctl.conf, proxy links, a vpnwatch YAML), and runs the monitor
 against them, so a newcomer sees real handshakes, a real failure, and /metrics, with one command.
@@ -21,6 +21,7 @@ from vpnwatch.errors import ConfigError
 from vpnwatch.lab.controls import LAB_NAME, ControlEndpoints, start_controls
 from vpnwatch.lab.netns import LabError, Namespace
 from vpnwatch.lab.obfs4 import Obfs4Server
+from vpnwatch.lab.ocserv import GROUPS, USERNAME, OcservServer
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant
 from vpnwatch.lab.proxies import proxy_lab
 from vpnwatch.lab.strongswan import CharonGateway
@@ -31,6 +32,10 @@ OPENVPN_VARIANTS = (
     ServerVariant("udp-tls-auth", wrap="tls-auth"),
     ServerVariant("tcp-tls-crypt", proto="tcp", wrap="tls-crypt"),
 )
+
+
+#: The demo's obfs4 bridge has ocserv's usual 4443.
+ANYCONNECT_PORT = 10443
 
 
 @contextlib.contextmanager
@@ -45,6 +50,7 @@ def demo_lab(directory: Path, *, interval: float) -> Iterator[Path]:
             Obfs4Server(ns) as bridge,
             proxy_lab(ns) as proxies,
             CharonGateway(ns) as ikev2,
+            OcservServer(ns, _subdirectory(directory, "ocserv"), port=ANYCONNECT_PORT) as ocserv,
         ):
             openvpn = OpenVPNLab(ns, _subdirectory(directory, "openvpn-server"))
             openvpn.start(OPENVPN_VARIANTS)
@@ -64,6 +70,7 @@ def demo_lab(directory: Path, *, interval: float) -> Iterator[Path]:
             controls = start_controls(ns, _subdirectory(directory, "controls"))
             config = _config(files, controls, interval, overrides)
             config["targets"].insert(len(files), _ikev2_target(ikev2, directory))
+            config["targets"].insert(len(files) + 1, _anyconnect_target(ocserv, directory))
             path = directory / "vpnwatch.yml"
             path.write_text(yaml.safe_dump(config, sort_keys=False))
             yield path
@@ -101,6 +108,23 @@ def _openvpn_files(lab: OpenVPNLab, directory: Path) -> dict[str, str]:
 #: The demo's tunnel tests: a short hold, so that they come every few probes and a censor's
 #: effect on the tunnel shows within a minute.
 DEMO_TRAIN = {"hold_seconds": 1.0, "burst_seconds": 1.0}
+
+
+def _anyconnect_target(gateway: OcservServer, directory: Path) -> dict[str, Any]:
+    """A password login to the lab's ocserv in its first group, trusting the lab's CA."""
+    password = directory / "anyconnect-lab.password"
+    password.write_text(gateway.password + "\n")
+    password.chmod(0o600)
+    return {
+        "name": "anyconnect-lab",
+        "protocol": "anyconnect",
+        "url": gateway.url,
+        "group": GROUPS[0],
+        "username": USERNAME,
+        "password_file": password.name,
+        "ca": gateway.ca,
+        "labels": {"site": "lab", "provider": "lab"},
+    }
 
 
 def _ikev2_target(gateway: CharonGateway, directory: Path) -> dict[str, Any]:
