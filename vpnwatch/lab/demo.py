@@ -1,10 +1,10 @@
 """``vpnwatch demo``: the monitor on an embedded default — the lab's real servers.
 
 It builds a lab namespace with real VPN servers (wireguard-go, OpenVPN 2.6, obfs4proxy,
-strongSwan's charon, ocserv, shadowsocks-libev with simple-obfs and v2ray-plugin, trojan) and control
-endpoints (openssl, dnsmasq), writes the files a user would hold for them (wg-quick ``.conf``,
-``.ovpn``, a bridge line, a swanctl.conf, proxy links, a vpnwatch YAML), and runs the monitor
-against them, so a newcomer sees real handshakes, a real failure, and /metrics, with one command.
+strongSwan's charon, ocserv, shadowsocks-libev with simple-obfs and v2ray-plugin, trojan) and
+control endpoints (openssl, dnsmasq), writes the files a user would hold for them (wg-quick
+``.conf``, ``.ovpn``, a bridge line, a swanctl.conf, proxy links, a vpnwatch YAML), and runs the
+monitor against them, so a newcomer sees real handshakes, a real failure, and /metrics, with one command.
 """
 
 from __future__ import annotations

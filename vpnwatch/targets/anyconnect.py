@@ -20,12 +20,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.openvpn import read_auth_user_pass
-from vpnwatch.targets.pem import (
-    check_certificate,
-    check_certificates,
-    check_key_matches,
-    check_private_key,
-)
+from vpnwatch.targets.pem import Certificate, Certificates, PrivateKey, check_key_matches
 
 DEFAULT_PORT = 443
 PIN_PREFIX = "pin-sha256:"
@@ -67,10 +62,10 @@ class AnyConnectTarget(TargetBase):
     #: A two-line username/password file (OpenVPN's format); read at load.
     auth_user_pass: Path | None = None
     #: Client certificate (PEM) and its unencrypted key, for certificate logins.
-    cert: str | None = Field(default=None, repr=False)
-    key: SecretStr | None = None
+    cert: Certificate | None = Field(default=None, repr=False)
+    key: PrivateKey | None = None
     #: PEM certificates the server's chain must lead to; the system's trust store when unset.
-    ca: str | None = Field(default=None, repr=False)
+    ca: Certificates | None = Field(default=None, repr=False)
     #: ``pin-sha256:BASE64`` of the server's public key: accepted instead of a chain to a CA.
     servercert: str | None = None
 
@@ -100,27 +95,6 @@ class AnyConnectTarget(TargetBase):
         if path is not None and data.get("username") is None:
             data["username"], data["password"] = read_auth_user_pass(Path(path))
         return data
-
-    @field_validator("ca")
-    @classmethod
-    def _ca_parses(cls, ca: str | None) -> str | None:
-        if ca is not None:
-            check_certificates(ca)
-        return ca
-
-    @field_validator("cert")
-    @classmethod
-    def _cert_parses(cls, cert: str | None) -> str | None:
-        if cert is not None:
-            check_certificate(cert)
-        return cert
-
-    @field_validator("key")
-    @classmethod
-    def _key_parses(cls, key: SecretStr | None) -> SecretStr | None:
-        if key is not None:
-            check_private_key(key.get_secret_value())
-        return key
 
     @field_validator("servercert")
     @classmethod

@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from vpnwatch.protocols.ikev2.identities import Identity
 from vpnwatch.protocols.ikev2.payloads import GROUPS
 from vpnwatch.targets.base import TargetBase
-from vpnwatch.targets.pem import check_certificate, check_certificates, check_private_key
+from vpnwatch.targets.pem import Certificate, Certificates, PrivateKey
 
 DEFAULT_PORT = 500
 _IdentityText = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -43,12 +43,12 @@ class IKEv2Target(TargetBase):
     remote_id: _IdentityText | None = None
     remote_auth: Literal["pubkey", "psk"] | None = None
     psk: SecretStr | None = None
-    cert: str | None = Field(default=None, repr=False)
-    key: SecretStr | None = None
+    cert: Certificate | None = Field(default=None, repr=False)
+    key: PrivateKey | None = None
     username: str | None = None
     password: SecretStr | None = None
     #: PEM CA certificates the gateway's certificate must chain to.
-    ca: str | None = Field(default=None, repr=False)
+    ca: Certificates | None = Field(default=None, repr=False)
     #: Diffie-Hellman groups offered, the first one's key sent in IKE_SA_INIT.
     groups: tuple[int, ...] = (19, 20, 31, 14)
     #: An IPv4 address behind the gateway that answers ping: the probe's ``data`` stage.
@@ -75,27 +75,6 @@ class IKEv2Target(TargetBase):
         if not groups or unknown or len(set(groups)) != len(groups):
             raise ValueError(f"must be distinct Diffie-Hellman groups from {list(GROUPS)}")
         return groups
-
-    @field_validator("ca")
-    @classmethod
-    def _ca_parses(cls, ca: str | None) -> str | None:
-        if ca is not None:
-            check_certificates(ca)
-        return ca
-
-    @field_validator("cert")
-    @classmethod
-    def _cert_parses(cls, cert: str | None) -> str | None:
-        if cert is not None:
-            check_certificate(cert)
-        return cert
-
-    @field_validator("key")
-    @classmethod
-    def _key_parses(cls, key: SecretStr | None) -> SecretStr | None:
-        if key is not None:
-            check_private_key(key.get_secret_value())
-        return key
 
     @model_validator(mode="after")
     def _one_way_in(self) -> IKEv2Target:

@@ -30,12 +30,7 @@ from vpnwatch.protocols.openvpn.wrappers import (
     parse_tls_crypt_v2_client_key,
 )
 from vpnwatch.targets.base import TargetBase
-from vpnwatch.targets.pem import (
-    check_certificate,
-    check_certificates,
-    check_crl,
-    check_private_key,
-)
+from vpnwatch.targets.pem import Certificate, Certificates, Crls, PrivateKey
 
 DEFAULT_PORT = 1194
 TlsVersion = Literal["1.0", "1.1", "1.2", "1.3"]
@@ -67,14 +62,14 @@ class OpenVPNTarget(TargetBase):
     ip_version: Literal[4, 6] | None = None
     #: PEM certificates the server's chain must lead to (the config's ``<ca>``); None with
     #: ``peer_fingerprint`` alone (a self-signed server).
-    ca: str | None = Field(default=None, min_length=1, repr=False)
+    ca: Certificates | None = Field(default=None, min_length=1, repr=False)
     #: SHA-256 fingerprints (``AB:CD:…``), one of which the server's certificate must have.
     peer_fingerprint: tuple[str, ...] = ()
     #: Client certificate and key (PEM), for servers that require one.
-    cert: str | None = Field(default=None, repr=False)
+    cert: Certificate | None = Field(default=None, repr=False)
     #: The client certificate's chain (intermediate CAs, PEM), sent after it.
-    extra_certs: str | None = Field(default=None, repr=False)
-    key: SecretStr | None = None
+    extra_certs: Certificates | None = Field(default=None, repr=False)
+    key: PrivateKey | None = None
     tls_wrap: WrapKind = "none"
     #: The tls-auth/tls-crypt static key (256 bytes) or the tls-crypt-v2 client key; PEM text
     #: (the key file's content) is accepted and decoded.
@@ -102,7 +97,7 @@ class OpenVPNTarget(TargetBase):
     tls_groups: str | None = None
     tls_cert_profile: CertProfile = "legacy"
     #: ``crl-verify``: PEM CRLs the server's certificate must not be revoked by.
-    crl_verify: str | None = Field(default=None, repr=False)
+    crl_verify: Crls | None = Field(default=None, repr=False)
     #: Where a tunnel test's echoes go instead of the server's pushed tunnel address.
     ping: IPvAnyAddress | None = None
     #: A two-line username/password file; read at load into ``username`` and ``password``.
@@ -141,38 +136,10 @@ class OpenVPNTarget(TargetBase):
             data["tls_key"] = _decode_key_text(key)
         return data
 
-    @field_validator("ca", "extra_certs")
-    @classmethod
-    def _certificates_parse(cls, pem: str | None) -> str | None:
-        if pem is not None:
-            check_certificates(pem)
-        return pem
-
-    @field_validator("crl_verify")
-    @classmethod
-    def _crl_parses(cls, pem: str | None) -> str | None:
-        if pem is not None:
-            check_crl(pem)
-        return pem
-
     @field_validator("peer_fingerprint")
     @classmethod
     def _fingerprints(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(normal_fingerprint(value) for value in values)
-
-    @field_validator("cert")
-    @classmethod
-    def _cert_parses(cls, cert: str | None) -> str | None:
-        if cert is not None:
-            check_certificate(cert)
-        return cert
-
-    @field_validator("key")
-    @classmethod
-    def _key_parses(cls, key: SecretStr | None) -> SecretStr | None:
-        if key is not None:
-            check_private_key(key.get_secret_value())
-        return key
 
     @field_validator("data_ciphers_fallback")
     @classmethod

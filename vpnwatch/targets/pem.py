@@ -1,10 +1,16 @@
 """Checks that PEM text in a target is what it claims to be, with ``cryptography`` loaded lazily.
 
 ``cryptography.x509`` costs a check of one WireGuard file a sixth of its start-up; only targets
-that carry certificates or keys need it, so it is imported by the first check that does.
+that carry certificates or keys need it, so it is imported by the first check that does. The
+annotated types at the end are what target models declare their PEM fields with.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from pydantic import AfterValidator, SecretStr
 
 
 def check_certificates(pem: str) -> None:
@@ -72,3 +78,23 @@ def check_key_matches(cert_pem: str, key_pem: str) -> None:
     der = serialization.Encoding.DER
     if certificate_key.public_bytes(der, spki) != private_key.public_key().public_bytes(der, spki):
         raise ValueError("key is not the private key of cert")
+
+
+def _checked(check: Callable[[str], None]) -> AfterValidator:
+    def validate(pem: str) -> str:
+        check(pem)
+        return pem
+
+    return AfterValidator(validate)
+
+
+def _checked_key(key: SecretStr) -> SecretStr:
+    check_private_key(key.get_secret_value())
+    return key
+
+
+#: PEM fields of target models, checked when a target is loaded.
+Certificates = Annotated[str, _checked(check_certificates)]
+Certificate = Annotated[str, _checked(check_certificate)]
+Crls = Annotated[str, _checked(check_crl)]
+PrivateKey = Annotated[SecretStr, AfterValidator(_checked_key)]
