@@ -4,7 +4,8 @@ It builds a lab namespace with real VPN servers (wireguard-go, OpenVPN 2.6, obfs
 strongSwan's charon, ocserv, shadowsocks-libev with simple-obfs and v2ray-plugin, trojan) and
 control endpoints (openssl, dnsmasq), writes the files a user would hold for them (wg-quick
 ``.conf``, ``.ovpn``, a bridge line, a swanctl.conf, proxy links, a vpnwatch YAML), and runs the
-monitor against them, so a newcomer sees real handshakes, a real failure, and /metrics, with one command.
+monitor against them, so a newcomer sees real handshakes, a real failure, and /metrics, with one
+command.
 """
 
 from __future__ import annotations
