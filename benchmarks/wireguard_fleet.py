@@ -18,6 +18,7 @@ from vpnwatch.lab.wireguard import WireGuardServer
 
 #: Peers' tunnel addresses (AllowedIPs), one /32 each.
 PEER_NETWORK = ipaddress.IPv4Network("100.64.0.0/10")
+PEER_NETWORK6 = ipaddress.IPv6Network("2001:2:0:ff00::/56")
 #: Peers registered per ``wg set`` call: well below the kernel's limits on a command line.
 PEERS_PER_CALL = 400
 
@@ -36,8 +37,8 @@ class FleetWireGuardServer(WireGuardServer):
         super().__enter__()
         return self
 
-    def peer_address(self, public_key: bytes) -> str:
-        return str(PEER_NETWORK[self._numbers[public_key] + 1])
+    def peer_address(self, public_key: bytes, *, ipv6: bool = False) -> str:
+        return str((PEER_NETWORK6 if ipv6 else PEER_NETWORK)[self._numbers[public_key] + 1])
 
     def add_peer(self, public_key: bytes, preshared_key: bytes | None = None) -> str:
         self._numbers.setdefault(public_key, len(self._numbers))
