@@ -28,6 +28,9 @@ from vpnwatch.protocols.machine import Completed, Failed, Redirected, StageCompl
 from vpnwatch.result import Failure
 
 OK = ["psk", "cert", "eap", "ke-retry", "cookie"]
+# An ECDSA P-256 signature in DER is 72 bytes at most and a few shorter when r or s has a zero top
+# byte; the SK payload then pads to its cipher block, 16 bytes at most.
+_DER_SIGNATURE_SLACK = 16
 
 
 def ike(datagram: bytes) -> bytes:
@@ -52,7 +55,7 @@ def test_the_same_inputs_send_the_same_bytes_and_the_real_answers_complete(name:
     recorded = capture.sent("client")
     if name == "cert":  # see the module docstring: only the signature may differ
         auth = 1
-        assert [len(d) for d in sent] == [len(d) for d in recorded]
+        assert abs(len(sent[auth]) - len(recorded[auth])) <= _DER_SIGNATURE_SLACK
         assert sent[:auth] + sent[auth + 1 :] == recorded[:auth] + recorded[auth + 1 :]
     else:
         assert sent == recorded
