@@ -55,7 +55,7 @@ class EvidenceSettings(BaseModel):
 class SiteSettings(BaseModel):
     """``settings.sites.<site>``: what differs for the targets whose ``site`` label is this."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: Overrides of ``settings.tunnel`` (thresholds, mostly: a satellite site's RTT is long).
     tunnel: dict[str, Any] = Field(default_factory=dict)
@@ -80,7 +80,7 @@ class Settings(BaseModel):
     #: Keep packet captures of failed probes (needs CAP_NET_RAW and the ``capture`` extra).
     evidence: EvidenceSettings | None = None
     #: Tunnel tests of every target that says enough to run them: schedule, size, thresholds.
-    tunnel: TunnelPlan = TunnelPlan()
+    tunnel: TunnelPlan = Field(default_factory=TunnelPlan)
     #: Per site (the ``site`` label): overrides.
     sites: dict[str, SiteSettings] = Field(default_factory=dict)
 

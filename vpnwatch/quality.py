@@ -123,8 +123,8 @@ class TunnelPlan(BaseModel):
     interval: Annotated[float, Field(gt=0, le=86_400)] = 600.0
     #: Seconds one tunnel test may take, its handshake included.
     timeout: Annotated[float, Field(gt=0, le=3_600)] = 30.0
-    train: TrainPlan = TrainPlan()
-    thresholds: Thresholds = Thresholds()
+    train: TrainPlan = Field(default_factory=TrainPlan)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @model_validator(mode="after")
     def _fits(self) -> TunnelPlan:

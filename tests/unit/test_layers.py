@@ -60,3 +60,22 @@ def test_placeholders_say_what_the_real_commands_say() -> None:
 def test_every_delegated_module_defines_its_command(name: str) -> None:
     module, function, _ = cli.DELEGATED[name]
     assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_importing_the_configuration_builds_no_validator() -> None:
+    """Every model is built when first used: `vpnwatch check FILE` pays for the one it needs.
+
+    A model without ``defer_build`` (or one instantiated at class level, as a default) builds
+    its validator at import, tens of milliseconds on every command.
+    """
+    probe = (
+        "import pydantic, vpnwatch.config, vpnwatch.check, vpnwatch.registry as r\n"
+        "for p in r.PROTOCOLS: r.target_model(p)\n"
+        "def every(c): return [c, *(s for k in c.__subclasses__() for s in every(k))]\n"
+        "print(' '.join(c.__name__ for c in every(pydantic.BaseModel)"
+        " if c.__module__.startswith('vpnwatch') and c.__pydantic_complete__))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == []

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field, replace
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
-from nacl.exceptions import CryptoError
 
 from vpnwatch.protocols.machine import Failed, LocalProtocolError, MachineBase, StageCompleted
 from vpnwatch.result import Failure, LocalError, LocalReason
@@ -448,6 +446,11 @@ class NoiseHandshake:
         _, receiver, nonce, encrypted_cookie = _COOKIE_REPLY.unpack(datagram)
         if receiver != self._pending.sender_index:
             return DatagramRejected(Rejection.WRONG_INDEX)
+        # Loaded here: only a server under load sends cookies, and libsodium's bindings would
+        # cost every command that imports this module (`vpnwatch check`) a few milliseconds.
+        from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt  # noqa: PLC0415
+        from nacl.exceptions import CryptoError  # noqa: PLC0415
+
         try:
             cookie = crypto_aead_xchacha20poly1305_ietf_decrypt(
                 encrypted_cookie, self._pending.mac1, nonce, self._cookie_key
