@@ -274,7 +274,12 @@ def startup(rows: dict[str, Any]) -> str:
     return _table(
         ["command", "CPU (user + sys), median", "runs", "goal"],
         (
-            (f"`{name}`", f"{row['cpu_s']:.3f} s", row["runs"], f"≤ {row['goal_s']:g} s")
+            (
+                f"`{name}`" if row["goal_s"] is not None else name,
+                f"{row['cpu_s']:.3f} s",
+                row["runs"],
+                f"≤ {row['goal_s']:g} s" if row["goal_s"] is not None else "",
+            )
             for name, row in rows.items()
         ),
     )
