@@ -29,6 +29,19 @@ from vpnwatch.targets.anyconnect import AnyConnectTarget
 BATCH = 400
 
 
+def tls_floor(rounds: int) -> float:
+    """CPU seconds of the client's side of a TLS handshake with lab certificates (ECDSA P-256).
+
+    The server's key is ocserv's (or trojan's); an in-process server with a key of the same kind
+    stands in for it, and its side is not counted."""
+    server = CertificateAuthority.create("floor CA")
+    stand_in = server.issue("floor-server", server=True)
+    client = server.issue("floor-client", server=False)
+    return openvpn_floor(
+        Pki(server.cert, stand_in.cert, stand_in.key, client.cert, client.key), rounds
+    )
+
+
 async def measure(
     gateway: OcservServer, count: int, profile_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -37,15 +50,7 @@ async def measure(
         "certificate": {"cert": gateway.client_cert, "key": gateway.client_key},
         "password": {"username": USERNAME, "password": gateway.password, "group": GROUPS[0]},
     }
-    # The server's key is ocserv's; an in-process server with a key of the same kind stands in
-    # for it in the floor, whose server side is not counted.
-    server = CertificateAuthority.create("floor CA")
-    stand_in = server.issue("floor-server", server=True)
-    client = server.issue("floor-client", server=False)
-    floor = openvpn_floor(
-        Pki(server.cert, stand_in.cert, stand_in.key, client.cert, client.key),
-        FLOOR_ROUNDS // 5,
-    )
+    floor = tls_floor(FLOOR_ROUNDS // 5)
     rows = {}
     for name, fields in logins.items():
         target = AnyConnectTarget.model_validate({**base, **fields})

@@ -57,6 +57,7 @@ from benchmarks import table
 from benchmarks.cost import measure_costs
 from benchmarks.lab import Lab, running_lab
 from benchmarks.measure import memory_kib, process_cpu
+from benchmarks.more_fleets import more_fleets
 from benchmarks.scrape import Scrape, Window, scrape
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.wireguard import KeyPair
@@ -126,16 +127,35 @@ class Plan:
     #: new sessions per 10 s; at 8 a second some were already left unanswered, so 5).
     fleets: dict[str, tuple[int, float]] = field(default_factory=dict)
     scale: bool = True
+    #: Probes in each probe-only batch of the protocols :mod:`benchmarks.more_fleets` measures.
+    more_batch: int = 300
 
 
 FULL = Plan(
     window=20.0,
-    fleets={"wireguard": (1000, 10.0), "openvpn": (25, 5.0), "obfs4": (100, 2.0)},
+    fleets={
+        "wireguard": (1000, 10.0),
+        "openvpn": (25, 5.0),
+        "obfs4": (100, 2.0),
+        "ikev2": (20, 2.0),
+        "anyconnect": (10, 2.0),
+        "shadowsocks": (50, 1.0),
+        "trojan": (50, 1.0),
+    },
 )
 QUICK = Plan(
     window=10.0,
-    fleets={"wireguard": (500, 5.0), "openvpn": (10, 2.0), "obfs4": (50, 1.0)},
+    fleets={
+        "wireguard": (500, 5.0),
+        "openvpn": (10, 2.0),
+        "obfs4": (50, 1.0),
+        "ikev2": (10, 2.0),
+        "anyconnect": (5, 2.0),
+        "shadowsocks": (20, 1.0),
+        "trojan": (20, 1.0),
+    },
     scale=False,
+    more_batch=64,
 )
 
 
@@ -455,6 +475,12 @@ def measure(lab: Lab, probe_only: dict[str, Any], *, quick: bool) -> dict[str, A
             )
             for fleet in protocol_fleets(lab, plan)
         }
+        counts = {name: count for name, (count, _) in plan.fleets.items()}
+        with more_fleets(counts, plan.more_batch, directory) as more:
+            for one in more:
+                interval = plan.fleets[one.protocol][1]
+                fleet = Fleet(one.name, one.entries, interval, min(5.0, interval))
+                rows[one.name] = compare(run_fleet(fleet, directory, plan.window), one.probe_only)
         results: dict[str, Any] = {"protocols": rows, "guards": guards(rows)}
         if plan.scale:
             results["scale"] = scale_search(lab, directory, plan.window)
