@@ -13,8 +13,14 @@ from scapy.layers.inet import ICMP, IP, IPerror
 
 from tests.machines import drain
 from vpnwatch.protocols import ip
-from vpnwatch.protocols.machine import Completed, Failed, MachineBase, StageCompleted
-from vpnwatch.protocols.tunnel import Chain, TunnelMeasured, TunnelTest
+from vpnwatch.protocols.machine import (
+    Completed,
+    Failed,
+    MachineBase,
+    StageCompleted,
+    TunnelMeasured,
+)
+from vpnwatch.protocols.tunnel import Chain, TunnelTest
 from vpnwatch.quality import Thresholds, TrainPlan
 from vpnwatch.result import Degradation, Failure, TunnelQuality
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +81,22 @@ def test_importing_the_configuration_builds_no_validator() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.split() == []
+
+
+def test_a_handshake_check_loads_no_tunnel_test_and_no_libsodium(tmp_path: Path) -> None:
+    """What only tunnel tests and cookie replies need stays out of `vpnwatch check` of a file."""
+    conf = tmp_path / "one.conf"
+    key = base64.b64encode(bytes(range(32))).decode()
+    conf.write_text(
+        f"[Interface]\nPrivateKey = {key}\n\n[Peer]\nPublicKey = {key}\n"
+        "AllowedIPs = 0.0.0.0/0\nEndpoint = 127.0.0.1:9\n"
+    )
+    conf.chmod(0o600)
+    code = f"from vpnwatch import cli\ntry:\n cli.main(['check', {str(conf)!r}])\nexcept SystemExit:\n pass"
+    probe = f"{code}\nimport sys\nprint(' '.join(sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(done.stdout.splitlines()[-1].split())  # after check's own table
+    assert "vpnwatch.protocols.wireguard" in loaded
+    assert not {m for m in loaded if m.startswith(("vpnwatch.protocols.tunnel", "nacl"))}

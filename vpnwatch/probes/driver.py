@@ -29,8 +29,8 @@ from vpnwatch.protocols.machine import (
     Machine,
     Redirected,
     StageCompleted,
+    TunnelMeasured,
 )
-from vpnwatch.protocols.tunnel import TunnelMeasured
 from vpnwatch.quality import TrainPlan, TunnelPlan
 from vpnwatch.result import Failure, LocalError, LocalReason, Result, Timeline
 from vpnwatch.targets.base import TargetBase

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 
 from vpnwatch.probes.driver import ProbeSpec
 from vpnwatch.protocols.machine import LocalProtocolError, Machine
-from vpnwatch.protocols.tunnel import Chain, TunnelTest
 from vpnwatch.protocols.wireguard import (
     INITIATION_INTERVAL,
     NoiseHandshake,
@@ -79,6 +78,10 @@ def _initiator(target: WireGuardTarget) -> WireGuardInitiator:
 
 
 def _tunnel_test(target: WireGuardTarget, plan: TrainPlan) -> Machine:
+    # Loaded for the first tunnel test: `vpnwatch check` of a handshake pays for none of it
+    # (about a twentieth of its start-up).
+    from vpnwatch.protocols.tunnel import Chain, TunnelTest  # noqa: PLC0415
+
     source, destination = target.source, target.ping
     if source is None or destination is None:
         raise LocalProtocolError(f"{target.name} has no tunnel addresses to test")

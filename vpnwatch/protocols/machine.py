@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from vpnwatch.result import Failure
+from vpnwatch.result import Failure, TunnelQuality
 
 
 class Event:
@@ -42,6 +42,13 @@ class CertificateVerified(Event):
     """The server's certificate passed every check; it is valid until ``not_after`` (Unix time)."""
 
     not_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelMeasured(Event):
+    """What a tunnel test measured; emitted once, before it completes or fails."""
+
+    quality: TunnelQuality
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,11 +42,11 @@ from typing import Protocol
 from vpnwatch.protocols.ip import Echo, IcmpError, IPAddress, echo_request, parse
 from vpnwatch.protocols.machine import (
     Completed,
-    Event,
     Failed,
     Machine,
     MachineBase,
     StageCompleted,
+    TunnelMeasured,
 )
 from vpnwatch.quality import MAX_BURST_ROUNDS, TrainPlan
 from vpnwatch.result import Failure, TunnelQuality
@@ -75,13 +75,6 @@ class Tunnel(Protocol):
     def flush(self) -> list[bytes]:
         """Wire bytes the tunnel itself must send now (acks, keepalives); usually none."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class TunnelMeasured(Event):
-    """What a tunnel test measured; emitted once, before it completes or fails."""
-
-    quality: TunnelQuality
 
 
 class Phase(enum.StrEnum):
