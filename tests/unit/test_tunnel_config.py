@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import new_key
-from vpnwatch.config import load_config
+from vpnwatch.config import ConfigFile, Settings, load_config
 from vpnwatch.errors import ConfigError
 from vpnwatch.jobs import Job
 from vpnwatch.metrics import Metrics
@@ -210,3 +210,11 @@ def test_address_and_allowed_ips_lines_add_up_as_in_wg_quick(
     target = job.target
     assert isinstance(target, WireGuardTarget) and len(target.address) == 2
     assert (str(target.source), str(target.ping)) == ("198.19.0.2", "198.19.0.1")
+
+
+def test_the_constructed_defaults_are_what_validation_gives() -> None:
+    """Defaults are built without validation (start-up); they must be valid all the same."""
+    constructed = ConfigFile.model_construct().settings
+    assert constructed == Settings.model_validate({})
+    assert Settings.model_validate(constructed.model_dump()) == constructed
+    assert constructed.tunnel == TunnelPlan.model_validate({"train": {}, "thresholds": {}})
