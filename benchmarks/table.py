@@ -275,7 +275,7 @@ def startup(rows: dict[str, Any]) -> str:
         ["command", "CPU (user + sys), median", "runs", "goal"],
         (
             (
-                f"`{name}`" if row["goal_s"] is not None else name,
+                f"`{name}`" if name.startswith("vpnwatch") else name,
                 f"{row['cpu_s']:.3f} s",
                 row["runs"],
                 f"≤ {row['goal_s']:g} s" if row["goal_s"] is not None else "",
