@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vpnwatch.lab.netns import LabError, Namespace, stop_process
-from vpnwatch.lab.process import LabService, close_pipes, read_until
+from vpnwatch.lab.process import ECHO_HANDLER, LabService, close_pipes, read_until
 from vpnwatch.targets.base import format_endpoint
 
 STATE_FILE = "obfs4_state.json"
@@ -29,19 +29,9 @@ DEFAULT_PORT = 4443
 
 # The echo backend runs in the namespace as its own interpreter so that the lab needs no package
 # beyond Python; it prints "ready PORT" once it listens.
-_ECHO_BACKEND = """
+_ECHO_BACKEND = f"""
 import asyncio, sys
-
-async def echo(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
+{ECHO_HANDLER}
 async def main():
     server = await asyncio.start_server(echo, sys.argv[1], 0)
     print("ready", server.sockets[0].getsockname()[1], flush=True)

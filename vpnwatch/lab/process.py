@@ -23,6 +23,20 @@ from vpnwatch.lab.netns import LabError
 #: parts, a port).
 Entered = TypeVar("Entered")
 _STARTUP_SECONDS = 10.0
+#: An asyncio connection handler that sends back what it reads, as source text: the lab's
+#: backends run as interpreters of their own (``python -c``), so that it needs no package beyond
+#: Python, and the ones that echo share it.
+ECHO_HANDLER = """
+async def echo(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+"""
 
 
 class LabService(ABC, Generic[Entered]):
