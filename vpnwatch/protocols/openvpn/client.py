@@ -282,24 +282,30 @@ class OpenVPNClient(MachineBase):
     # -- internals --------------------------------------------------------------------------
 
     def _receive_packet(self, data: bytes, now: float) -> None:
+        for message in self._deliverable(data):
+            self._handle(message, now)
+            if self.finished:
+                return
+
+    def _deliverable(self, data: bytes) -> list[Message]:
+        """The control messages the packet ``data`` makes deliverable, in order, once it is
+        unwrapped, found to belong to this session and its ACKs taken; none when it is dropped
+        (and counted as such)."""
         try:
             packet = self._wrapper.unwrap(data)
         except AuthenticationError:
             self.dropped.unauthenticated += 1
-            return
+            return []
         except PacketError:
             self.dropped.malformed += 1
-            return
+            return []
         if not self._belongs_to_session(packet):
             self.dropped.foreign += 1
-            return
+            return []
         self._reliable.acknowledge(packet.acks)
         if packet.message_id is not None:
             self._reliable.receive(Message(packet.message_id, packet.opcode, packet.payload))
-        for message in self._reliable.deliver():
-            self._handle(message, now)
-            if self.finished:
-                return
+        return self._reliable.deliver()
 
     def _belongs_to_session(self, packet: ControlPacket) -> bool:
         if packet.remote_session_id is not None and packet.remote_session_id != self.session_id:
@@ -485,18 +491,7 @@ class OpenVPNClient(MachineBase):
         return found
 
     def _late_control_packet(self, data: bytes) -> None:
-        try:
-            packet = self._wrapper.unwrap(data)
-        except PacketError:
-            self.dropped.malformed += 1
-            return
-        if not self._belongs_to_session(packet):
-            self.dropped.foreign += 1
-            return
-        self._reliable.acknowledge(packet.acks)
-        if packet.message_id is not None:
-            self._reliable.receive(Message(packet.message_id, packet.opcode, packet.payload))
-        for message in self._reliable.deliver():
+        for message in self._deliverable(data):
             if message.opcode is Opcode.CONTROL_V1:
                 self._tls.receive(message.payload)
         with contextlib.suppress(TlsError):
