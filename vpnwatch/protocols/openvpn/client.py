@@ -61,7 +61,7 @@ from vpnwatch.protocols.openvpn.push import (
 from vpnwatch.protocols.openvpn.reliable import INITIAL_RETRANSMIT, Message, ReliableLayer
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, check_peer_certificate
 from vpnwatch.protocols.openvpn.wrappers import Wrapper
-from vpnwatch.protocols.tls import CertificateError, TlsChannel, TlsError
+from vpnwatch.protocols.tls import TlsChannel, TlsError, tls_failure
 from vpnwatch.result import Failure, LocalError, LocalReason
 
 #: ACKs piggybacked on one outgoing message; payloads are sized so that this many always fit.
@@ -382,9 +382,7 @@ class OpenVPNClient(MachineBase):
             self._plaintext += self._tls.read()
             self._queue_tls_records()  # TLS 1.3 may answer post-handshake messages
         except TlsError as exc:
-            self._fail(
-                Failure.TLS_CERT if isinstance(exc, CertificateError) else Failure.TLS, str(exc)
-            )
+            self._fail(tls_failure(exc), str(exc))
             return
         self._handle_plaintext(now)
 
