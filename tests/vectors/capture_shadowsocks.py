@@ -10,12 +10,11 @@ passwords are random per run, so each capture records the one it used.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 import time
 
 from tests.vectors.capture_obfs4 import Recording, recording_random
 from tests.vectors.shadowsocks import VECTORS, ShadowsocksCapture
+from tests.vectors.written import debian_versions, write_vectors
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.proxies import CIPHERS, ProxyLab, proxy_lab
 from vpnwatch.probes.driver import ProbeSpec
@@ -69,26 +68,21 @@ async def capture(
     )
 
 
-def versions() -> str:
-    packages = ["shadowsocks-libev", "simple-obfs", "shadowsocks-v2ray-plugin"]
-    query = ["dpkg-query", "-W", "-f", "${Package} ${Version}; ", *packages]
-    return subprocess.run(query, check=True, capture_output=True, text=True).stdout.strip("; ")
-
-
 def main() -> None:
     with Namespace() as namespace, proxy_lab(namespace) as lab:
         captures = [
             asyncio.run(capture(name, lab, server, destination))
             for name, (server, destination) in PLAN.items()
         ]
-    document = {
-        "about": "Shadowsocks exchanges with the real servers; written by "
+    write_vectors(
+        VECTORS,
+        "Shadowsocks exchanges with the real servers; written by "
         "python -m tests.vectors.capture_shadowsocks, replayed by tests/protocols/shadowsocks",
-        "server": versions(),
-        "captures": [item.to_json() for item in captures],
-    }
-    VECTORS.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {len(captures)} captures to {VECTORS}")
+        debian_versions(
+            "shadowsocks-libev", "shadowsocks-v2ray-plugin", "simple-obfs", separator="; "
+        ),
+        captures,
+    )
 
 
 if __name__ == "__main__":
