@@ -8,6 +8,7 @@ handed to ``wg`` in files readable only by root, in a directory removed when the
 from __future__ import annotations
 
 import base64
+import ipaddress
 import secrets
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from vpnwatch.lab.netns import LabError, Namespace, run
 from vpnwatch.lab.process import LabService
 from vpnwatch.targets.base import format_endpoint
+from vpnwatch.targets.wireguard import WireGuardTarget
 
 #: wireguard-go's control sockets live here, in the one filesystem every namespace shares; so
 #: interface names must be unique across labs, not only within a namespace.
@@ -215,6 +217,21 @@ class WireGuardServer(LabService["WireGuardServer"]):
             "",
         ]
         return "\n".join(lines)
+
+    def client_target(self, name: str, *, tunnel: bool = False) -> WireGuardTarget:
+        """The target of a new client key the server accepts. With ``tunnel`` it also knows its
+        tunnel address and the server's, so that a tunnel test can run through it."""
+        client = KeyPair.generate()
+        source = self.add_peer(client.public)
+        return WireGuardTarget(
+            name=name,
+            host=self.namespace.ip,
+            port=self.port,
+            private_key=client.private_b64,
+            public_key=self.keys.public_b64,
+            address=(ipaddress.ip_interface(f"{source}/32"),) if tunnel else (),
+            ping=ipaddress.ip_address(self.tunnel_address) if tunnel else None,
+        )
 
     def _configure_peer(self, public_key: bytes, preshared_key: bytes | None) -> None:
         argv = ["set", self.interface, "peer", _b64(public_key)]
