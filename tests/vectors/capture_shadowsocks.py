@@ -19,7 +19,6 @@ from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.proxies import CIPHERS, ProxyLab, proxy_lab
 from vpnwatch.probes.driver import ProbeSpec
 from vpnwatch.probes.shadowsocks import shadowsocks_client
-from vpnwatch.targets.shadowsocks import ShadowsocksTarget
 
 TIMEOUT = 10.0
 #: capture name → (lab server, destination: "http" for generate_204 or "echo")
@@ -37,16 +36,7 @@ async def capture(
 ) -> ShadowsocksCapture:
     server = lab.shadowsocks[server_name]
     url = lab.generate_204 if destination == "http" else lab.echo
-    target = ShadowsocksTarget(
-        name=name,
-        host=server.host,
-        port=server.port,
-        method=server.method,  # type: ignore[arg-type]
-        password=server.password,  # type: ignore[arg-type]
-        plugin=server.plugin,
-        plugin_opts=server.plugin_opts,
-        destination=url,
-    )
+    target = server.target(name, url)
     random_bytes, draws = recording_random()
     unix_time = float(int(time.time()))
     client = shadowsocks_client(target, random_bytes=random_bytes, unix_time=unix_time)

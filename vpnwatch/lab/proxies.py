@@ -125,6 +125,23 @@ class ShadowsocksServer:
         query = f"?plugin={quote(plugin)}" if plugin else ""
         return f"{link}@{self.host}:{self.port}/{query}#{quote(name)}"
 
+    def target(self, name: str, destination: str, *, ca: str | None = None) -> ShadowsocksTarget:
+        """The probe's target for this server, asking for ``destination`` through it; ``ca``
+        verifies a TLS plugin's certificate."""
+        return ShadowsocksTarget.model_validate(
+            {
+                "name": name,
+                "host": self.host,
+                "port": self.port,
+                "method": self.method,
+                "password": self.password,
+                "plugin": self.plugin,
+                "plugin_opts": self.plugin_opts,
+                "destination": destination,
+                "ca": ca,
+            }
+        )
+
 
 @dataclass(frozen=True)
 class TrojanServer:
