@@ -1,9 +1,10 @@
-"""What every lab server and real client shares: being taken down again, and a process's output.
+"""What the lab's servers and real clients share: being taken down again, and their processes.
 
 :class:`LabService` is the one context manager the lab's servers and clients are: ``start`` on
 entry, ``close`` on exit — and ``close`` as well when ``start`` fails half-way, so that a server
 that could not start leaves no process, route, firewall table or key file behind.
-:func:`read_until` waits for the line a process prints once it is ready.
+:func:`read_until` waits for the line a process prints once it is ready, :func:`close_pipes`
+closes what is left of it, and :data:`ECHO_HANDLER` is the echo the lab's backends serve.
 """
 
 from __future__ import annotations
