@@ -31,17 +31,7 @@ ANSWER_204 = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
 
 def targets(lab: ProxyLab) -> dict[str, ShadowsocksTarget | TrojanTarget]:
     rows: dict[str, ShadowsocksTarget | TrojanTarget] = {
-        f"shadowsocks {name}": ShadowsocksTarget(
-            name=name,
-            host=server.host,
-            port=server.port,
-            method=server.method,  # type: ignore[arg-type]
-            password=server.password,  # type: ignore[arg-type]
-            plugin=server.plugin,
-            plugin_opts=server.plugin_opts,
-            destination=lab.generate_204,
-            ca=lab.trojan.ca,
-        )
+        f"shadowsocks {name}": server.target(name, lab.generate_204, ca=lab.trojan.ca)
         for name, server in lab.shadowsocks.items()
     }
     trojan = lab.trojan

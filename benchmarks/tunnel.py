@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import re
 import statistics
@@ -35,7 +34,6 @@ from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
 from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
 from vpnwatch.quality import TrainPlan, TunnelPlan
-from vpnwatch.targets.wireguard import WireGuardTarget
 
 HANDSHAKES = 40
 TUNNEL_TESTS = 10
@@ -47,24 +45,10 @@ RTT_PLAN = TunnelPlan(
 )
 
 
-def target_for(server: WireGuardServer, name: str) -> WireGuardTarget:
-    client = KeyPair.generate()
-    source = server.add_peer(client.public)
-    return WireGuardTarget(
-        name=name,
-        host=server.namespace.ip,
-        port=server.port,
-        private_key=client.private_b64,
-        public_key=server.keys.public_b64,
-        address=(ipaddress.ip_interface(f"{source}/32"),),
-        ping=ipaddress.ip_address(server.tunnel_address),
-    )
-
-
 async def cpu(server: WireGuardServer) -> dict[str, Any]:
     """CPU seconds per handshake probe and per tunnel test, one at a time."""
     probe, plan = PROBES["wireguard"], TunnelPlan()
-    target = target_for(server, "cpu")
+    target = server.client_target("cpu", tunnel=True)
     await run_probe(probe, target, 5.0)  # warm up: code loaded, caches filled
     started = time.process_time()
     handshakes = [await run_probe(probe, target, 5.0) for _ in range(HANDSHAKES)]
@@ -143,7 +127,10 @@ async def rtt(server: WireGuardServer) -> dict[str, Any]:
             ping_rtts(namespace, server.tunnel_address)[:1]  # the client's handshake, first
             pinged = await asyncio.to_thread(ping_rtts, namespace, server.tunnel_address)
             tested = await run_probe(
-                PROBES["wireguard"], target_for(server, "rtt"), RTT_PLAN.timeout, RTT_PLAN
+                PROBES["wireguard"],
+                server.client_target("rtt", tunnel=True),
+                RTT_PLAN.timeout,
+                RTT_PLAN,
             )
     finally:
         censor.clear()

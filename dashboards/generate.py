@@ -43,13 +43,20 @@ SELECTOR = ", ".join(f'{name}=~"${name}"' for name, _ in VARIABLES)
 MONITOR_SELECTOR = 'job="vpnwatch", vantage=~"$vantage"'
 
 
+def summed_rate(
+    counter: str, by: str, window: str = "$__rate_interval", selector: str = SELECTOR
+) -> str:
+    """The per-second rate of ``counter``'s series matching ``selector``, summed by ``by``."""
+    return f"sum by ({by}) (rate({counter}{{{selector}}}[{window}]))"
+
+
 def success_ratio(by: str, window: str) -> str:
     """Share of probes that succeeded, from the counters (not from sampling the last result).
 
     A group with no failure series at all has a ratio of 1, hence ``or probes * 0``.
     """
-    probes = f"sum by ({by}) (rate(vpnwatch_probes_total{{{SELECTOR}}}[{window}]))"
-    failures = f"sum by ({by}) (rate(vpnwatch_probe_failures_total{{{SELECTOR}}}[{window}]))"
+    probes = summed_rate("vpnwatch_probes_total", by, window)
+    failures = summed_rate("vpnwatch_probe_failures_total", by, window)
     return f"1 - ({failures} or {probes} * 0) / {probes}"
 
 
@@ -57,11 +64,9 @@ def handshake_quantile(quantile: float, by: str) -> str:
     return quantile_of("vpnwatch_handshake_duration_seconds", quantile, by)
 
 
-def quantile_of(histogram: str, quantile: float, by: str) -> str:
-    return (
-        f"histogram_quantile({quantile}, sum by ({by}, le) "
-        f"(rate({histogram}_bucket{{{SELECTOR}}}[$__rate_interval])))"
-    )
+def quantile_of(histogram: str, quantile: float, by: str, selector: str = SELECTOR) -> str:
+    buckets = summed_rate(f"{histogram}_bucket", f"{by}, le", selector=selector)
+    return f"histogram_quantile({quantile}, {buckets})"
 
 
 def query(expr: str, legend: str = "", *, instant: bool = False, ref: str = "A") -> Json:
@@ -254,13 +259,7 @@ def overview_panels() -> list[Json]:
             "Failed probes per second by failure class. timeout: silent drop; refused/reset: a "
             "firewall or DPI answering; auth: keys no longer match; dns, tls_cert, tls, eof, "
             "unreachable, protocol: as named.",
-            [
-                query(
-                    f"sum by (failure) (rate(vpnwatch_probe_failures_total{{{SELECTOR}}}"
-                    f"[$__rate_interval]))",
-                    "{{failure}}",
-                )
-            ],
+            [query(summed_rate("vpnwatch_probe_failures_total", "failure"), "{{failure}}")],
             (0, 23, 12, 8),
             unit="reqps",
             field={"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
@@ -271,8 +270,7 @@ def overview_panels() -> list[Json]:
             "Where handshakes are cut: the stage each failed probe reached, per protocol.",
             [
                 query(
-                    f"sum by (protocol, stage) (rate(vpnwatch_probe_failures_total{{{SELECTOR}}}"
-                    f"[$__rate_interval]))",
+                    summed_rate("vpnwatch_probe_failures_total", "protocol, stage"),
                     "{{protocol}} {{stage}}",
                 )
             ],
@@ -305,13 +303,7 @@ def overview_panels() -> list[Json]:
             "Probes per second by protocol",
             "Probes completed per second. A flat line at zero with targets configured means the "
             "scheduler is stuck.",
-            [
-                query(
-                    f"sum by (protocol) (rate(vpnwatch_probes_total{{{SELECTOR}}}"
-                    f"[$__rate_interval]))",
-                    "{{protocol}}",
-                )
-            ],
+            [query(summed_rate("vpnwatch_probes_total", "protocol"), "{{protocol}}")],
             (12, 31, 12, 8),
             unit="reqps",
         ),
@@ -382,8 +374,11 @@ def monitor_panels() -> list[Json]:
             "Probes that raised inside vpnwatch: bugs, not network failures. Should be zero.",
             [
                 query(
-                    f"sum by (vantage, instance) (rate(vpnwatch_probe_errors_total"
-                    f"{{{MONITOR_SELECTOR}}}[$__rate_interval]))",
+                    summed_rate(
+                        "vpnwatch_probe_errors_total",
+                        "vantage, instance",
+                        selector=MONITOR_SELECTOR,
+                    ),
                     "{{vantage}} {{instance}}",
                 )
             ],
@@ -438,9 +433,12 @@ def monitor_panels() -> list[Json]:
             "settings.concurrency, or shard the targets (vpnwatch run --shard K/N).",
             [
                 query(
-                    "histogram_quantile(0.99, sum by (vantage, instance, le) "
-                    f"(rate(vpnwatch_schedule_lateness_seconds_bucket{{{MONITOR_SELECTOR}}}"
-                    "[$__rate_interval])))",
+                    quantile_of(
+                        "vpnwatch_schedule_lateness_seconds",
+                        0.99,
+                        "vantage, instance",
+                        selector=MONITOR_SELECTOR,
+                    ),
                     "{{vantage}} {{instance}}",
                 )
             ],
@@ -515,8 +513,9 @@ def detail_panels() -> list[Json]:
 
 def tunnel_panels() -> list[Json]:
     """Through the tunnel: what the tunnel tests measure, after a handshake that worked."""
-    sent = f'rate(vpnwatch_tunnel_echoes_sent_total{{{SELECTOR}, phase="train"}}[1h])'
-    received = f'rate(vpnwatch_tunnel_echoes_received_total{{{SELECTOR}, phase="train"}}[1h])'
+    trains = f'{SELECTOR}, phase="train"'
+    sent = summed_rate("vpnwatch_tunnel_echoes_sent_total", "vantage, target", "1h", trains)
+    received = summed_rate("vpnwatch_tunnel_echoes_received_total", "vantage, target", "1h", trains)
     return [
         row("Through the tunnel", 84),
         panel(
@@ -525,13 +524,7 @@ def tunnel_panels() -> list[Json]:
             "Share of the tunnel tests' echoes that never came back, per target, over an hour "
             "(a ratio of the sent and received counters). A censor that lets handshakes through "
             "and drops the traffic shows here while handshakes still succeed.",
-            [
-                query(
-                    f"1 - sum by (vantage, target) ({received})"
-                    f" / sum by (vantage, target) ({sent})",
-                    "{{vantage}} {{target}}",
-                )
-            ],
+            [query(f"1 - {received} / {sent}", "{{vantage}} {{target}}")],
             (0, 85, 12, 8),
             unit="percentunit",
             options=LEGEND_TABLE,

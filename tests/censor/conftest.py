@@ -19,10 +19,9 @@ from vpnwatch.lab.controls import LAB_NAME, start_controls
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Server
 from vpnwatch.lab.openvpn import OpenVPNLab, ServerVariant
-from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
+from vpnwatch.lab.wireguard import WireGuardServer
 from vpnwatch.targets.base import TargetBase
 from vpnwatch.targets.control import DnsTarget, TcpTarget, TlsTarget
-from vpnwatch.targets.wireguard import WireGuardTarget
 
 OPENVPN_VARIANTS = {
     "openvpn-udp": ServerVariant("udp-tls-auth", wrap="tls-auth"),
@@ -49,7 +48,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         WireGuardServer(namespace) as wireguard,
         Obfs4Server(namespace) as bridge,
     ):
-        targets: dict[str, TargetBase] = {"wireguard": wireguard_target(wireguard)}
+        targets: dict[str, TargetBase] = {"wireguard": wireguard.client_target("wireguard")}
         targets |= _openvpn_targets(namespace, directory)
         (directory / "bridge.txt").write_text(bridge.bridge_line() + "\n")
         [targets["obfs4"]] = load_bridge_lines(directory / "bridge.txt").targets
@@ -68,19 +67,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             name="dns", host=controls.host, port=controls.dns_port, query=LAB_NAME
         )
         yield Lab(namespace, wireguard, targets)
-
-
-def wireguard_target(server: WireGuardServer, name: str = "wireguard") -> WireGuardTarget:
-    """A target for a new client key the server accepts."""
-    client = KeyPair.generate()
-    server.add_peer(client.public)
-    return WireGuardTarget(
-        name=name,
-        host=server.namespace.ip,
-        port=server.port,
-        private_key=client.private_b64,
-        public_key=server.keys.public_b64,
-    )
 
 
 def _openvpn_targets(namespace: Namespace, directory: Path) -> dict[str, TargetBase]:

@@ -31,7 +31,7 @@ from vpnwatch.probes.registry import PROBES
 from vpnwatch.result import Result
 from vpnwatch.targets.base import TargetBase
 
-from .conftest import Lab, wireguard_target
+from .conftest import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -78,7 +78,7 @@ async def test_thirty_percent_loss_shows_as_seventy_percent_success(
     lab: Lab, censor: Censor, name: str
 ) -> None:
     if name == "wireguard":
-        keys = [wireguard_target(lab.wireguard, f"wg{i}") for i in range(WIREGUARD_KEYS)]
+        keys = [lab.wireguard.client_target(f"wg{i}") for i in range(WIREGUARD_KEYS)]
         targets: list[TargetBase] = [keys[i % WIREGUARD_KEYS] for i in range(PROBES_PER_PROTOCOL)]
     else:
         targets = [lab.targets[name]] * PROBES_PER_PROTOCOL

@@ -30,7 +30,7 @@ from vpnwatch.probes.registry import PROBES
 from vpnwatch.result import Failure, Result
 from vpnwatch.targets.wireguard import WireGuardTarget
 
-from .conftest import Lab, wireguard_target
+from .conftest import Lab
 from .test_loss import binomial_band
 
 pytestmark = pytest.mark.lab
@@ -65,7 +65,7 @@ async def probe_in_turn(target: WireGuardTarget, times: int) -> list[Result]:
 async def test_ten_percent_loss_both_ways_is_survived_by_a_retransmission(
     lab: Lab, censor: Censor
 ) -> None:
-    targets = [wireguard_target(lab.wireguard, f"retry{i}") for i in range(PAIRS)]
+    targets = [lab.wireguard.client_target(f"retry{i}") for i in range(PAIRS)]
     censor.apply("loss", "udp", lab.wireguard.port, percent=LOSS * 100, direction="both")
     runs = await asyncio.gather(
         *(probe_in_turn(target, PROBES_IN_ALL // PAIRS) for target in targets)

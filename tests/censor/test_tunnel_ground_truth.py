@@ -10,7 +10,6 @@ control, feeds the results to the metrics as the monitor does, and reads the ver
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 from dataclasses import replace
 
@@ -18,15 +17,13 @@ import pytest
 
 from vpnwatch.jobs import Job
 from vpnwatch.lab.censor import Censor
-from vpnwatch.lab.wireguard import KeyPair
 from vpnwatch.metrics import Metrics
 from vpnwatch.probes import run_probe
 from vpnwatch.probes.registry import PROBES
 from vpnwatch.quality import Thresholds, TrainPlan, TunnelPlan
 from vpnwatch.result import Degradation, Failure, Result
-from vpnwatch.targets.wireguard import WireGuardTarget
 
-from .conftest import Lab, wireguard_target
+from .conftest import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -39,28 +36,14 @@ PLAN = TunnelPlan(
 )
 
 
-def tunnel_target(lab: Lab, name: str) -> WireGuardTarget:
-    """A new client of the lab's server whose target knows its tunnel addresses."""
-    server, client = lab.wireguard, KeyPair.generate()
-    source = server.add_peer(client.public)
-    return WireGuardTarget(
-        name=name,
-        host=server.namespace.ip,
-        port=server.port,
-        private_key=client.private_b64,
-        public_key=server.keys.public_b64,
-        address=(ipaddress.ip_interface(f"{source}/32"),),
-        ping=ipaddress.ip_address(server.tunnel_address),
-    )
-
-
 async def run_case(
     lab: Lab, name: str, plan: TunnelPlan = PLAN, *, handshake_ok: bool = True
 ) -> tuple[Result, Result, Metrics]:
     """A tunnel test, a handshake probe (of another key) and the controls, at once; the metrics
     the monitor would hold after them. Every control must pass, and the handshake probe too
     unless the censor drops handshakes as well (``handshake_ok``)."""
-    tunnel, handshake = tunnel_target(lab, name), wireguard_target(lab.wireguard, f"{name}-hs")
+    tunnel = lab.wireguard.client_target(name, tunnel=True)
+    handshake = lab.wireguard.client_target(f"{name}-hs")
     probe = PROBES["wireguard"]
     tested, probed, *controls = await asyncio.gather(
         run_probe(probe, tunnel, plan.timeout, plan),

@@ -39,7 +39,7 @@ from tests.hardening.seeds import (
     openvpn_wire,
     openvpn_wrappers,
 )
-from tests.machines import drain
+from tests.machines import Clear, drain
 from tests.vectors.openvpn_data import data_captures
 from tests.vectors.shadowsocks import captures as shadowsocks_captures
 from tests.vectors.tor import CERTS, CREATED_FAST, RawCell, split_cells, split_certs
@@ -437,17 +437,6 @@ def test_shadowsocks_client_never_raises_and_completes_only_on_the_genuine_answe
         assert answer.startswith(genuine[: 16 + 18])
 
 
-class _Clear:
-    def seal(self, packet: bytes) -> list[bytes]:
-        return [packet]
-
-    def open(self, data: bytes) -> list[bytes]:
-        return [data]
-
-    def flush(self) -> list[bytes]:
-        return []
-
-
 @FUZZ
 @given(data=st.data())
 def test_a_tunnel_test_never_raises_and_counts_only_its_own_replies(data: st.DataObject) -> None:
@@ -455,7 +444,7 @@ def test_a_tunnel_test_never_raises_and_counts_only_its_own_replies(data: st.Dat
     plan = TrainPlan(echoes=3, burst=0, hold_seconds=0)
     # The seeds' identifier (7) and payload: mutated replies to them reach the matching.
     draws = iter([b"\x00\x07", bytes(range(56))])
-    test = TunnelTest(_Clear(), *_V4, plan, random_bytes=lambda n: next(draws)[:n])
+    test = TunnelTest(Clear(), *_V4, plan, random_bytes=lambda n: next(draws)[:n])
     test.start(0.0)
     for packet in data.draw(st.lists(mutated(_ECHOES, max_size=512), max_size=8)):
         with no_hang():

@@ -101,17 +101,6 @@ class HostileLab:
             }
         )
 
-    def good_target(self, name: str) -> WireGuardTarget:
-        client = KeyPair.generate()
-        self.good.add_peer(client.public)
-        return WireGuardTarget(
-            name=name,
-            host=self.namespace.ip,
-            port=self.good.port,
-            private_key=client.private,
-            public_key=self.good.public_key,
-        )
-
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[HostileLab]:
@@ -139,7 +128,7 @@ async def test_hostile_targets_do_not_delay_the_others(lab: HostileLab) -> None:
     """The real monitor, hostile and good targets together: the good ones keep their pace."""
     interval, timeout, seconds = 0.5, 0.45, 6.0
     hostile = [lab.target(kind, behaviour) for kind, behaviour in EXPECTED]
-    good = [lab.good_target(f"good-{i}") for i in range(4)]
+    good = [lab.good.client_target(f"good-{i}") for i in range(4)]
     jobs = tuple(Job(target, interval, timeout, "test") for target in [*hostile, *good])
     settings = Settings(interval=interval, timeout=timeout, listen="127.0.0.1:0")
     monitor = Monitor(lambda: Config(settings, jobs), PROBES)

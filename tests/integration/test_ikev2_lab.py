@@ -66,12 +66,6 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def namespace() -> Iterator[Namespace]:
-    with Namespace() as namespace:
-        yield namespace
-
-
-@pytest.fixture(scope="module")
 def gateway(namespace: Namespace) -> Iterator[CharonGateway]:
     with CharonGateway(namespace) as gateway:
         yield gateway

@@ -34,12 +34,6 @@ probe_obfs4 = OBFS4.probe()
 
 
 @pytest.fixture(scope="module")
-def namespace() -> Iterator[Namespace]:
-    with Namespace() as namespace:
-        yield namespace
-
-
-@pytest.fixture(scope="module")
 def bridges(namespace: Namespace) -> Iterator[dict[int, Obfs4Bridge]]:
     with (
         Obfs4Server(namespace, iat_mode=0, port=IAT_PORTS[0]) as plain,

@@ -32,12 +32,6 @@ probe_obfs4 = OBFS4.probe()
 
 
 @pytest.fixture(scope="module")
-def namespace() -> Iterator[Namespace]:
-    with Namespace() as namespace:
-        yield namespace
-
-
-@pytest.fixture(scope="module")
 def bridge(namespace: Namespace) -> Iterator[Obfs4Bridge]:
     with TorBridgeServer(namespace) as bridge:
         yield bridge

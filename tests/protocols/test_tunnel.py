@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from scapy.layers.inet import ICMP, IP, IPerror
 
-from tests.machines import drain
+from tests.machines import Clear, drain
 from vpnwatch.protocols import ip
 from vpnwatch.protocols.machine import (
     Completed,
@@ -27,19 +27,6 @@ from vpnwatch.result import Degradation, Failure, TunnelQuality
 SOURCE = ipaddress.IPv4Address("198.19.9.2")
 SERVER = ipaddress.IPv4Address("198.19.9.1")
 PLAN = TrainPlan(echoes=20, burst=8, hold_seconds=2.0, hold_spacing=0.1)
-
-
-class Clear:
-    """A tunnel that adds nothing: the inner packet is the wire datagram."""
-
-    def seal(self, packet: bytes) -> list[bytes]:
-        return [packet]
-
-    def open(self, data: bytes) -> list[bytes]:
-        return [data]
-
-    def flush(self) -> list[bytes]:
-        return []
 
 
 @dataclass

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from tests.vectors.anyconnect import VECTORS, AnyConnectCapture
+from tests.vectors.written import debian_versions
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.ocserv import GROUPS, USERNAME, OcservServer
 from vpnwatch.probes.anyconnect import login, tls_channel
@@ -97,17 +97,11 @@ def main() -> None:
             name: asyncio.run(_capture(AnyConnectTarget.model_validate(fields)))
             for name, fields in plan.items()
         }
-    version = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Version}", "ocserv"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     VECTORS.write_text(
         json.dumps(
             {
                 "about": "python -m tests.vectors.capture_anyconnect; base64 plaintext inside TLS",
-                "server": f"ocserv {version}",
+                "server": debian_versions("ocserv"),
                 "captures": {name: capture.to_json() for name, capture in captures.items()},
             },
             indent=1,

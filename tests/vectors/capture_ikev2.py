@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import socket
-import subprocess
 import time
 
 from tests.vectors.ikev2 import VECTORS, IkeCapture, settings_from
+from tests.vectors.written import debian_versions, write_vectors
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.strongswan import CERT_ID, EAP_USER, GATEWAY_ID, PSK_ID, CharonGateway
 from vpnwatch.probes.driver import ProbeSpec
@@ -109,14 +108,6 @@ def half_open(gateway: CharonGateway) -> socket.socket:
     return sock
 
 
-def charon_version() -> str:
-    query = ["dpkg-query", "-W", "-f", "${Version}", "strongswan-charon"]
-    return (
-        "strongswan-charon "
-        + subprocess.run(query, check=True, capture_output=True, text=True).stdout
-    )
-
-
 def main() -> None:
     made: list[IkeCapture] = []
     with Namespace() as namespace:
@@ -141,14 +132,13 @@ def main() -> None:
             half_open(gateway),
         ):
             made.append(asyncio.run(capture(gateway, "cookie", fields_for(gateway, "psk"), True)))
-    document = {
-        "about": "IKEv2 with the real charon; written by python -m tests.vectors.capture_ikev2, "
+    write_vectors(
+        VECTORS,
+        "IKEv2 with the real charon; written by python -m tests.vectors.capture_ikev2, "
         "replayed by tests/protocols/test_ikev2_vectors.py",
-        "server": charon_version(),
-        "captures": [item.to_json() for item in made],
-    }
-    VECTORS.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {len(made)} captures to {VECTORS}")
+        debian_versions("strongswan-charon"),
+        made,
+    )
 
 
 if __name__ == "__main__":

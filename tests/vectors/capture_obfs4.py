@@ -11,14 +11,13 @@ captures stay valid forever, since the client is given the epoch hour they were 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tests.vectors.obfs4 import VECTORS, Obfs4Capture
+from tests.vectors.written import debian_versions, write_vectors
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge, Obfs4Server
 from vpnwatch.probes.driver import ProbeSpec
@@ -109,11 +108,6 @@ async def capture(name: str, bridge: Obfs4Bridge, echo: bool, pad_length: int) -
     )
 
 
-def obfs4proxy_version() -> str:
-    query = ["dpkg-query", "-W", "-f", "${Version}", "obfs4proxy"]
-    return "obfs4proxy " + subprocess.run(query, check=True, capture_output=True, text=True).stdout
-
-
 def main() -> None:
     captures = []
     with Namespace() as namespace:
@@ -122,14 +116,13 @@ def main() -> None:
                 for name, (mode, echo, pad_length) in PLAN.items():
                     if mode == iat_mode:
                         captures.append(asyncio.run(capture(name, bridge, echo, pad_length)))
-    document = {
-        "about": "obfs4 exchanges with the real server; written by "
+    write_vectors(
+        VECTORS,
+        "obfs4 exchanges with the real server; written by "
         "python -m tests.vectors.capture_obfs4, replayed by tests/protocols/obfs4",
-        "server": obfs4proxy_version(),
-        "captures": [item.to_json() for item in captures],
-    }
-    VECTORS.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {len(captures)} captures to {VECTORS}")
+        debian_versions("obfs4proxy"),
+        captures,
+    )
 
 
 if __name__ == "__main__":

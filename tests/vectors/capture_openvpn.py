@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.vectors.openvpn import VECTORS, OpenVPNCapture, Step
+from tests.vectors.written import debian_versions, write_vectors
 from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.openvpn import OpenVPNLab, RunningServer, ServerVariant
@@ -130,11 +129,6 @@ async def capture(lab: OpenVPNLab, server: RunningServer, directory: Path) -> Op
     return dataclasses.replace(partial, steps=partial.steps[:keep])
 
 
-def openvpn_version() -> str:
-    query = ["dpkg-query", "-W", "-f", "${Version}", "openvpn"]
-    return "openvpn " + subprocess.run(query, check=True, capture_output=True, text=True).stdout
-
-
 async def capture_all(lab: OpenVPNLab, directory: Path) -> list[OpenVPNCapture]:
     return [await capture(lab, lab.servers[v.name], directory) for v in VARIANTS]
 
@@ -144,14 +138,13 @@ def main() -> None:
         lab = OpenVPNLab(namespace, Path(work))
         lab.start(VARIANTS)
         captures = asyncio.run(capture_all(lab, Path(work)))
-    document = {
-        "about": "OpenVPN exchanges with the real server up to its hard reset; written by "
+    write_vectors(
+        VECTORS,
+        "OpenVPN exchanges with the real server up to its hard reset; written by "
         "python -m tests.vectors.capture_openvpn, replayed by tests/protocols/openvpn",
-        "server": openvpn_version(),
-        "captures": [item.to_json() for item in captures],
-    }
-    VECTORS.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {len(captures)} captures to {VECTORS}")
+        debian_versions("openvpn"),
+        captures,
+    )
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import tempfile
 from pathlib import Path
 
-from tests.vectors.capture_openvpn import UNIX_TIME, Recording, fixed_random, openvpn_version
+from tests.vectors.capture_openvpn import UNIX_TIME, Recording, fixed_random
 from tests.vectors.openvpn_data import VECTORS, DataCapture
+from tests.vectors.written import debian_versions, write_vectors
 from vpnwatch import __version__
 from vpnwatch.importers.ovpn import load_ovpn
 from vpnwatch.lab.netns import Namespace
@@ -99,15 +99,14 @@ def main() -> None:
         lab = OpenVPNLab(namespace, Path(work))
         lab.start(VARIANTS, first_port=1594)
         captures = asyncio.run(capture_all(lab, Path(work)))
-    document = {
-        "about": "OpenVPN data-channel packets with the real server, keyed by key-method 2's "
+    write_vectors(
+        VECTORS,
+        "OpenVPN data-channel packets with the real server, keyed by key-method 2's "
         "PRF; written by python -m tests.vectors.capture_openvpn_data, replayed by "
         "tests/protocols/openvpn/test_ovpn_data_vectors.py",
-        "server": openvpn_version(),
-        "captures": [item.to_json() for item in captures],
-    }
-    VECTORS.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {len(captures)} captures to {VECTORS}")
+        debian_versions("openvpn"),
+        captures,
+    )
 
 
 if __name__ == "__main__":

@@ -10,17 +10,15 @@ passwords are random per run, so each capture records the one it used.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 import time
 
 from tests.vectors.capture_obfs4 import Recording, recording_random
 from tests.vectors.shadowsocks import VECTORS, ShadowsocksCapture
+from tests.vectors.written import debian_versions, write_vectors
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.proxies import CIPHERS, ProxyLab, proxy_lab
 from vpnwatch.probes.driver import ProbeSpec
 from vpnwatch.probes.shadowsocks import shadowsocks_client
-from vpnwatch.targets.shadowsocks import ShadowsocksTarget
 
 TIMEOUT = 10.0
 #: capture name → (lab server, destination: "http" for generate_204 or "echo")
@@ -38,16 +36,7 @@ async def capture(
 ) -> ShadowsocksCapture:
     server = lab.shadowsocks[server_name]
     url = lab.generate_204 if destination == "http" else lab.echo
-    target = ShadowsocksTarget(
-        name=name,
-        host=server.host,
-        port=server.port,
-        method=server.method,  # type: ignore[arg-type]
-        password=server.password,  # type: ignore[arg-type]
-        plugin=server.plugin,
-        plugin_opts=server.plugin_opts,
-        destination=url,
-    )
+    target = server.target(name, url)
     random_bytes, draws = recording_random()
     unix_time = float(int(time.time()))
     client = shadowsocks_client(target, random_bytes=random_bytes, unix_time=unix_time)
@@ -69,26 +58,21 @@ async def capture(
     )
 
 
-def versions() -> str:
-    packages = ["shadowsocks-libev", "simple-obfs", "shadowsocks-v2ray-plugin"]
-    query = ["dpkg-query", "-W", "-f", "${Package} ${Version}; ", *packages]
-    return subprocess.run(query, check=True, capture_output=True, text=True).stdout.strip("; ")
-
-
 def main() -> None:
     with Namespace() as namespace, proxy_lab(namespace) as lab:
         captures = [
             asyncio.run(capture(name, lab, server, destination))
             for name, (server, destination) in PLAN.items()
         ]
-    document = {
-        "about": "Shadowsocks exchanges with the real servers; written by "
+    write_vectors(
+        VECTORS,
+        "Shadowsocks exchanges with the real servers; written by "
         "python -m tests.vectors.capture_shadowsocks, replayed by tests/protocols/shadowsocks",
-        "server": versions(),
-        "captures": [item.to_json() for item in captures],
-    }
-    VECTORS.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {len(captures)} captures to {VECTORS}")
+        debian_versions(
+            "shadowsocks-libev", "shadowsocks-v2ray-plugin", "simple-obfs", separator="; "
+        ),
+        captures,
+    )
 
 
 if __name__ == "__main__":

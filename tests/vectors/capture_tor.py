@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
-import subprocess
 import time
 
 from tests.vectors.capture_obfs4 import Recording, recording_random
 from tests.vectors.tor import VECTORS, TorCapture
+from tests.vectors.written import debian_versions, write_vectors
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.obfs4 import Obfs4Bridge
 from vpnwatch.lab.tor import TorBridgeServer
@@ -77,23 +76,16 @@ async def capture(name: str, bridge: Obfs4Bridge) -> TorCapture:
     )
 
 
-def versions() -> str:
-    query = ["dpkg-query", "-W", "-f", "${Package} ${Version}\n", "tor", "obfs4proxy"]
-    listing = subprocess.run(query, check=True, capture_output=True, text=True).stdout
-    return ", ".join(listing.split("\n")[:2])
-
-
 def main() -> None:
     with Namespace() as namespace, TorBridgeServer(namespace) as bridge:
         captures = [asyncio.run(capture("link", bridge))]
-    document = {
-        "about": "Tor link handshakes with the real tor bridge, the cells inside TLS; written by "
+    write_vectors(
+        VECTORS,
+        "Tor link handshakes with the real tor bridge, the cells inside TLS; written by "
         "python -m tests.vectors.capture_tor, replayed by tests/protocols/tor",
-        "server": versions(),
-        "captures": [item.to_json() for item in captures],
-    }
-    VECTORS.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {len(captures)} captures to {VECTORS}")
+        debian_versions("obfs4proxy", "tor"),
+        captures,
+    )
 
 
 if __name__ == "__main__":

@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import socket
-import subprocess
 
 from tests.vectors.wireguard import VECTORS, WireGuardCapture
+from tests.vectors.written import debian_versions, write_vectors
 from vpnwatch.lab.netns import Namespace
 from vpnwatch.lab.wireguard import KeyPair, WireGuardServer
 from vpnwatch.probes.driver import ProbeSpec
@@ -165,13 +164,6 @@ def cookie_capture(server: WireGuardServer) -> WireGuardCapture:
     return made
 
 
-def wireguard_go_version() -> str:
-    query = ["dpkg-query", "-W", "-f", "${Version}", "wireguard-go"]
-    return (
-        "wireguard-go " + subprocess.run(query, check=True, capture_output=True, text=True).stdout
-    )
-
-
 def main() -> None:
     with Namespace() as namespace, WireGuardServer(namespace, keys=key_pair("server")) as server:
         captures = [
@@ -179,15 +171,14 @@ def main() -> None:
             asyncio.run(capture("preshared-key", server, "preshared-key", seeded("psk"))),
             cookie_capture(server),
         ]
-    document = {
-        "about": "WireGuard handshakes with the real server; written by "
+    write_vectors(
+        VECTORS,
+        "WireGuard handshakes with the real server; written by "
         "python -m tests.vectors.capture_wireguard, replayed by "
         "tests/protocols/test_wireguard_vectors.py",
-        "server": wireguard_go_version(),
-        "captures": [item.to_json() for item in captures],
-    }
-    VECTORS.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {len(captures)} captures to {VECTORS}")
+        debian_versions("wireguard-go"),
+        captures,
+    )
 
 
 if __name__ == "__main__":

@@ -28,11 +28,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from types import TracebackType
 from typing import cast
 
 from vpnwatch.lab.controls import wait_listening
 from vpnwatch.lab.netns import Namespace
+from vpnwatch.lab.process import LabService
 from vpnwatch.protocols.obfs4.handshake import (
     MAX_HANDSHAKE_LENGTH,
     epoch_hour,
@@ -255,7 +255,7 @@ async def serve(host: str, keys: PublicKeys) -> None:
 
 
 @dataclass
-class HostilePeers:
+class HostilePeers(LabService["HostilePeers"]):
     """The hostile responders inside ``namespace``; a context manager that stops them on exit."""
 
     namespace: Namespace
@@ -266,7 +266,7 @@ class HostilePeers:
     def host(self) -> str:
         return self.namespace.ip
 
-    def __enter__(self) -> HostilePeers:
+    def start(self) -> HostilePeers:
         self._process = self.namespace.spawn(
             [
                 sys.executable, "-m", "vpnwatch.lab.hostile", self.namespace.ip,
@@ -275,18 +275,12 @@ class HostilePeers:
             ],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        try:
-            for behaviour in (BEHAVIOURS[0], BEHAVIOURS[-1]):
-                wait_listening(self.namespace, port_of(behaviour), "tcp", _STARTUP_SECONDS)
-                wait_listening(self.namespace, port_of(behaviour), "udp", _STARTUP_SECONDS)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
+        for behaviour in (BEHAVIOURS[0], BEHAVIOURS[-1]):
+            wait_listening(self.namespace, port_of(behaviour), "tcp", _STARTUP_SECONDS)
+            wait_listening(self.namespace, port_of(behaviour), "udp", _STARTUP_SECONDS)
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def close(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.kill()

@@ -30,6 +30,14 @@ def run(argv: Sequence[str], *, check: bool = True, input_: str | None = None) -
     return proc.stdout
 
 
+def remove_namespace(name: str) -> None:
+    """Kill whatever still runs in namespace ``name`` (daemons that forked), then delete it."""
+    for pid in run(["ip", "netns", "pids", name], check=False).split():
+        with contextlib.suppress(OSError):
+            run(["kill", "-9", pid], check=False)
+    run(["ip", "netns", "del", name], check=False)
+
+
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     """Terminate ``proc``; kill it if it has not exited within ``grace`` seconds."""
     if proc.poll() is None:
@@ -127,16 +135,15 @@ class Namespace:
 
     def destroy(self) -> None:
         """Stop every process started here and remove the namespace and its link."""
+        self._remove()
+        run(["ip", "link", "del", self.host_link], check=False)
+
+    def _remove(self) -> None:
+        """Stop every process started here, then remove the namespace (its link is the caller's)."""
         for proc in reversed(self.processes):
             stop_process(proc)
         self.processes.clear()
-        # Kill anything else still inside (daemons that forked) before the namespace goes.
-        pids = run(["ip", "netns", "pids", self.name], check=False).split()
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                run(["kill", "-9", pid], check=False)
-        run(["ip", "netns", "del", self.name], check=False)
-        run(["ip", "link", "del", self.host_link], check=False)
+        remove_namespace(self.name)
 
     def argv(self, argv: Sequence[str]) -> list[str]:
         """``argv`` wrapped to run inside the namespace."""

@@ -11,40 +11,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from vpnwatch.lab.netns import LabError, Namespace, stop_process
+from vpnwatch.lab.process import ECHO_HANDLER, LabService, close_pipes, read_until
 from vpnwatch.targets.base import format_endpoint
 
 STATE_FILE = "obfs4_state.json"
 BRIDGE_LINE_FILE = "obfs4_bridgeline.txt"
 DEFAULT_PORT = 4443
-_STARTUP_SECONDS = 10.0
 
 # The echo backend runs in the namespace as its own interpreter so that the lab needs no package
 # beyond Python; it prints "ready PORT" once it listens.
-_ECHO_BACKEND = """
+_ECHO_BACKEND = f"""
 import asyncio, sys
-
-async def echo(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
+{ECHO_HANDLER}
 async def main():
     server = await asyncio.start_server(echo, sys.argv[1], 0)
     print("ready", server.sockets[0].getsockname()[1], flush=True)
@@ -97,7 +84,7 @@ class Obfs4Bridge:
         )
 
 
-class Obfs4Server:
+class Obfs4Server(LabService[Obfs4Bridge]):
     """obfs4proxy and its echo backend in ``namespace``; stopped on exit or with the namespace."""
 
     def __init__(
@@ -116,23 +103,13 @@ class Obfs4Server:
         self.state_dir = Path(tempfile.mkdtemp(prefix="vpnwatch-obfs4-"))
         self._processes: list[subprocess.Popen[bytes]] = []
 
-    def __enter__(self) -> Obfs4Bridge:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     def start(self) -> Obfs4Bridge:
         if shutil.which("obfs4proxy") is None:
             raise LabError("obfs4proxy is not installed (Debian package obfs4proxy)")
         echo = self._spawn([sys.executable, "-c", _ECHO_BACKEND, "127.0.0.1"])
-        echo_port = read_until(echo, lambda line: line.startswith("ready "), "echo backend")[6:]
+        echo_port = read_until(
+            echo, lambda line: line.startswith("ready "), "echo backend", failed=_pt_error
+        )[6:]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "TOR_PT_MANAGED_TRANSPORT_VER": "1",
@@ -144,7 +121,7 @@ class Obfs4Server:
             "TOR_PT_EXIT_ON_STDIN_CLOSE": "1",
         }
         proxy = self._spawn(["obfs4proxy", "-enableLogging", "-logLevel", "INFO"], env=env)
-        read_until(proxy, lambda line: line == "SMETHODS DONE", "obfs4proxy")
+        read_until(proxy, lambda line: line == "SMETHODS DONE", "obfs4proxy", failed=_pt_error)
         return Obfs4Bridge(
             host=self.host,
             port=self.port,
@@ -165,12 +142,10 @@ class Obfs4Server:
         path = self.state_dir / "obfs4proxy.log"
         return path.read_text() if path.exists() else ""
 
-    def stop(self) -> None:
+    def close(self) -> None:
         for proc in reversed(self._processes):
             self.namespace.stop(proc)
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+            close_pipes(proc)
         self._processes.clear()
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -189,41 +164,7 @@ def _pt_error(line: str) -> bool:
     return "ERROR" in line.split(" ", 1)[0]
 
 
-def read_until(
-    proc: subprocess.Popen[bytes],
-    done: Callable[[str], bool],
-    what: str,
-    *,
-    failed: Callable[[str], bool] = _pt_error,
-    seconds: float = _STARTUP_SECONDS,
-) -> str:
-    """Read ``proc``'s stdout until ``done`` accepts a line, and return that line.
-
-    Raises LabError when ``failed`` accepts a line, the process exits, or it takes too long.
-    """
-    assert proc.stdout is not None
-    deadline = time.monotonic() + seconds
-    pending = b""
-    seen: list[str] = []
-    while (remaining := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([proc.stdout], [], [], remaining)
-        if not ready:
-            break
-        chunk = os.read(proc.stdout.fileno(), 4096)
-        if not chunk:
-            break
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in (raw.decode(errors="replace").strip() for raw in lines):
-            seen.append(line)
-            if failed(line):
-                raise LabError(f"{what}: {line}")
-            if done(line):
-                return line
-    raise LabError(f"{what} did not get there within {seconds:.0f} s; it said: {seen[-20:]}")
-
-
-class Obfs4Client:
+class Obfs4Client(LabService[int]):
     """obfs4proxy as Tor runs it for a bridge: a managed client transport, offering SOCKS5.
 
     Configured through the ``TOR_PT_*`` variables alone, as tor does; ``wrap`` runs its command
@@ -236,20 +177,8 @@ class Obfs4Client:
         self.state_dir = Path(tempfile.mkdtemp(prefix="vpnwatch-obfs4-client-"))
         self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> int:
-        """Start it; the port of its SOCKS5 listener on the loopback where it runs."""
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     def start(self) -> int:
+        """Start it; the port of its SOCKS5 listener on the loopback where it runs."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "TOR_PT_MANAGED_TRANSPORT_VER": "1",
@@ -266,15 +195,16 @@ class Obfs4Client:
         )
         # "CMETHOD obfs4 socks5 127.0.0.1:PORT" comes once its listener is up.
         line = read_until(
-            self._process, lambda line: line.startswith("CMETHOD obfs4 "), "obfs4proxy client"
+            self._process,
+            lambda line: line.startswith("CMETHOD obfs4 "),
+            "obfs4proxy client",
+            failed=_pt_error,
         )
         return int(line.rsplit(":", 1)[1])
 
-    def stop(self) -> None:
+    def close(self) -> None:
         if self._process is not None:
             stop_process(self._process)
-            for stream in (self._process.stdin, self._process.stdout):
-                if stream is not None:
-                    stream.close()
+            close_pipes(self._process)
             self._process = None
         shutil.rmtree(self.state_dir, ignore_errors=True)

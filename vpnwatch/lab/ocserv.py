@@ -24,13 +24,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from vpnwatch.lab.netns import LabError, Namespace, run
 from vpnwatch.lab.pki import CertificateAuthority
+from vpnwatch.lab.process import LabService
 from vpnwatch.protocols.anyconnect.client import public_key_pin
 
 DEFAULT_PORT = 4443
@@ -45,7 +45,7 @@ _STARTUP = 15.0
 
 
 @dataclass
-class OcservServer:
+class OcservServer(LabService["OcservServer"]):
     """ocserv inside ``namespace``, its files under ``workdir``; use as a context manager."""
 
     namespace: Namespace
@@ -83,16 +83,7 @@ class OcservServer:
     def log(self) -> Path:
         return self.workdir / "ocserv.log"
 
-    def __enter__(self) -> OcservServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
+    def start(self) -> OcservServer:
         ca = CertificateAuthority.create("vpnwatch lab AnyConnect CA")
         server = ca.issue(SERVER_NAME, server=True, sans=(self.host,))
         client = ca.issue(CLIENT_NAME, server=False)
@@ -111,16 +102,13 @@ class OcservServer:
         config = self.workdir / "ocserv.conf"
         config.write_text(self._config())
         run(["ip", "route", "add", "unreachable", self.pool])
-        try:
-            self._process = self.namespace.spawn(
-                ["ocserv", "--foreground", "--debug", "1", "--config", str(config)],
-                stdout=self.log.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-            self._await_ready()
-        except BaseException:
-            self.stop()
-            raise
+        self._process = self.namespace.spawn(
+            ["ocserv", "--foreground", "--debug", "1", "--config", str(config)],
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self._await_ready()
+        return self
 
     def _config(self) -> str:
         directory, sockets = self.workdir, self._sockets
@@ -167,7 +155,7 @@ class OcservServer:
                 raise LabError(f"ocserv did not start: {self.log.read_text()[-2000:]}")
             time.sleep(0.05)
 
-    def stop(self) -> None:
+    def close(self) -> None:
         if self._process is not None:
             self.namespace.stop(self._process)
             self._process = None

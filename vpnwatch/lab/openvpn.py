@@ -14,7 +14,7 @@ import contextlib
 import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -423,35 +423,33 @@ async def run_real_client(
     restart (it would only try again). ``prefix`` runs it through another command (``ip netns
     exec NS``, to use a namespace's resolver).
     """
+    options = ("--dev", "null", "--script-security", "1")
+    async with _real_client(config, options, prefix) as proc:
+        ok, log = await _connect(proc, timeout)
+    return ClientOutcome(ok, log)
+
+
+@contextlib.asynccontextmanager
+async def _real_client(
+    config: Path, options: Sequence[str], prefix: Sequence[str] = ()
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Debian's ``openvpn`` on ``config`` with ``options``, its log on stdout, never touching this
+    host's addresses or routes and trying the server once; stopped when the block ends."""
     proc = await asyncio.create_subprocess_exec(
         *prefix,
         "openvpn",
         "--config", str(config),
-        "--dev", "null",
+        *options,
         "--ifconfig-noexec",
         "--route-noexec",
-        "--script-security", "1",
         "--connect-retry-max", "1",
         "--verb", "3",
         cwd=config.parent,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    assert proc.stdout is not None
-    lines: list[str] = []
-    ok = False
     try:
-        async with asyncio.timeout(timeout):
-            while raw := await proc.stdout.readline():
-                line = raw.decode(errors="replace")
-                lines.append(line)
-                if _READY in line:
-                    ok = True
-                    break
-                if any(marker in line for marker in _CLIENT_FATAL):
-                    break
-    except TimeoutError:
-        pass
+        yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
@@ -460,7 +458,23 @@ async def run_real_client(
         except TimeoutError:
             proc.kill()
             await proc.wait()
-    return ClientOutcome(ok, "".join(lines))
+
+
+async def _connect(proc: asyncio.subprocess.Process, timeout: float) -> tuple[bool, str]:
+    """Whether the client completed its initialization within ``timeout``, and its log so far:
+    reading stops there, at a line after which it cannot succeed, or when it ends."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while raw := await proc.stdout.readline():
+                line = raw.decode(errors="replace")
+                lines.append(line)
+                if _READY in line:
+                    return True, "".join(lines)
+                if any(marker in line for marker in _CLIENT_FATAL):
+                    break
+    return False, "".join(lines)
 
 
 @dataclass(frozen=True)
@@ -507,54 +521,21 @@ async def ping_through_real_client(
     script.write_text(_UP_SCRIPT.format(namespace=namespace, pools=POOL))
     script.chmod(0o700)
     run(["ip", "netns", "add", namespace])
-    proc = await asyncio.create_subprocess_exec(
-        "openvpn",
-        "--config", str(config),
-        "--dev", device,
-        "--dev-type", "tun",
-        "--ifconfig-noexec",
-        "--route-noexec",
-        "--script-security", "2",
-        "--up", str(script),
-        "--connect-retry-max", "1",
-        "--verb", "3",
-        cwd=config.parent,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    lines: list[str] = []
-    connected = False
+    options = ("--dev", device, "--dev-type", "tun", "--script-security", "2", "--up", str(script))
     try:
-        async with asyncio.timeout(timeout):
-            while raw := await proc.stdout.readline():
-                line = raw.decode(errors="replace")
-                lines.append(line)
-                if _READY in line:
-                    connected = True
-                    break
-                if any(marker in line for marker in _CLIENT_FATAL):
-                    break
-        if not connected:
-            return PingOutcome(False, (), "".join(lines))
-        ping = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", namespace,
-            "ping", "-n", "-c", str(count), "-i", str(interval), "-W", "1", address,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        output, _ = await ping.communicate()
-        text = output.decode(errors="replace")
-        rtts = tuple(float(match) / 1000 for match in _RTT.findall(text))
-        return PingOutcome(True, rtts, "".join(lines) + text)
-    except TimeoutError:
-        return PingOutcome(connected, (), "".join(lines))
+        async with _real_client(config, options) as proc:
+            connected, log = await _connect(proc, timeout)
+            if not connected:
+                return PingOutcome(False, (), log)
+            ping = await asyncio.create_subprocess_exec(
+                "ip", "netns", "exec", namespace,
+                "ping", "-n", "-c", str(count), "-i", str(interval), "-W", "1", address,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            output, _ = await ping.communicate()
+            text = output.decode(errors="replace")
+            rtts = tuple(float(match) / 1000 for match in _RTT.findall(text))
+            return PingOutcome(True, rtts, log + text)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
         run(["ip", "netns", "del", namespace], check=False)

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from vpnwatch.lab.controls import wait_listening
 from vpnwatch.lab.netns import LabError, Namespace, run
 from vpnwatch.lab.pki import CertificateAuthority
+from vpnwatch.lab.process import ECHO_HANDLER
 from vpnwatch.protocols.relayed import Destination, encode_address
 from vpnwatch.targets.shadowsocks import ShadowsocksTarget
 from vpnwatch.targets.trojan import TrojanTarget
@@ -49,20 +50,13 @@ FALLBACK_PAGE = b"<html><body>an ordinary web site</body></html>"
 
 # The destination and the fallback site run as one interpreter in the namespace, so that the lab
 # needs no web server package; it prints "ready" once every socket listens.
-_BACKENDS = """
+_BACKENDS = (
+    """
 import asyncio, sys
 destination, fallback_page = sys.argv[1], sys.argv[2].encode()
-
-async def echo(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
+"""
+    + ECHO_HANDLER
+    + """
 def http(answer):
     async def serve(reader, writer):
         try:
@@ -101,6 +95,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +124,23 @@ class ShadowsocksServer:
         plugin = f"{self.plugin};{self.plugin_opts}" if plugin is None and self.plugin else plugin
         query = f"?plugin={quote(plugin)}" if plugin else ""
         return f"{link}@{self.host}:{self.port}/{query}#{quote(name)}"
+
+    def target(self, name: str, destination: str, *, ca: str | None = None) -> ShadowsocksTarget:
+        """The probe's target for this server, asking for ``destination`` through it; ``ca``
+        verifies a TLS plugin's certificate."""
+        return ShadowsocksTarget.model_validate(
+            {
+                "name": name,
+                "host": self.host,
+                "port": self.port,
+                "method": self.method,
+                "password": self.password,
+                "plugin": self.plugin,
+                "plugin_opts": self.plugin_opts,
+                "destination": destination,
+                "ca": ca,
+            }
+        )
 
 
 @dataclass(frozen=True)

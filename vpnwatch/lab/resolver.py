@@ -12,15 +12,15 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from vpnwatch.lab.controls import wait_listening
 from vpnwatch.lab.netns import Namespace
+from vpnwatch.lab.process import LabService
 
 _NETNS_ETC = Path("/etc/netns")
 
 
-class NamespaceResolver:
+class NamespaceResolver(LabService["NamespaceResolver"]):
     """``dnsmasq`` answering ``records`` (name → addresses) for processes run in ``namespace``."""
 
     def __init__(self, namespace: Namespace, records: Mapping[str, Sequence[str]]) -> None:
@@ -33,7 +33,7 @@ class NamespaceResolver:
         """Prepend to a command to run it in the namespace, with this resolver."""
         return self.namespace.argv([])
 
-    def __enter__(self) -> NamespaceResolver:
+    def start(self) -> NamespaceResolver:
         ns = self.namespace
         argv = ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
                 f"--listen-address={ns.ip}", "--port=53", "--pid-file=",
@@ -45,7 +45,5 @@ class NamespaceResolver:
         wait_listening(ns, 53, "udp")
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def close(self) -> None:
         shutil.rmtree(self._etc, ignore_errors=True)

@@ -29,10 +29,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
-from vpnwatch.lab.netns import LabError, Namespace, run, stop_process
+from vpnwatch.lab.netns import LabError, Namespace, remove_namespace, run, stop_process
 from vpnwatch.lab.pki import CertificateAuthority, Issued
+from vpnwatch.lab.process import LabService
 
 CHARON = "/usr/lib/ipsec/charon"
 _STARTUP_SECONDS = 15.0
@@ -176,7 +176,7 @@ class ClientFiles:
 
 
 @dataclass
-class CharonGateway:
+class CharonGateway(LabService["CharonGateway"]):
     """charon answering IKEv2 on UDP 500/4500 in ``namespace`` for the PSK, certificate and EAP
     setups. Use as a context manager."""
 
@@ -210,26 +210,11 @@ class CharonGateway:
         assert self._client_cert is not None
         return self._client_cert
 
-    def __enter__(self) -> CharonGateway:
-        self._directory = Path(tempfile.mkdtemp(prefix="vpnwatch-charon-gw-"))
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def log_tail(self) -> str:
         return self._charon.log_tail() if self._charon else ""
 
-    def _start(self) -> None:
-        directory = self._directory
-        assert directory is not None
+    def start(self) -> CharonGateway:
+        directory = self._directory = Path(tempfile.mkdtemp(prefix="vpnwatch-charon-gw-"))
         prefix = inner_prefix(self.namespace)
         run(["ip", "route", "replace", "unreachable", self.guarded_prefix])
         self.namespace.exec(["ip", "addr", "add", f"{self.echo_address}/32", "dev", "lo"])
@@ -270,6 +255,7 @@ class CharonGateway:
         self._charon = _Charon(directory, conf, self.namespace.argv([]))
         self._charon.start()
         self._charon.load(conf_file)
+        return self
 
     def close(self) -> None:
         if self._charon is not None:
@@ -353,7 +339,7 @@ class CharonGateway:
 
 
 @dataclass
-class ClientNamespace:
+class ClientNamespace(LabService["ClientNamespace"]):
     """A namespace for the real client, joined to the gateway's by its own veth pair.
 
     The link is 198.18.<slot>.4/30 (gateway side .5, client .6), and the client routes everything
@@ -373,60 +359,40 @@ class ClientNamespace:
     def argv(self, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
 
-    def __enter__(self) -> ClientNamespace:
+    def start(self) -> ClientNamespace:
         gateway_end, client_end = self._links
         prefix = f"198.18.{self.gateway.slot}"
-        try:
-            run(["ip", "netns", "add", self.name])
-            run(["ip", "link", "add", gateway_end, "type", "veth", "peer", "name", client_end])
-            run(["ip", "link", "set", gateway_end, "netns", self.gateway.name])
-            run(["ip", "link", "set", client_end, "netns", self.name])
-            self.gateway.exec(["ip", "addr", "add", f"{prefix}.5/30", "dev", gateway_end])
-            self.gateway.exec(["ip", "link", "set", gateway_end, "up"])
-            run(self.argv(["ip", "link", "set", "lo", "up"]))
-            run(self.argv(["ip", "addr", "add", f"{prefix}.6/30", "dev", client_end]))
-            run(self.argv(["ip", "link", "set", client_end, "up"]))
-            run(self.argv(["ip", "route", "add", "default", "via", f"{prefix}.5"]))
-        except BaseException:
-            self.close()
-            raise
+        run(["ip", "netns", "add", self.name])
+        run(["ip", "link", "add", gateway_end, "type", "veth", "peer", "name", client_end])
+        run(["ip", "link", "set", gateway_end, "netns", self.gateway.name])
+        run(["ip", "link", "set", client_end, "netns", self.name])
+        self.gateway.exec(["ip", "addr", "add", f"{prefix}.5/30", "dev", gateway_end])
+        self.gateway.exec(["ip", "link", "set", gateway_end, "up"])
+        run(self.argv(["ip", "link", "set", "lo", "up"]))
+        run(self.argv(["ip", "addr", "add", f"{prefix}.6/30", "dev", client_end]))
+        run(self.argv(["ip", "link", "set", client_end, "up"]))
+        run(self.argv(["ip", "route", "add", "default", "via", f"{prefix}.5"]))
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
-        for pid in run(["ip", "netns", "pids", self.name], check=False).split():
-            run(["kill", "-9", pid], check=False)
-        run(["ip", "netns", "del", self.name], check=False)
+        remove_namespace(self.name)
         self.gateway.exec(["ip", "link", "del", self._links[0]], check=False)
 
 
 @dataclass
-class CharonClient:
+class CharonClient(LabService["CharonClient"]):
     """The real client: a second charon in a :class:`ClientNamespace`, on random ports."""
 
     namespace: ClientNamespace
     _directory: Path | None = field(default=None, init=False, repr=False)
     _charon: _Charon | None = field(default=None, init=False, repr=False)
 
-    def __enter__(self) -> CharonClient:
+    def start(self) -> CharonClient:
         self._directory = Path(tempfile.mkdtemp(prefix="vpnwatch-charon-client-"))
-        try:
-            conf = _strongswan_conf(self._directory, client=True)
-            self._charon = _Charon(self._directory, conf, self.namespace.argv([]))
-            self._charon.start()
-        except BaseException:
-            self.close()
-            raise
+        conf = _strongswan_conf(self._directory, client=True)
+        self._charon = _Charon(self._directory, conf, self.namespace.argv([]))
+        self._charon.start()
         return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def initiate(self, files: ClientFiles, timeout: float) -> bool:
         """Load ``files`` and ``swanctl --initiate`` its child: whether it came up. Then the

@@ -17,10 +17,10 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 from vpnwatch.lab.netns import LabError, Namespace, stop_process
-from vpnwatch.lab.obfs4 import BridgeIdentity, Obfs4Bridge, published_cert, read_until
+from vpnwatch.lab.obfs4 import BridgeIdentity, Obfs4Bridge, published_cert
+from vpnwatch.lab.process import LabService, close_pipes, read_until
 
 DEFAULT_PORT = 4460
 DEFAULT_OR_PORT = 9101
@@ -39,7 +39,7 @@ def _require(program: str, package: str) -> None:
         raise LabError(f"{program} is not installed (Debian package {package})")
 
 
-class TorBridgeServer:
+class TorBridgeServer(LabService[Obfs4Bridge]):
     """tor as an obfs4 bridge in ``namespace``; stopped on exit or with the namespace."""
 
     def __init__(
@@ -56,18 +56,6 @@ class TorBridgeServer:
         self.iat_mode = iat_mode
         self.directory = Path(tempfile.mkdtemp(prefix="vpnwatch-torbridge-"))
         self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Obfs4Bridge:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def data_directory(self) -> Path:
@@ -152,11 +140,10 @@ class TorBridgeServer:
             ),
         )
 
-    def stop(self) -> None:
+    def close(self) -> None:
         if self._process is not None:
             self.namespace.stop(self._process)
-            if self._process.stdout is not None:
-                self._process.stdout.close()
+            close_pipes(self._process)
             self._process = None
             self.namespace.exec(
                 ["nft", "delete", "table", "inet", "vpnwatch_tor_fence"], check=False
@@ -164,7 +151,7 @@ class TorBridgeServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-class TorClient:
+class TorClient(LabService["TorClient"]):
     """tor as a user runs it with one obfs4 bridge line, on this host; read its log with
     :meth:`wait_for`. No SOCKS port: nothing but the bridge is ever contacted."""
 
@@ -173,20 +160,7 @@ class TorClient:
         self.directory = Path(tempfile.mkdtemp(prefix="vpnwatch-torclient-"))
         self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> TorClient:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
+    def start(self) -> TorClient:
         _require("tor", "tor")
         data = self.directory / "data"
         data.mkdir(mode=0o700)
@@ -210,6 +184,7 @@ class TorClient:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        return self
 
     def wait_for(self, pattern: str, seconds: float) -> str:
         """The first log line matching ``pattern``; LabError if none comes within ``seconds``."""
@@ -224,10 +199,9 @@ class TorClient:
             seconds=seconds,
         )
 
-    def stop(self) -> None:
+    def close(self) -> None:
         if self._process is not None:
             stop_process(self._process)
-            if self._process.stdout is not None:
-                self._process.stdout.close()
+            close_pipes(self._process)
             self._process = None
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -14,7 +14,7 @@ Addresses come from the server namespace's own slot (``198.18.<slot>.4/30`` and
 
 from __future__ import annotations
 
-from vpnwatch.lab.netns import Namespace, run, stop_process
+from vpnwatch.lab.netns import Namespace, run
 
 
 class Vantage(Namespace):
@@ -76,10 +76,5 @@ class Vantage(Namespace):
 
     def destroy(self) -> None:
         """Stop what runs here, remove the namespace and its link; the server's stays."""
-        for proc in reversed(self.processes):
-            stop_process(proc)
-        self.processes.clear()
-        for pid in run(["ip", "netns", "pids", self.name], check=False).split():
-            run(["kill", "-9", pid], check=False)
-        run(["ip", "netns", "del", self.name], check=False)
+        self._remove()
         self.server.exec(["ip", "link", "del", self.host_link], check=False)

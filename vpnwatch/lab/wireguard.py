@@ -8,18 +8,20 @@ handed to ``wg`` in files readable only by root, in a directory removed when the
 from __future__ import annotations
 
 import base64
+import ipaddress
 import secrets
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from vpnwatch.lab.netns import LabError, Namespace, run
+from vpnwatch.lab.process import LabService
 from vpnwatch.targets.base import format_endpoint
+from vpnwatch.targets.wireguard import WireGuardTarget
 
 #: wireguard-go's control sockets live here, in the one filesystem every namespace shares; so
 #: interface names must be unique across labs, not only within a namespace.
@@ -59,7 +61,7 @@ def generate_preshared_key() -> bytes:
 
 
 @dataclass
-class WireGuardServer:
+class WireGuardServer(LabService["WireGuardServer"]):
     """wireguard-go listening on ``port`` in ``namespace``, with tunnel addresses in 198.19.0.0/16
     and 2001:2:0:1xx::/64.
 
@@ -113,20 +115,7 @@ class WireGuardServer:
         """The server's ``host:port`` (``[v6]:port``) as seen from this host."""
         return format_endpoint(self.namespace.ip6 if ipv6 else self.namespace.ip, self.port)
 
-    def __enter__(self) -> WireGuardServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def start(self) -> None:
+    def start(self) -> WireGuardServer:
         """Start wireguard-go and configure it with the server's keys, port and every peer."""
         if self._process is not None:
             raise LabError(f"{self.interface} is already running")
@@ -157,6 +146,7 @@ class WireGuardServer:
         self.namespace.exec(["ip", "link", "set", self.interface, "up"])
         for pool in self.tunnel_pools:
             run(["ip", "route", "replace", "unreachable", pool])
+        return self
 
     def stop(self) -> None:
         """Stop wireguard-go (its interface goes with it) and remove its control socket."""
@@ -227,6 +217,21 @@ class WireGuardServer:
             "",
         ]
         return "\n".join(lines)
+
+    def client_target(self, name: str, *, tunnel: bool = False) -> WireGuardTarget:
+        """The target of a new client key the server accepts. With ``tunnel`` it also knows its
+        tunnel address and the server's, so that a tunnel test can run through it."""
+        client = KeyPair.generate()
+        source = self.add_peer(client.public)
+        return WireGuardTarget(
+            name=name,
+            host=self.namespace.ip,
+            port=self.port,
+            private_key=client.private_b64,
+            public_key=self.keys.public_b64,
+            address=(ipaddress.ip_interface(f"{source}/32"),) if tunnel else (),
+            ping=ipaddress.ip_address(self.tunnel_address) if tunnel else None,
+        )
 
     def _configure_peer(self, public_key: bytes, preshared_key: bytes | None) -> None:
         argv = ["set", self.interface, "peer", _b64(public_key)]

@@ -17,7 +17,7 @@ import dns.message
 import dns.rcode
 
 from vpnwatch.protocols.machine import MachineBase, StageCompleted
-from vpnwatch.protocols.tls import CertificateError, TlsChannel, TlsError
+from vpnwatch.protocols.tls import TlsChannel, TlsError, tls_failure
 from vpnwatch.result import Failure
 
 
@@ -57,11 +57,8 @@ class TlsCheck(MachineBase):
     def _advance(self) -> None:
         try:
             established = self._tls.advance()
-        except CertificateError as exc:
-            self._fail(Failure.TLS_CERT, str(exc))
-            return
         except TlsError as exc:
-            self._fail(Failure.TLS, str(exc))
+            self._fail(tls_failure(exc), str(exc))
             return
         if out := self._tls.data_to_send():
             self._send(out)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from cryptography import x509
 
 from vpnwatch.protocols.machine import CertificateVerified, LocalProtocolError
+from vpnwatch.result import Failure
 
 
 class TlsError(Exception):
@@ -24,6 +25,12 @@ class TlsError(Exception):
 
 class CertificateError(TlsError):
     """The server's certificate failed verification."""
+
+
+def tls_failure(exc: TlsError) -> Failure:
+    """The failure a broken TLS session is: ``tls_cert`` when the server's certificate failed
+    verification, ``tls`` for anything else."""
+    return Failure.TLS_CERT if isinstance(exc, CertificateError) else Failure.TLS
 
 
 @contextlib.contextmanager

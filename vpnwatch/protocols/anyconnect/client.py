@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 
 from vpnwatch.protocols.anyconnect.session import AnyConnectSession
 from vpnwatch.protocols.machine import Completed, Failed, MachineBase, StageCompleted
-from vpnwatch.protocols.tls import CertificateError, TlsChannel, TlsError
+from vpnwatch.protocols.tls import CertificateError, TlsChannel, TlsError, tls_failure
 from vpnwatch.result import Failure
 
 PIN_PREFIX = "pin-sha256:"
@@ -88,11 +88,8 @@ class AnyConnectClient(MachineBase):
         if not self._tls.established:
             try:
                 established = self._tls.advance()
-            except CertificateError as exc:
-                self._fail(Failure.TLS_CERT, str(exc))
-                return
             except TlsError as exc:
-                self._fail(Failure.TLS, str(exc))
+                self._fail(tls_failure(exc), str(exc))
                 return
             self._flush()
             if not established:
@@ -104,11 +101,7 @@ class AnyConnectClient(MachineBase):
             try:
                 plaintext = self._tls.read()
             except TlsError as exc:
-                refused = any(alert in str(exc) for alert in _CLIENT_CERT_ALERTS)
-                detail = (
-                    f"{exc} (the server refused our client certificate)" if refused else str(exc)
-                )
-                self._fail(Failure.AUTH if refused else Failure.TLS, detail)
+                self._session_broke(exc)
                 return
             if not plaintext:
                 break

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 
 from vpnwatch.protocols.layers.stack import Layer, LayerFailed
-from vpnwatch.protocols.tls import CertificateError, TlsChannel, TlsError
+from vpnwatch.protocols.tls import TlsChannel, TlsError, tls_failure
 from vpnwatch.result import Failure
 
 
@@ -35,10 +35,8 @@ class TlsLayer(Layer):
     def _advance(self) -> None:
         try:
             established = self._tls.advance()
-        except CertificateError as exc:
-            raise LayerFailed(Failure.TLS_CERT, str(exc)) from None
         except TlsError as exc:
-            raise LayerFailed(Failure.TLS, str(exc)) from None
+            raise LayerFailed(tls_failure(exc), str(exc)) from None
         finally:
             self._down(self._tls.data_to_send())
         if established:

@@ -61,7 +61,7 @@ from vpnwatch.protocols.openvpn.push import (
 from vpnwatch.protocols.openvpn.reliable import INITIAL_RETRANSMIT, Message, ReliableLayer
 from vpnwatch.protocols.openvpn.tls import PeerRequirements, check_peer_certificate
 from vpnwatch.protocols.openvpn.wrappers import Wrapper
-from vpnwatch.protocols.tls import CertificateError, TlsChannel, TlsError
+from vpnwatch.protocols.tls import TlsChannel, TlsError, tls_failure
 from vpnwatch.result import Failure, LocalError, LocalReason
 
 #: ACKs piggybacked on one outgoing message; payloads are sized so that this many always fit.
@@ -282,24 +282,30 @@ class OpenVPNClient(MachineBase):
     # -- internals --------------------------------------------------------------------------
 
     def _receive_packet(self, data: bytes, now: float) -> None:
+        for message in self._deliverable(data):
+            self._handle(message, now)
+            if self.finished:
+                return
+
+    def _deliverable(self, data: bytes) -> list[Message]:
+        """The control messages the packet ``data`` makes deliverable, in order, once it is
+        unwrapped, found to belong to this session and its ACKs taken; none when it is dropped
+        (and counted as such)."""
         try:
             packet = self._wrapper.unwrap(data)
         except AuthenticationError:
             self.dropped.unauthenticated += 1
-            return
+            return []
         except PacketError:
             self.dropped.malformed += 1
-            return
+            return []
         if not self._belongs_to_session(packet):
             self.dropped.foreign += 1
-            return
+            return []
         self._reliable.acknowledge(packet.acks)
         if packet.message_id is not None:
             self._reliable.receive(Message(packet.message_id, packet.opcode, packet.payload))
-        for message in self._reliable.deliver():
-            self._handle(message, now)
-            if self.finished:
-                return
+        return self._reliable.deliver()
 
     def _belongs_to_session(self, packet: ControlPacket) -> bool:
         if packet.remote_session_id is not None and packet.remote_session_id != self.session_id:
@@ -376,9 +382,7 @@ class OpenVPNClient(MachineBase):
             self._plaintext += self._tls.read()
             self._queue_tls_records()  # TLS 1.3 may answer post-handshake messages
         except TlsError as exc:
-            self._fail(
-                Failure.TLS_CERT if isinstance(exc, CertificateError) else Failure.TLS, str(exc)
-            )
+            self._fail(tls_failure(exc), str(exc))
             return
         self._handle_plaintext(now)
 
@@ -485,18 +489,7 @@ class OpenVPNClient(MachineBase):
         return found
 
     def _late_control_packet(self, data: bytes) -> None:
-        try:
-            packet = self._wrapper.unwrap(data)
-        except PacketError:
-            self.dropped.malformed += 1
-            return
-        if not self._belongs_to_session(packet):
-            self.dropped.foreign += 1
-            return
-        self._reliable.acknowledge(packet.acks)
-        if packet.message_id is not None:
-            self._reliable.receive(Message(packet.message_id, packet.opcode, packet.payload))
-        for message in self._reliable.deliver():
+        for message in self._deliverable(data):
             if message.opcode is Opcode.CONTROL_V1:
                 self._tls.receive(message.payload)
         with contextlib.suppress(TlsError):
