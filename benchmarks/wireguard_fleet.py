@@ -2,23 +2,20 @@
 
 :class:`vpnwatch.lab.wireguard.WireGuardServer` numbers its peers' tunnel addresses inside one /24
 (253 peers) and configures each with its own ``wg set``: right for tests, too small and too slow
-for a fleet of 10,000 monitor keys. This subclass gives peers addresses in 100.64.0.0/10 (4 million,
-which only this interface routes) and registers them in chunks, a few hundred per ``wg`` call. It
-is the same wireguard-go, doing the same handshakes.
+for a fleet of 10,000 monitor keys. This subclass gives the peers beyond the 253rd their IPv6
+tunnel address alone (the server's /64 in 2001:2::/48, which this host routes nowhere; the
+fleet's probes complete handshakes and send nothing through the tunnel), and registers peers in
+chunks, a few hundred per ``wg`` call. It is the same wireguard-go, doing the same handshakes.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from vpnwatch.lab.wireguard import WireGuardServer
+from vpnwatch.lab.wireguard import IPV4_PEERS, WireGuardServer
 
-#: Peers' tunnel addresses (AllowedIPs), one /32 each.
-PEER_NETWORK = ipaddress.IPv4Network("100.64.0.0/10")
-PEER_NETWORK6 = ipaddress.IPv6Network("2001:2:0:ff00::/56")
 #: Peers registered per ``wg set`` call: well below the kernel's limits on a command line.
 PEERS_PER_CALL = 400
 
@@ -38,7 +35,12 @@ class FleetWireGuardServer(WireGuardServer):
         return self
 
     def peer_address(self, public_key: bytes, *, ipv6: bool = False) -> str:
-        return str((PEER_NETWORK6 if ipv6 else PEER_NETWORK)[self._numbers[public_key] + 1])
+        return self._pool_address(self._numbers[public_key], ipv6=ipv6)
+
+    def allowed_ips(self, public_key: bytes) -> str:
+        if self._numbers[public_key] < IPV4_PEERS:
+            return super().allowed_ips(public_key)
+        return f"{self.peer_address(public_key, ipv6=True)}/128"
 
     def add_peer(self, public_key: bytes, preshared_key: bytes | None = None) -> str:
         self._numbers.setdefault(public_key, len(self._numbers))
@@ -55,7 +57,7 @@ class FleetWireGuardServer(WireGuardServer):
         for chunk in _chunks(fresh, PEERS_PER_CALL):
             argv = ["set", self.interface]
             for key in chunk:
-                argv += ["peer", _b64(key), "allowed-ips", f"{self.peer_address(key)}/32"]
+                argv += ["peer", _b64(key), "allowed-ips", self.allowed_ips(key)]
             self._wg(*argv)
 
 

@@ -27,6 +27,8 @@ from vpnwatch.targets.wireguard import WireGuardTarget
 #: interface names must be unique across labs, not only within a namespace.
 CONTROL_DIR = Path("/var/run/wireguard")
 DEFAULT_PORT = 51820
+#: Peers with an IPv4 tunnel address: 198.19.<slot>.2 to .254.
+IPV4_PEERS = 253
 _STARTUP_SECONDS = 10.0
 _POLL_SECONDS = 0.02
 
@@ -177,12 +179,20 @@ class WireGuardServer(LabService["WireGuardServer"]):
         return tuple(self._peers)
 
     def peer_address(self, public_key: bytes, *, ipv6: bool = False) -> str:
-        index = list(self._peers).index(public_key)
-        if index > 252:
-            raise LabError("a lab WireGuard server holds at most 253 peers")
-        return (
-            f"{self._pool6}::{index + 2:x}" if ipv6 else f"198.19.{self.namespace.slot}.{index + 2}"
-        )
+        return self._pool_address(list(self._peers).index(public_key), ipv6=ipv6)
+
+    def allowed_ips(self, public_key: bytes) -> str:
+        """What the server routes to the peer: its two tunnel addresses."""
+        v4, v6 = (self.peer_address(public_key, ipv6=v6) for v6 in (False, True))
+        return f"{v4}/32,{v6}/128"
+
+    def _pool_address(self, index: int, *, ipv6: bool) -> str:
+        """The ``index``-th peer's address in the pools (IPv4: the first 253 peers only)."""
+        if ipv6:
+            return f"{self._pool6}::{index + 2:x}"
+        if index >= IPV4_PEERS:
+            raise LabError(f"a lab WireGuard server has IPv4 addresses for {IPV4_PEERS} peers")
+        return f"198.19.{self.namespace.slot}.{index + 2}"
 
     def latest_handshake(self, public_key: bytes) -> int:
         """Unix time of the peer's last completed handshake, 0 if none (as ``wg show`` says)."""
@@ -237,8 +247,7 @@ class WireGuardServer(LabService["WireGuardServer"]):
         argv = ["set", self.interface, "peer", _b64(public_key)]
         if preshared_key is not None:
             argv += ["preshared-key", self._secret_file(_b64(public_key), preshared_key)]
-        v4, v6 = (self.peer_address(public_key, ipv6=v6) for v6 in (False, True))
-        argv += ["allowed-ips", f"{v4}/32,{v6}/128"]
+        argv += ["allowed-ips", self.allowed_ips(public_key)]
         self._wg(*argv)
 
     def _private_path(self, name: str) -> Path:
