@@ -6,7 +6,10 @@ vpnwatch's sockets, not any protocol.
 
 from __future__ import annotations
 
+import asyncio
 import socket
+
+import pytest
 
 from vpnwatch.probes.net import DatagramLink
 
@@ -69,3 +72,30 @@ async def test_every_probe_gets_a_port_of_its_own():
             ports.add(peer.recvfrom(100)[1][1])
             link.close()
         assert len(ports) == 3
+
+
+async def test_a_wait_cut_off_from_outside_is_cancelled_and_the_link_still_works():
+    """The probe's deadline cancels a receive: the cancellation must reach the probe (not be
+    taken for the end of the receive's own delay), and the link must stay usable."""
+    with udp_peer() as peer:
+        link = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
+        waiting = asyncio.ensure_future(link.receive(30.0))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await link.send([b"x"])
+        peer.sendto(b"later", peer.recvfrom(100)[1])
+        assert await link.receive(1.0) == b"later"
+        link.close()
+
+
+async def test_a_datagram_after_a_receive_gave_up_waits_for_the_next_one():
+    with udp_peer() as peer:
+        link = await DatagramLink.connect(socket.AF_INET, peer.getsockname())
+        assert await link.receive(0.01) is None
+        await link.send([b"x"])
+        peer.sendto(b"late reply", peer.recvfrom(100)[1])
+        assert await link.receive(1.0) == b"late reply"
+        assert await link.receive(0) is None
+        link.close()

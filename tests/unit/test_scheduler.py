@@ -15,7 +15,7 @@ import pytest
 from tests.unit.test_metrics import job as make_job
 from vpnwatch.jobs import Job
 from vpnwatch.result import LocalError, LocalReason, Result
-from vpnwatch.scheduler import Limiter, Scheduler
+from vpnwatch.scheduler import MAX_TICK_SHARE, TICK, TICK_BATCH, Limiter, Scheduler
 
 pytestmark = pytest.mark.looptime
 
@@ -33,8 +33,10 @@ class Recorder:
         self.in_flight = 0
         self.max_in_flight = 0
         self.lateness: list[float] = []
+        self.starts: list[float] = []
 
     async def probe(self, target, timeout: float) -> Result:
+        self.starts.append(asyncio.get_running_loop().time())
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -217,3 +219,24 @@ async def test_waiters_cancelled_together_never_break_the_limiter():
     await asyncio.gather(*waiters, return_exceptions=True)
     assert waiters[2].done() and not waiters[2].cancelled()
     assert limiter.in_use == 1
+
+
+@pytest.mark.parametrize(
+    ("targets", "interval", "grid"),
+    [
+        (400, 1.0, TICK_BATCH / 400),  # 400 probes a second: a tick of 16 of them
+        (10, 1.0, 1.0 * MAX_TICK_SHARE),  # 10 a second: the interval's share caps it
+        (4, 100.0, TICK),  # a few probes a minute: the longest tick
+    ],
+)
+async def test_starts_are_rounded_to_a_tick_that_gathers_a_batch_at_the_probe_rate(
+    targets: int, interval: float, grid: float
+):
+    recorder = Recorder()
+    jobs = [quick(f"t{i}", interval) for i in range(targets)]
+    await run_for(recorder.scheduler(), jobs, interval * 2)
+    starts = recorder.starts
+    assert len(starts) >= targets
+    assert all(abs(start / grid - round(start / grid)) < 1e-6 for start in starts), grid
+    per_tick = Counter(round(start / grid) for start in starts)
+    assert sum(per_tick.values()) / len(per_tick) <= max(TICK_BATCH * 1.5, 1)

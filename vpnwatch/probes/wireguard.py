@@ -12,10 +12,8 @@ echoes go from the interface's ``Address`` to the ``ping`` address as transport 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import weakref
-from collections.abc import AsyncIterator
 
 from vpnwatch.probes.driver import ProbeSpec
 from vpnwatch.protocols.machine import LocalProtocolError, Machine
@@ -53,17 +51,42 @@ class Turns:
         self._locks = weakref.WeakKeyDictionary()
         self._free_at: dict[_Pair, float] = {}
 
-    @contextlib.asynccontextmanager
-    async def turn(self, pair: _Pair) -> AsyncIterator[None]:
-        locks = self._locks.setdefault(asyncio.get_running_loop(), {})
-        async with locks.setdefault(pair, asyncio.Lock()):
-            wait = self._free_at.get(pair, 0.0) - time.monotonic()
+    def turn(self, pair: _Pair) -> _Turn:
+        """The pair's turn, as an ``async with`` block."""
+        return _Turn(self, pair)
+
+    def _lock(self, pair: _Pair) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if (locks := self._locks.get(loop)) is None:
+            locks = self._locks[loop] = {}
+        if (lock := locks.get(pair)) is None:
+            lock = locks[pair] = asyncio.Lock()
+        return lock
+
+
+class _Turn:
+    """One probe's turn of a pair (a class, not a generator: entered once per probe)."""
+
+    __slots__ = ("_lock", "_pair", "_turns")
+
+    def __init__(self, turns: Turns, pair: _Pair) -> None:
+        self._turns = turns
+        self._pair = pair
+        self._lock = turns._lock(pair)
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+        try:
+            wait = self._turns._free_at.get(self._pair, 0.0) - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            try:
-                yield
-            finally:
-                self._free_at[pair] = time.monotonic() + self._interval
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._turns._free_at[self._pair] = time.monotonic() + self._turns._interval
+        self._lock.release()
 
 
 _TURNS = Turns(INITIATION_INTERVAL)
@@ -94,7 +117,7 @@ def _tunnel_test(target: WireGuardTarget, plan: TrainPlan) -> Machine:
     return Chain(_initiator(target), echoes, TunnelTest.stages)
 
 
-def _turn(target: WireGuardTarget) -> contextlib.AbstractAsyncContextManager[None]:
+def _turn(target: WireGuardTarget) -> _Turn:
     return _TURNS.turn((target.private_key.get_secret_value(), target.public_key))
 
 
