@@ -37,10 +37,10 @@ class FleetWireGuardServer(WireGuardServer):
     def peer_address(self, public_key: bytes, *, ipv6: bool = False) -> str:
         return self._pool_address(self._numbers[public_key], ipv6=ipv6)
 
-    def allowed_ips(self, public_key: bytes) -> str:
+    def tunnel_addresses(self, public_key: bytes) -> tuple[str, ...]:
         if self._numbers[public_key] < IPV4_PEERS:
-            return super().allowed_ips(public_key)
-        return f"{self.peer_address(public_key, ipv6=True)}/128"
+            return super().tunnel_addresses(public_key)
+        return (f"{self.peer_address(public_key, ipv6=True)}/128",)
 
     def add_peer(self, public_key: bytes, preshared_key: bytes | None = None) -> str:
         self._numbers.setdefault(public_key, len(self._numbers))
@@ -57,7 +57,7 @@ class FleetWireGuardServer(WireGuardServer):
         for chunk in _chunks(fresh, PEERS_PER_CALL):
             argv = ["set", self.interface]
             for key in chunk:
-                argv += ["peer", _b64(key), "allowed-ips", self.allowed_ips(key)]
+                argv += ["peer", _b64(key), "allowed-ips", ",".join(self.tunnel_addresses(key))]
             self._wg(*argv)
 
 

@@ -181,10 +181,11 @@ class WireGuardServer(LabService["WireGuardServer"]):
     def peer_address(self, public_key: bytes, *, ipv6: bool = False) -> str:
         return self._pool_address(list(self._peers).index(public_key), ipv6=ipv6)
 
-    def allowed_ips(self, public_key: bytes) -> str:
-        """What the server routes to the peer: its two tunnel addresses."""
+    def tunnel_addresses(self, public_key: bytes) -> tuple[str, ...]:
+        """The peer's tunnel addresses as prefixes: what the server routes to it (AllowedIPs)
+        and what its client's file says (Address)."""
         v4, v6 = (self.peer_address(public_key, ipv6=v6) for v6 in (False, True))
-        return f"{v4}/32,{v6}/128"
+        return f"{v4}/32", f"{v6}/128"
 
     def _pool_address(self, index: int, *, ipv6: bool) -> str:
         """The ``index``-th peer's address in the pools (IPv4: the first 253 peers only)."""
@@ -216,8 +217,7 @@ class WireGuardServer(LabService["WireGuardServer"]):
             preshared_key = self._peers.get(client.public)
         lines = ["[Interface]", f"PrivateKey = {client.private_b64}"]
         if client.public in self._peers:
-            v4, v6 = (self.peer_address(client.public, ipv6=v6) for v6 in (False, True))
-            lines.append(f"Address = {v4}/32, {v6}/128")
+            lines.append(f"Address = {', '.join(self.tunnel_addresses(client.public))}")
         lines += ["", "[Peer]", f"PublicKey = {self.keys.public_b64}"]
         if preshared_key is not None:
             lines.append(f"PresharedKey = {_b64(preshared_key)}")
@@ -247,7 +247,7 @@ class WireGuardServer(LabService["WireGuardServer"]):
         argv = ["set", self.interface, "peer", _b64(public_key)]
         if preshared_key is not None:
             argv += ["preshared-key", self._secret_file(_b64(public_key), preshared_key)]
-        argv += ["allowed-ips", self.allowed_ips(public_key)]
+        argv += ["allowed-ips", ",".join(self.tunnel_addresses(public_key))]
         self._wg(*argv)
 
     def _private_path(self, name: str) -> Path:
