@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -28,12 +27,12 @@ from vpnwatch.errors import ConfigError
 from vpnwatch.exitcodes import EXIT_OK, EXIT_USAGE
 from vpnwatch.logs import setup_logging
 from vpnwatch.printable import printable
-from vpnwatch.shard import Shard
 
 if TYPE_CHECKING:
     from vpnwatch.config import Config
     from vpnwatch.jobs import Job
     from vpnwatch.monitor import Monitor
+    from vpnwatch.shard import Shard
 
 LOG_LEVELS = {
     "debug": logging.DEBUG,
@@ -303,6 +302,8 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _shard(text: str) -> Shard:
+    from vpnwatch.shard import Shard  # with --shard only: its hashlib would slow every --help
+
     try:
         return Shard.parse(text)
     except ValueError as exc:
@@ -356,6 +357,8 @@ async def _until_signalled(monitor: Monitor) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import tempfile
+
     from vpnwatch.lab.demo import demo_lab
 
     with (
