@@ -77,12 +77,8 @@ async def test_a_dropped_handshake_is_kept_with_its_packets(
     server: WireGuardServer, tmp_path: Path
 ) -> None:
     recorder = EvidenceRecorder(EvidenceSettings(directory=tmp_path))
-    censor = Censor(server.namespace)
-    censor.apply("drop", "udp")
-    try:
+    with Censor(server.namespace).applied("drop", "udp"):
         result = await watched(recorder, target(server))
-    finally:
-        censor.clear()
     assert (result.ok, str(result.failure)) == (False, "timeout")
     [entry] = index(tmp_path)
     assert {k: entry[k] for k in ("target", "protocol", "failure", "stage")} == {

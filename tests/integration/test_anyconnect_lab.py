@@ -245,8 +245,7 @@ async def test_the_censor_on_the_gateways_port(
     lab: Lab, mode: str, protocol: str, failure: Failure, stage: str
 ) -> None:
     target = _changed(lab.profile, {"ca": lab.gateway.ca, "group": GROUPS[0]})
-    lab.censor.apply(mode, protocol, lab.gateway.port)
-    try:
+    with lab.censor.applied(mode, protocol, lab.gateway.port):
         result, client = await asyncio.gather(
             probe_anyconnect(target, FAIL_TIMEOUT),
             run_real_client(
@@ -254,8 +253,6 @@ async def test_the_censor_on_the_gateways_port(
                 group=GROUPS[0], user=USERNAME, password=lab.gateway.password,
             ),
         )  # fmt: skip
-    finally:
-        lab.censor.clear()
     assert (result.failure, result.stage) == (failure, stage), result
     assert not client.ok, client.log
 

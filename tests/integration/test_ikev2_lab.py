@@ -194,12 +194,8 @@ async def test_a_censor_dropping_ike_gives_a_timeout(
     namespace: Namespace, gateway: CharonGateway, files: dict[str, ClientFiles]
 ) -> None:
     target = target_of(files["psk"], gateway)
-    censor = Censor(namespace)
-    censor.apply("dpi", protocol="ikev2")
-    try:
+    with Censor(namespace).applied("dpi", protocol="ikev2"):
         result = await probe_ikev2(target, FAIL_TIMEOUT)
-    finally:
-        censor.clear()
     assert (result.failure, result.stage) == (Failure.TIMEOUT, "ike_sa_init")
     assert (await probe_ikev2(target, OK_TIMEOUT)).ok
 
@@ -208,11 +204,7 @@ async def test_a_censor_dropping_esp_lets_the_handshake_through_but_not_the_echo
     namespace: Namespace, gateway: CharonGateway, files: dict[str, ClientFiles]
 ) -> None:
     target = target_of(files["psk"], gateway)
-    censor = Censor(namespace)
-    censor.apply("drop-data", protocol="ikev2")
-    try:
+    with Censor(namespace).applied("drop-data", protocol="ikev2"):
         result = await probe_ikev2(target, FAIL_TIMEOUT)
-    finally:
-        censor.clear()
     assert (result.failure, result.stage) == (Failure.TIMEOUT, "data")
     assert stage_names(result) == ["resolve", "ike_sa_init", "ike_auth"]

@@ -138,14 +138,11 @@ async def test_the_censors_data_only_drop_fails_the_tunnel_not_the_handshake(
 ) -> None:
     config = lab.write_client_file(lab.servers[server], tmp_path / f"{server}.ovpn")
     (target,) = load_ovpn(config)
-    censor = Censor(lab.namespace)
-    censor.apply("drop-data", "openvpn", lab.servers[server].port)  # P_DATA_V1/V2 only
-    try:
+    # P_DATA_V1/V2 only
+    with Censor(lab.namespace).applied("drop-data", "openvpn", lab.servers[server].port):
         result, handshake = await asyncio.gather(
             probe_openvpn(target, PROBE_TIMEOUT, tunnel=PLAN), probe_openvpn(target, PROBE_TIMEOUT)
         )
-    finally:
-        censor.clear()
     reached = [stage for stage, _ in result.stages]
     assert reached[-3:] == ["reset", "tls", "auth"], result  # the handshake verified
     assert (result.ok, result.failure, result.stage) == (False, Failure.TIMEOUT, "data"), result

@@ -195,15 +195,11 @@ async def test_censor_cases(
     spec = None
     if isinstance(target, ShadowsocksTarget):
         spec = ProbeSpec(machine=lambda t: shadowsocks_client(t, random_bytes=non_printable_random))
-    censor = Censor(namespace)
-    censor.apply(mode, protocol, port=target.port)
-    try:
+    with Censor(namespace).applied(mode, protocol, port=target.port):
         result, real_ok, said = await judged(
             target, OK_TIMEOUT if expect is None else FAIL_TIMEOUT, spec
         )
         if real_ok and not result.ok and mode == "dpi":
             # ss-local's own salt was printable: the rule's exemption, one in ~380; once more
             _, real_ok, said = await judged(target, FAIL_TIMEOUT, spec)
-    finally:
-        censor.clear()
     check(name, expect, result, real_ok, said)

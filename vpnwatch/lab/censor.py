@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -398,6 +398,21 @@ class Censor:
         policy = Policy.build(mode, (Flow(transport, port),), signatures, **params)
         self.enforce(policy)
         return policy
+
+    @contextlib.contextmanager
+    def applied(
+        self,
+        mode: Mode | str,
+        protocol: str | None = None,
+        port: int | None = None,
+        **params: float | str,
+    ) -> Iterator[Policy]:
+        """:meth:`apply` for the block, then :meth:`clear`, whatever the block raised."""
+        policy = self.apply(mode, protocol, port, **params)
+        try:
+            yield policy
+        finally:
+            self.clear()
 
     def enforce(self, policy: Policy) -> None:
         """Replace whatever the censor did before with ``policy``."""
