@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,19 @@ settings.load_profile("vpnwatch")
 def new_key() -> str:
     """A random 32-byte key in base64, as WireGuard writes keys."""
     return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Put back the root logger's handlers and level after each test.
+
+    A test that runs the CLI in this process installs a handler on the stderr pytest captured for
+    it; left in place, every later test's log lines would go to that closed file.
+    """
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
 
 
 @pytest.fixture
