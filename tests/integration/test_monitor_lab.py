@@ -121,16 +121,28 @@ class Running:
 
 
 async def test_metrics_show_good_and_broken_targets(lab, tmp_path):
+    good = {"target": "good", "protocol": "wireguard", "provider": "lab"}
+    broken = {"target": "broken", "protocol": "wireguard", "provider": ""}
+    failures = {**broken, "failure": "refused", "stage": "handshake"}
+
+    def counts(metrics: dict) -> tuple[float, float]:
+        return (
+            value(metrics, "vpnwatch_probes_total", **good) or 0,
+            value(metrics, "vpnwatch_probe_failures_total", **failures) or 0,
+        )
+
     async with Running(write_config(tmp_path, lab, ["good"])) as running:
-        await asyncio.sleep(INTERVAL * 4)
-        first = await running.metrics()
-        await asyncio.sleep(INTERVAL * 3)
+        first = await running.metrics_once(lambda m: min(counts(m)) > 0)
+        await running.metrics_once(
+            lambda m: (
+                all(a > b for a, b in zip(counts(m), counts(first), strict=True))
+                and (value(m, "vpnwatch_handshake_duration_seconds_count", **good) or 0) >= 3
+            )
+        )
         text = await running.get("/metrics")
         api = await running.session.get(running.base + "/api/targets")
         targets = {t["target"]: t for t in await api.json()}
     later = samples(text)
-    good = {"target": "good", "protocol": "wireguard", "provider": "lab"}
-    broken = {"target": "broken", "protocol": "wireguard", "provider": ""}
     assert value(later, "vpnwatch_probe_success", **good) == 1
     assert (
         value(later, "vpnwatch_probes_total", **good)
@@ -138,7 +150,6 @@ async def test_metrics_show_good_and_broken_targets(lab, tmp_path):
         > 0
     )
     assert value(later, "vpnwatch_probe_success", **broken) == 0
-    failures = {**broken, "failure": "refused", "stage": "handshake"}
     assert value(later, "vpnwatch_probe_failures_total", **failures) > value(
         first, "vpnwatch_probe_failures_total", **failures
     )
@@ -155,16 +166,18 @@ async def test_metrics_show_good_and_broken_targets(lab, tmp_path):
 
 async def test_stopping_and_restarting_the_server_logs_two_transitions(lab, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="vpnwatch")
+    good = {"target": "good", "protocol": "wireguard", "provider": "lab"}
     async with Running(write_config(tmp_path, lab, ["good"])) as running:
-        await asyncio.sleep(INTERVAL * 3)
+        await running.metrics_once(lambda m: value(m, "vpnwatch_probe_success", **good) == 1)
         caplog.clear()
         lab.stop()
-        await asyncio.sleep(INTERVAL * 4)
-        stopped = await running.metrics()
+        stopped = await running.metrics_once(
+            lambda m: value(m, "vpnwatch_probe_success", **good) == 0
+        )
         lab.start()
-        await asyncio.sleep(INTERVAL * 4)
-        restarted = await running.metrics()
-    good = {"target": "good", "protocol": "wireguard", "provider": "lab"}
+        restarted = await running.metrics_once(
+            lambda m: value(m, "vpnwatch_probe_success", **good) == 1
+        )
     assert value(stopped, "vpnwatch_probe_success", **good) == 0
     assert value(restarted, "vpnwatch_probe_success", **good) == 1
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("target good ")]
