@@ -52,6 +52,7 @@ def _metrics_handler(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.
 
     async def handler(request: web.Request) -> web.Response:
         form = Format.accepted(request.headers.get("Accept", ""))
+        await metrics.rewrite_stale()
         text = metrics.exposition(form) + process_metrics(process, form)
         return await exposition_response(request, text, form)
 
