@@ -7,25 +7,25 @@ descriptors, a local firewall, a clock that went back), so the answer is incompl
 The global options (``--log-format``, ``--log-level``, ``-v``) are accepted before the
 subcommand and after it (``vpnwatch run --log-format json``), as the README writes them.
 Shell completion for bash, zsh and fish is argcomplete's: ``vpnwatch completion SHELL``.
+
+``vpnwatch --help`` should cost little more than argparse: what only a command needs (logging,
+dataclasses, the configuration, the probes) is imported inside the functions that run it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import signal
 import sys
 from collections.abc import Collection, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vpnwatch.defaults import DEFAULT_LISTEN
 from vpnwatch.errors import ConfigError
 from vpnwatch.exitcodes import EXIT_OK, EXIT_USAGE
-from vpnwatch.logs import setup_logging
 from vpnwatch.printable import printable
 
 if TYPE_CHECKING:
@@ -34,12 +34,7 @@ if TYPE_CHECKING:
     from vpnwatch.monitor import Monitor
     from vpnwatch.shard import Shard
 
-LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+LOG_LEVELS = ("debug", "info", "warning", "error")
 COMPLETION_SHELLS = ("bash", "zsh", "fish")
 
 
@@ -79,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         argcomplete.autocomplete(parser)  # answers the shell and exits
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else LOG_LEVELS[args.log_level]
-    setup_logging(args.log_format, level)
+    from vpnwatch.logs import setup_logging
+
+    setup_logging(args.log_format, "debug" if args.verbose else args.log_level)
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -215,7 +211,7 @@ def _add_global_arguments(parser: argparse.ArgumentParser, *, defaults: bool) ->
         "--log-format", choices=("text", "json"), default=default("text"), help="default text"
     )
     parser.add_argument(
-        "--log-level", choices=tuple(LOG_LEVELS), default=default("info"), help="default info"
+        "--log-level", choices=LOG_LEVELS, default=default("info"), help="default info"
     )
     parser.add_argument(
         "-v",
@@ -294,6 +290,9 @@ def _load(args: argparse.Namespace) -> Config:
     shard: Shard | None = getattr(args, "shard", None)
     if shard is None:
         return config
+    import logging
+    from dataclasses import replace
+
     jobs = tuple(shard.select(config.jobs, lambda job: job.name))
     logging.getLogger("vpnwatch").info(
         "shard %d/%d: %d of %d targets", shard.index, shard.count, len(jobs), len(config.jobs)
@@ -318,6 +317,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
+    import logging
 
     from vpnwatch.monitor import Monitor
     from vpnwatch.probes.registry import PROBES
@@ -344,6 +344,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _until_signalled(monitor: Monitor) -> None:
     """Run until SIGTERM or SIGINT, then cancel everything and return."""
     import asyncio
+    import logging
 
     task = asyncio.current_task()
     assert task is not None

@@ -45,10 +45,11 @@ class TextFormatter(logging.Formatter):
         return printable(super().formatMessage(record))
 
 
-def setup_logging(fmt: LogFormat = "text", level: int = logging.INFO) -> None:
+def setup_logging(fmt: LogFormat = "text", level: str = "info") -> None:
+    """Log to stderr in ``fmt`` from ``level`` (a name of the command line's ``--log-level``)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
