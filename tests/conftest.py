@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -33,6 +34,14 @@ def _root_logging_restored() -> Iterator[None]:
     yield
     logging.root.handlers[:] = handlers
     logging.root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _heap_unfrozen() -> Iterator[None]:
+    """Unfreeze the heap after each test: a monitor run in this process freezes it (gc.freeze),
+    and what the test left would otherwise never be collected."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -200,6 +201,7 @@ async def test_reload_adds_and_removes_targets_and_survives_a_broken_config(lab,
         assert response.status == 200, await response.text()
         count = value(before, "vpnwatch_probes_total", **kept) or 0
         after = await running.metrics_once(lambda m: probed(m, kept, count) and probed(m, added, 0))
+        frozen_after_reload = gc.get_freeze_count()
         config.write_text("settings: {intervall: 1}\n")
         response = await running.session.post(running.base + "/-/reload")
         assert response.status == 500
@@ -207,6 +209,7 @@ async def test_reload_adds_and_removes_targets_and_survives_a_broken_config(lab,
         count = value(after, "vpnwatch_probes_total", **kept) or 0
         broken = await running.metrics_once(lambda m: probed(m, kept, count))
     assert value(before, "vpnwatch_probes_total", **kept)
+    assert frozen_after_reload > 0  # the configuration's objects: out of the full collections
     assert value(after, "vpnwatch_probes_total", **kept) > value(
         before, "vpnwatch_probes_total", **kept
     )
