@@ -52,9 +52,9 @@ def _metrics_handler(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.
 
     async def handler(request: web.Request) -> web.Response:
         form = Format.accepted(request.headers.get("Accept", ""))
-        await metrics.rewrite_stale()
-        text = metrics.exposition(form) + process_metrics(process, form)
-        return await exposition_response(request, text, form)
+        parts = await metrics.sliced_exposition(form)
+        parts.append(process_metrics(process, form))
+        return await exposition_response(request, parts, form)
 
     return handler
 

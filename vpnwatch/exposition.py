@@ -122,22 +122,24 @@ def process_metrics(registry: CollectorRegistry, form: Format) -> str:
     return text.removesuffix("# EOF\n")
 
 
-async def exposition_response(request: web.Request, text: str, form: Format) -> web.Response:
-    """The answer to a scrape, gzipped off the event loop when the scraper accepts gzip.
+async def exposition_response(request: web.Request, parts: list[str], form: Format) -> web.Response:
+    """The answer to a scrape: its text joined, encoded and gzipped off the event loop.
 
-    Level 1: on an exposition of 500 targets (4 MB) it costs 9 ms of CPU against 33 ms at zlib's
-    default level, for a body 20 % larger; scrapes come every few seconds, bytes are cheap on the
-    monitor's own link.
+    Off the loop because a fleet's text is megabytes: each copy of it is milliseconds the probes
+    would wait. Gzip when the scraper accepts it, at level 1: on an exposition of 500 targets
+    (4 MB) it costs 9 ms of CPU against 33 ms at zlib's default level, for a body 20 % larger;
+    scrapes come every few seconds, bytes are cheap on the monitor's own link.
     """
     if form is Format.OPENMETRICS:
-        text += "# EOF\n"
+        parts = [*parts, "# EOF\n"]
     headers = {"Content-Type": form.value}
-    body = text.encode()
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        body = await asyncio.get_running_loop().run_in_executor(None, _gzip, body)
+    gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    if gzipped:
         headers["Content-Encoding"] = "gzip"
+    body = await asyncio.get_running_loop().run_in_executor(None, _body, parts, gzipped)
     return web.Response(body=body, headers=headers)
 
 
-def _gzip(body: bytes) -> bytes:
-    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+def _body(parts: list[str], gzipped: bool) -> bytes:
+    body = "".join(parts).encode()
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if gzipped else body

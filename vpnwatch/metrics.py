@@ -3,8 +3,8 @@
 Each scrape writes the exposition from per-target state, so a target removed by a reload simply
 stops appearing, and label sets can differ between reloads without leftover series. A target's
 lines are written once after each of its results and reused by the scrapes until the next one
-(:mod:`vpnwatch.exposition` says why); a scrape writes the targets with new results a slice at a
-time, letting the event loop run the probes between slices. Every series of a family carries the
+(:mod:`vpnwatch.exposition` says why); a scrape does its work a slice of targets at a time,
+letting the event loop run the probes between slices. Every series of a family carries the
 same label names: a target lacking one of the user labels another target sets gets an empty value,
 as Prometheus treats a missing label.
 
@@ -19,7 +19,7 @@ import asyncio
 import bisect
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -405,8 +405,20 @@ def _tunnel_lines(tunnel: TunnelStats, inside: str) -> tuple[str, ...]:
     )
 
 
-#: Targets written per slice of a scrape: about 10 ms of the event loop at 0.1 ms a target.
-REWRITE_SLICE = 100
+#: Targets per slice of a scrape's work: 5-15 ms of the event loop (a target's lines: 0.1-0.3 ms).
+SLICE = 50
+#: A scrape's work, yielding between slices; its value is the text, in pieces.
+Steps = Generator[None, None, list[str]]
+
+
+def _at_once(steps: Steps) -> list[str]:
+    """The pieces of text ``steps`` makes, run without a pause."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            parts: list[str] = done.value
+            return parts
 
 
 class Metrics:
@@ -458,51 +470,68 @@ class Metrics:
         """A probe made no Result: this host's trouble or a bug, not the endpoint's."""
         self.errors[reason] += 1
 
-    async def rewrite_stale(self) -> None:
-        """Write the lines of every target with a result since its last writing, in slices.
-
-        Written at once, the targets probed since the last scrape would hold the event loop, and
-        every probe waiting on it, for as long as they take (a scrape every 5 s of 2,000 targets
-        probed every 10 s: 1,000 of them, a tenth of a second). Between slices the probes run;
-        a result arriving meanwhile makes its target stale again, and :meth:`exposition` writes
-        those few itself.
-        """
-        stale = [stats for stats in self.targets.values() if stats.written is None]
-        for start in range(0, len(stale), REWRITE_SLICE):
-            for stats in stale[start : start + REWRITE_SLICE]:
-                self._written(stats)
-            await asyncio.sleep(0)
-
     def exposition(self, form: Format = Format.TEXT) -> str:
         """Every family, about targets and about the monitor, without OpenMetrics' ``# EOF``."""
-        return (
-            self.target_exposition(form)
-            + self._self_exposition(form)
-            + self._subscription_exposition(form)
-        )
+        return "".join(_at_once(self._exposition(form)))
+
+    async def sliced_exposition(self, form: Format = Format.TEXT) -> list[str]:
+        """:meth:`exposition` in pieces, letting the probes run after each slice of targets.
+
+        Written at once, a scrape of 2,000 targets held the event loop, and every probe due
+        meanwhile, for 100-300 ms. Each target's lines still come from one of its results; the
+        targets are not all of one instant, as no scrape of a running monitor is. The pieces are
+        left unjoined: joining and encoding megabytes is the answer's work, off the event loop.
+        """
+        steps = self._exposition(form)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                parts: list[str] = done.value
+                return parts
+            await asyncio.sleep(0)
 
     def target_exposition(self, form: Format = Format.TEXT) -> str:
         """The families about targets: each target's cached lines, and the verdicts of now."""
+        return "".join(_at_once(self._target_exposition(form)))
+
+    def _exposition(self, form: Format) -> Steps:
+        parts = yield from self._target_exposition(form)
+        parts += (self._self_exposition(form), self._subscription_exposition(form))
+        return parts
+
+    def _target_exposition(self, form: Format) -> Steps:
+        """Yields after each slice of the work, which grows with the targets."""
         stats = list(self.targets.values())
-        written = [self._written(s) for s in stats]
+        written: list[tuple[str, tuple[str, ...]]] = []
+        for start in range(0, len(stats), SLICE):
+            written.extend(self._written(s) for s in stats[start : start + SLICE])
+            yield
         parts: list[str] = []
         for index, family in enumerate(TARGET_FAMILIES):
             parts.append(family.header(form))
             parts.extend(lines[index] for _, lines in written)
+            yield
         parts.append(VERDICTS.header(form))
         controls = _controls_by_site(stats)
-        for s, (inside, _) in zip(stats, written, strict=True):
-            target = s.job.target
-            working = s.working
-            if working is None or target.role != "target":
-                continue
-            site = controls.get(target.labels.get("site", ""), ())
-            verdict = judge(working, site, s.degraded)
-            parts.extend(
-                sample(VERDICTS.name, f'{inside},{VERDICTS.name}="{state.value}"', state is verdict)
-                for state in Verdict
-            )
-        return "".join(parts)
+        for start in range(0, len(stats), SLICE):
+            for s, (inside, _) in zip(
+                stats[start : start + SLICE], written[start : start + SLICE], strict=True
+            ):
+                target = s.job.target
+                working = s.working
+                if working is None or target.role != "target":
+                    continue
+                site = controls.get(target.labels.get("site", ""), ())
+                verdict = judge(working, site, s.degraded)
+                parts.extend(
+                    sample(
+                        VERDICTS.name, f'{inside},{VERDICTS.name}="{state.value}"', state is verdict
+                    )
+                    for state in Verdict
+                )
+            yield
+        return parts
 
     def _written(self, stats: TargetStats) -> tuple[str, tuple[str, ...]]:
         if stats.written is None:

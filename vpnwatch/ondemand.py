@@ -65,7 +65,7 @@ class OnDemand:
         finally:
             self._running -= 1
         form = Format.accepted(request.headers.get("Accept", ""))
-        return await exposition_response(request, metrics.target_exposition(form), form)
+        return await exposition_response(request, [metrics.target_exposition(form)], form)
 
 
 def _timeout(configured: float, scrape_timeout: str | None) -> float:

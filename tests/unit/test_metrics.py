@@ -14,7 +14,7 @@ from tests.conftest import new_key
 from vpnwatch.app import build_app
 from vpnwatch.exposition import Format
 from vpnwatch.jobs import Job
-from vpnwatch.metrics import REWRITE_SLICE, Metrics
+from vpnwatch.metrics import SLICE, Metrics
 from vpnwatch.result import Failure, LocalReason, Result
 from vpnwatch.targets.control import TcpTarget
 from vpnwatch.targets.wireguard import WireGuardTarget
@@ -337,9 +337,9 @@ async def test_a_scrape_gets_the_format_and_encoding_it_asks_for(accept, parse):
     assert response.headers["Content-Type"].split(";")[0] == accept.split(";")[0]
 
 
-async def test_a_scrape_writes_new_results_in_slices_that_let_probes_run_between_them():
+async def test_a_scrape_is_written_in_slices_that_let_probes_run_between_them():
     metrics = Metrics()
-    jobs = [job(f"t{i}") for i in range(3 * REWRITE_SLICE)]
+    jobs = [job(f"t{i}") for i in range(3 * SLICE)]
     metrics.configure(jobs)
     for j in jobs:
         metrics.observe(j, ok(j.name, 0.01))
@@ -347,16 +347,17 @@ async def test_a_scrape_writes_new_results_in_slices_that_let_probes_run_between
 
     async def probe() -> None:  # what a probe's task does meanwhile: run, and add a result
         stale_when_a_probe_ran.append(sum(s.written is None for s in metrics.targets.values()))
-        metrics.observe(jobs[0], failed(jobs[0].name, Failure.TIMEOUT))
+        metrics.observe(jobs[-1], failed(jobs[-1].name, Failure.TIMEOUT))
 
     running = asyncio.get_running_loop().create_task(probe())
-    await metrics.rewrite_stale()
+    text = "".join(await metrics.sliced_exposition())
     await running
-    assert 0 < stale_when_a_probe_ran[0] < len(jobs)  # it ran mid-way through the rewriting
+    assert 0 < stale_when_a_probe_ran[0] < len(jobs)  # it ran mid-way through the writing
     probes = {
         s.labels["target"]: s.value
-        for f in text_families(metrics.exposition())
+        for f in text_families(text)
         for s in f.samples
         if s.name == "vpnwatch_probes_total"
     }
-    assert probes == {j.name: 2 if j is jobs[0] else 1 for j in jobs}  # the late result too
+    assert probes == {j.name: 2 if j is jobs[-1] else 1 for j in jobs}  # the late result too
+    assert text.count("# HELP vpnwatch_probes_total ") == 1
