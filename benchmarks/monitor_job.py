@@ -78,7 +78,7 @@ LATENESS_GOAL = 0.1
 #: Verified WireGuard targets (each with its own registered key) for the scale search.
 SCALE_TARGETS = 2000
 #: Fleets searched, as targets at 60 s; stop at the first that misses the goal.
-SCALE_EQUIVALENTS = (2_500, 5_000, 10_000, 20_000, 30_000, 40_000)
+SCALE_EQUIVALENTS = (2_500, 5_000, 10_000, 20_000, 30_000, 40_000, 50_000)
 MEMORY_TARGETS = (10_000, 50_000)
 MEMORY_INTERVAL = 30.0
 FIRST_CLOSED_PORT = 10000
