@@ -19,7 +19,7 @@ import asyncio
 import bisect
 import time
 from collections import Counter, deque
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -407,18 +407,6 @@ def _tunnel_lines(tunnel: TunnelStats, inside: str) -> tuple[str, ...]:
 
 #: Targets per slice of a scrape's work: 5-15 ms of the event loop (a target's lines: 0.1-0.3 ms).
 SLICE = 50
-#: A scrape's work, yielding between slices; its value is the text, in pieces.
-Steps = Generator[None, None, list[str]]
-
-
-def _at_once(steps: Steps) -> list[str]:
-    """The pieces of text ``steps`` makes, run without a pause."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            parts: list[str] = done.value
-            return parts
 
 
 class Metrics:
@@ -472,7 +460,10 @@ class Metrics:
 
     def exposition(self, form: Format = Format.TEXT) -> str:
         """Every family, about targets and about the monitor, without OpenMetrics' ``# EOF``."""
-        return "".join(_at_once(self._exposition(form)))
+        parts: list[str] = []
+        for _ in self._exposition(form, parts):
+            pass
+        return "".join(parts)
 
     async def sliced_exposition(self, form: Format = Format.TEXT) -> list[str]:
         """:meth:`exposition` in pieces, letting the probes run after each slice of targets.
@@ -482,32 +473,30 @@ class Metrics:
         targets are not all of one instant, as no scrape of a running monitor is. The pieces are
         left unjoined: joining and encoding megabytes is the answer's work, off the event loop.
         """
-        steps = self._exposition(form)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                parts: list[str] = done.value
-                return parts
+        parts: list[str] = []
+        for _ in self._exposition(form, parts):
             await asyncio.sleep(0)
+        return parts
 
     def target_exposition(self, form: Format = Format.TEXT) -> str:
         """The families about targets: each target's cached lines, and the verdicts of now."""
-        return "".join(_at_once(self._target_exposition(form)))
+        parts: list[str] = []
+        for _ in self._target_exposition(form, parts):
+            pass
+        return "".join(parts)
 
-    def _exposition(self, form: Format) -> Steps:
-        parts = yield from self._target_exposition(form)
+    def _exposition(self, form: Format, parts: list[str]) -> Iterator[None]:
+        """Appends every family's text to ``parts``, yielding after each slice of the work."""
+        yield from self._target_exposition(form, parts)
         parts += (self._self_exposition(form), self._subscription_exposition(form))
-        return parts
 
-    def _target_exposition(self, form: Format) -> Steps:
-        """Yields after each slice of the work, which grows with the targets."""
+    def _target_exposition(self, form: Format, parts: list[str]) -> Iterator[None]:
+        """Appends the target families' text to ``parts``, yielding after each slice of targets."""
         stats = list(self.targets.values())
         written: list[tuple[str, tuple[str, ...]]] = []
         for start in range(0, len(stats), SLICE):
             written.extend(self._written(s) for s in stats[start : start + SLICE])
             yield
-        parts: list[str] = []
         for index, family in enumerate(TARGET_FAMILIES):
             parts.append(family.header(form))
             parts.extend(lines[index] for _, lines in written)
@@ -531,7 +520,6 @@ class Metrics:
                     for state in Verdict
                 )
             yield
-        return parts
 
     def _written(self, stats: TargetStats) -> tuple[str, tuple[str, ...]]:
         if stats.written is None:
