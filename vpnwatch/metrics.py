@@ -507,18 +507,7 @@ class Metrics:
             for s, (inside, _) in zip(
                 stats[start : start + SLICE], written[start : start + SLICE], strict=True
             ):
-                target = s.job.target
-                working = s.working
-                if working is None or target.role != "target":
-                    continue
-                site = controls.get(target.labels.get("site", ""), ())
-                verdict = judge(working, site, s.degraded)
-                parts.extend(
-                    sample(
-                        VERDICTS.name, f'{inside},{VERDICTS.name}="{state.value}"', state is verdict
-                    )
-                    for state in Verdict
-                )
+                parts.extend(_verdict_lines(s, inside, controls))
             yield
 
     def _written(self, stats: TargetStats) -> tuple[str, tuple[str, ...]]:
@@ -565,6 +554,19 @@ class Metrics:
             parts[SUBSCRIPTION_FAILURES].append(line)
             parts[SUBSCRIPTION_TARGETS].append(sample(SUBSCRIPTION_TARGETS.sample, inside, count))
         return "".join(line for lines in parts.values() for line in lines)
+
+
+def _verdict_lines(
+    stats: TargetStats, inside: str, controls: dict[str, list[bool]]
+) -> Iterator[str]:
+    """The target's verdict as a stateset; nothing for a control or before its first result."""
+    target = stats.job.target
+    working = stats.working
+    if working is None or target.role != "target":
+        return
+    verdict = judge(working, controls.get(target.labels.get("site", ""), ()), stats.degraded)
+    for state in Verdict:
+        yield sample(VERDICTS.name, f'{inside},{VERDICTS.name}="{state.value}"', state is verdict)
 
 
 def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:
