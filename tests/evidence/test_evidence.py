@@ -198,11 +198,20 @@ async def test_the_monitor_keeps_evidence_when_configured(
     )
     monitor = Monitor(lambda: Config(settings, jobs), PROBES)
     task = asyncio.create_task(monitor.run())
-    await asyncio.sleep(2.5)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15  # a loaded machine probes late, not never
+    while failed_probes(monitor) < 5 and loop.time() < deadline:
+        await asyncio.sleep(0.1)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     index = json.loads((tmp_path / "evidence" / INDEX).read_text())["entries"]
     assert {entry["target"] for entry in index} == {"closed"}
     assert {entry["failure"] for entry in index} == {"refused"}
+    assert failed_probes(monitor) >= 5
     assert len(index) == 3  # the ring's bound, after several failed probes
     assert all(tshark(tmp_path / "evidence" / entry["file"]) for entry in index)
+
+
+def failed_probes(monitor: Monitor) -> int:
+    stats = monitor.metrics.targets.get("closed")
+    return sum(stats.failures.values()) if stats is not None else 0
