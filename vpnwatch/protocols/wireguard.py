@@ -119,13 +119,13 @@ def kdf(key: bytes, material: bytes, count: int) -> tuple[bytes, ...]:
     The expansion's HMACs all take the extracted secret as key, so its pads are made once: a
     handshake runs 8 KDFs with 13 outputs, and this is the hottest Python of a probe.
     """
+    if not 1 <= count <= len(_KDF_INDEXES):
+        raise ValueError(f"WireGuard takes 1 to {len(_KDF_INDEXES)} KDF outputs, not {count}")
     block = _hmac(key, material).ljust(_BLAKE2S_BLOCK_SIZE, b"\0")
     inner_pad, outer_pad = block.translate(_INNER_PAD), block.translate(_OUTER_PAD)
     blake2s = hashlib.blake2s
     outputs: list[bytes] = []
     previous = b""
-    if not 1 <= count <= len(_KDF_INDEXES):
-        raise ValueError(f"WireGuard takes 1 to {len(_KDF_INDEXES)} KDF outputs, not {count}")
     for index in _KDF_INDEXES[:count]:
         previous = blake2s(outer_pad + blake2s(inner_pad + previous + index).digest()).digest()
         outputs.append(previous)
