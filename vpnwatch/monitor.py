@@ -269,7 +269,8 @@ def _settle_heap() -> None:
     A fleet's targets, jobs, schedules and per-target state are tens of thousands of objects that
     live as long as the configuration. Every full collection walked all of them on the event loop:
     110-200 ms at 2,000 targets, and the probes due meanwhile started that late. Frozen, they are
-    skipped (20-40 ms). Unfrozen first, so that what the previous configuration left is collected.
+    skipped (20-40 ms). Unfrozen first, so that what the previous configuration left is collected:
+    that full collection is the one stall this costs, once per load.
     """
     gc.unfreeze()
     gc.collect()
