@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from vpnwatch import __version__
@@ -244,9 +246,14 @@ class Buckets:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
-    def exposed(self) -> tuple[list[str], list[int], float]:
+    def exposed(self) -> tuple[tuple[str, ...], list[int], float]:
         """``le`` values (ending ``+Inf``), counts per bucket and sum, for :func:`histogram`."""
-        return [*map(str, self.bounds), "+Inf"], self.counts, self.total
+        return _le_values(self.bounds), self.counts, self.total
+
+
+@functools.cache
+def _le_values(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    return (*map(str, bounds), "+Inf")
 
 
 @dataclass
@@ -291,8 +298,10 @@ class TargetStats:
     stage_durations: dict[str, Buckets] = field(default_factory=dict)
     certificate_not_after: float | None = None
     tunnel: TunnelStats = field(default_factory=TunnelStats)
-    #: Its labels and its sample lines of each target family, as last written; None: to rewrite.
-    written: tuple[str, tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
+    #: The inside of its samples' braces, kept until the label names change; None: to write.
+    inside: str | None = field(default=None, repr=False, compare=False)
+    #: Its sample lines of each target family, as last written; None: to rewrite.
+    written: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     def observe(self, result: Result, wall_time: float) -> None:
         self.written = None
@@ -438,7 +447,7 @@ class Metrics:
         if extra != self._extra:
             self._extra = extra
             for stats in self.targets.values():
-                stats.written = None
+                stats.inside = stats.written = None
 
     def subscriptions(self, states: Sequence[SubscriptionState]) -> None:
         """The subscriptions' states after a load: their fetches, apart from the proxies'."""
@@ -493,31 +502,33 @@ class Metrics:
     def _target_exposition(self, form: Format, parts: list[str]) -> Iterator[None]:
         """Appends the target families' text to ``parts``, yielding after each slice of targets."""
         stats = list(self.targets.values())
-        written: list[tuple[str, tuple[str, ...]]] = []
+        written: list[tuple[str, ...]] = []
         for start in range(0, len(stats), SLICE):
-            written.extend(self._written(s) for s in stats[start : start + SLICE])
+            written.extend([self._written(s) for s in stats[start : start + SLICE]])
             yield
         for index, family in enumerate(TARGET_FAMILIES):
             parts.append(family.header(form))
-            parts.extend(lines[index] for _, lines in written)
+            parts.extend(map(itemgetter(index), written))
             yield
         parts.append(VERDICTS.header(form))
         controls = _controls_by_site(stats)
         for start in range(0, len(stats), SLICE):
-            for s, (inside, _) in zip(
-                stats[start : start + SLICE], written[start : start + SLICE], strict=True
-            ):
-                parts.extend(_verdict_lines(s, inside, controls))
+            parts.extend([_verdict_lines(s, controls) for s in stats[start : start + SLICE]])
             yield
 
-    def _written(self, stats: TargetStats) -> tuple[str, tuple[str, ...]]:
+    def _written(self, stats: TargetStats) -> tuple[str, ...]:
         if stats.written is None:
-            target = stats.job.target
-            inside = labels(
-                ("target", "protocol", *self._extra),
-                (target.name, target.protocol, *(target.labels.get(k, "") for k in self._extra)),
-            )
-            stats.written = inside, _target_lines(stats, inside)
+            if stats.inside is None:
+                target = stats.job.target
+                stats.inside = labels(
+                    ("target", "protocol", *self._extra),
+                    (
+                        target.name,
+                        target.protocol,
+                        *(target.labels.get(k, "") for k in self._extra),
+                    ),
+                )
+            stats.written = _target_lines(stats, stats.inside)
         return stats.written
 
     def _self_exposition(self, form: Format) -> str:
@@ -556,17 +567,22 @@ class Metrics:
         return "".join(line for lines in parts.values() for line in lines)
 
 
-def _verdict_lines(
-    stats: TargetStats, inside: str, controls: dict[str, list[bool]]
-) -> Iterator[str]:
+def _verdict_lines(stats: TargetStats, controls: dict[str, list[bool]]) -> str:
     """The target's verdict as a stateset; nothing for a control or before its first result."""
     target = stats.job.target
     working = stats.working
-    if working is None or target.role != "target":
-        return
+    if working is None or target.role != "target" or stats.inside is None:
+        return ""
     verdict = judge(working, controls.get(target.labels.get("site", ""), ()), stats.degraded)
-    for state in Verdict:
-        yield sample(VERDICTS.name, f'{inside},{VERDICTS.name}="{state.value}"', state is verdict)
+    return _VERDICT_TEMPLATE % tuple(
+        value for state in Verdict for value in (stats.inside, int(state is verdict))
+    )
+
+
+#: A target's verdict lines, its labels and each state's 0 or 1 left open: one ``%`` per scrape.
+_VERDICT_TEMPLATE = "".join(
+    f'{VERDICTS.name}{{%s,{VERDICTS.name}="{state.value}"}} %d\n' for state in Verdict
+)
 
 
 def _controls_by_site(stats: Iterable[TargetStats]) -> dict[str, list[bool]]:

@@ -303,16 +303,15 @@ def test_a_new_label_reaches_every_series_and_a_new_result_every_cached_line():
 
 def test_label_values_are_escaped_as_the_formats_require():
     metrics = Metrics()
-    odd = job("odd", provider='a "quoted" \\ name')  # labels refuse line breaks
+    # Labels refuse line breaks; "%" must pass the templates that write histograms and verdicts.
+    odd = job("odd", provider='a "quoted" \\ name at 100%s %d')
     metrics.configure([odd])
     metrics.observe(odd, ok("odd", 0.01))
-    (provider,) = {
-        s.labels["provider"]
-        for f in text_families(metrics.exposition())
-        for s in f.samples
-        if "provider" in s.labels
-    }
+    samples = [s for f in text_families(metrics.exposition()) for s in f.samples]
+    (provider,) = {s.labels["provider"] for s in samples if "provider" in s.labels}
     assert provider == odd.target.labels["provider"]
+    names = {s.name for s in samples if s.labels.get("provider") == provider}
+    assert {"vpnwatch_handshake_duration_seconds_bucket", "vpnwatch_verdict"} <= names
 
 
 @pytest.mark.parametrize(
