@@ -153,13 +153,6 @@ def public_key_of(private_key: bytes) -> bytes:
     return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
 
 
-def _dh(private: X25519PrivateKey, public: bytes | X25519PublicKey) -> bytes:
-    """X25519; raises ValueError for a low-order public key (all-zero shared secret)."""
-    if isinstance(public, bytes):
-        public = X25519PublicKey.from_public_bytes(public)
-    return private.exchange(public)
-
-
 def tai64n(unix_ns: int) -> bytes:
     """The 12-byte TAI64N label of a wall-clock time in nanoseconds since the Unix epoch."""
     seconds, nanoseconds = divmod(unix_ns, _NS_PER_SECOND)
@@ -329,7 +322,7 @@ def _static_keys(private_key: bytes, peer_public_key: bytes, preshared_key: byte
         public=public,
         peer_public=peer_public,
         preshared=preshared_key,
-        shared=_dh(private, peer_public),
+        shared=private.exchange(peer_public),
         initiation_mac1=blake2s_hash(LABEL_MAC1, peer_public_key),
         response_mac1=blake2s_hash(LABEL_MAC1, public),
         cookie=blake2s_hash(LABEL_COOKIE, peer_public_key),
@@ -386,7 +379,7 @@ class NoiseHandshake:
         noise = self._initial.copy()
         noise.mix_key(ephemeral_public)
         noise.mix_hash(ephemeral_public)
-        key = noise.mix_key_for_cipher(_dh(ephemeral, self._peer_public_key))
+        key = noise.mix_key_for_cipher(ephemeral.exchange(self._peer_public_key))
         encrypted_static = noise.encrypt_and_hash(key, self.public_key)
         key = noise.mix_key_for_cipher(self._static_shared)
         encrypted_timestamp = noise.encrypt_and_hash(key, timestamp_tai64n)
@@ -449,8 +442,10 @@ class NoiseHandshake:
         noise.mix_key(ephemeral_public)
         noise.mix_hash(ephemeral_public)
         try:
-            noise.mix_key(_dh(pending.ephemeral, ephemeral_public))
-            noise.mix_key(_dh(self._static, ephemeral_public))
+            # exchange raises ValueError for a low-order key (an all-zero shared secret).
+            peer_ephemeral = X25519PublicKey.from_public_bytes(ephemeral_public)
+            noise.mix_key(pending.ephemeral.exchange(peer_ephemeral))
+            noise.mix_key(self._static.exchange(peer_ephemeral))
             noise.chaining_key, tau, key = kdf(noise.chaining_key, self._preshared_key, 3)
             noise.mix_hash(tau)
             noise.decrypt_and_hash(key, encrypted_nothing)

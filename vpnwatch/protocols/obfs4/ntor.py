@@ -56,12 +56,16 @@ def derive(
     return key_seed, auth
 
 
-def exchange(private_key: bytes, public_key: bytes) -> bytes:
-    """X25519, refusing an all-zero result instead of using it."""
+def exchange(private_key: bytes | X25519PrivateKey, public_key: bytes) -> bytes:
+    """X25519, refusing an all-zero result instead of using it.
+
+    A key given as bytes is loaded here; loading computes its public half, a scalar
+    multiplication as costly as the exchange, so a key used twice is loaded once by the caller.
+    """
+    if isinstance(private_key, bytes):
+        private_key = X25519PrivateKey.from_private_bytes(private_key)
     try:
-        return X25519PrivateKey.from_private_bytes(private_key).exchange(
-            X25519PublicKey.from_public_bytes(public_key)
-        )
+        return private_key.exchange(X25519PublicKey.from_public_bytes(public_key))
     except ValueError:  # cryptography refuses to return the all-zero secret
         raise DegenerateKeyError("the peer's key is a low-order point") from None
 
@@ -75,9 +79,10 @@ def client_derive(
     node_id: bytes,
 ) -> tuple[bytes, bytes]:
     """The client's side: KEY_SEED and the AUTH tag the server must have sent."""
+    private = X25519PrivateKey.from_private_bytes(private_key)
     return derive(
-        exchange(private_key, server_key),
-        exchange(private_key, identity_key),
+        exchange(private, server_key),
+        exchange(private, identity_key),
         identity_key=identity_key,
         client_key=client_key,
         server_key=server_key,
