@@ -245,6 +245,14 @@ def monitor_runs(rows: Sequence[dict[str, Any]]) -> str:
 def monitor(results: dict[str, Any]) -> str:
     """Part 5: the in-monitor figures, the scale search, memory and the CI guards."""
     parts = [monitor_protocols(results["protocols"])]
+    if "paced_probe_only_us" in (wireguard := results["protocols"].get("wireguard", {})):
+        parts.append(
+            f"WireGuard's probes alone at the fleet's pace ({wireguard['paced_probes']} probes, "
+            f"{wireguard['paced_ok']} ok, started {wireguard['paced_group']} at a time as the "
+            f"scheduler groups them): {wireguard['paced_probe_only_us']} µs a probe. The monitor "
+            f"over them: {wireguard['overhead_over_paced_pct']} % with scrapes, "
+            f"{wireguard['overhead_without_scrapes_over_paced_pct']} % without."
+        )
     if "scale" in results:
         scale = results["scale"]
         runs = [*scale["runs"], scale["sharded"]]
