@@ -32,6 +32,7 @@ from benchmarks.floors import (
     wireguard_floor,
 )
 from benchmarks.lab import Lab
+from benchmarks.machine_alone import wireguard_machine_alone
 from benchmarks.measure import Usage, measured
 from vpnwatch.probes import Probe, run_probe
 from vpnwatch.probes.registry import PROBES
@@ -167,6 +168,8 @@ async def measure_costs(lab: Lab, *, scale: float, profile_dir: Path | None) -> 
         wireguard_floor(FLOOR_ROUNDS),
         f"{WIREGUARD_X25519_OPERATIONS} X25519 operations",
     )
+    machine = wireguard_machine_alone(lab.wireguard_targets()[0], FLOOR_ROUNDS)
+    rows["wireguard"]["machine_alone_us"] = round(machine * 1e6)
     tls_floor = openvpn_floor(lab.openvpn.pki, FLOOR_ROUNDS // 5)
     for variant in lab.openvpn.servers:
         target = lab.openvpn_target(lab.ovpn(variant))

@@ -32,6 +32,11 @@ def costs(rows: dict[str, Any]) -> str:
                     f" (the link's share {row['link_floor_us']} µs)"
                     if "link_floor_us" in row
                     else ""
+                )
+                + (
+                    f" (the handshake's machine alone, no I/O: {row['machine_alone_us']} µs)"
+                    if "machine_alone_us" in row
+                    else ""
                 ),
                 row["ratio_to_floor"],
                 row["probes_per_second"],
