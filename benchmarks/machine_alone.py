@@ -16,13 +16,9 @@ import time
 from collections.abc import Callable
 
 from benchmarks.measure import measured
+from vpnwatch.probes.wireguard import handshake_of
 from vpnwatch.protocols.machine import Completed, Failed
-from vpnwatch.protocols.wireguard import (
-    INITIATION_INTERVAL,
-    NoiseHandshake,
-    WireGuardInitiator,
-    tai64n,
-)
+from vpnwatch.protocols.wireguard import INITIATION_INTERVAL, WireGuardInitiator, tai64n
 from vpnwatch.targets.wireguard import WireGuardTarget
 
 _REPLY_SECONDS = 5.0
@@ -31,9 +27,9 @@ _REPLY_SECONDS = 5.0
 def _machine(
     target: WireGuardTarget, timestamp: bytes, random_bytes: Callable[[int], bytes]
 ) -> WireGuardInitiator:
-    preshared = target.preshared_key.get_secret_value() if target.preshared_key else None
-    handshake = NoiseHandshake(target.private_key.get_secret_value(), target.public_key, preshared)
-    return WireGuardInitiator(handshake, timestamps=lambda: timestamp, random_bytes=random_bytes)
+    return WireGuardInitiator(
+        handshake_of(target), timestamps=lambda: timestamp, random_bytes=random_bytes
+    )
 
 
 def _concluded(machine: WireGuardInitiator) -> bool:

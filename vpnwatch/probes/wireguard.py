@@ -92,12 +92,16 @@ class _Turn:
 _TURNS = Turns(INITIATION_INTERVAL)
 
 
-def _initiator(target: WireGuardTarget) -> WireGuardInitiator:
+def handshake_of(target: WireGuardTarget) -> NoiseHandshake:
+    """The Noise handshake with the target's server, under the target's keys."""
     preshared_key = target.preshared_key.get_secret_value() if target.preshared_key else None
-    handshake = NoiseHandshake(
-        target.private_key.get_secret_value(), target.public_key, preshared_key
+    return NoiseHandshake(target.private_key.get_secret_value(), target.public_key, preshared_key)
+
+
+def _initiator(target: WireGuardTarget) -> WireGuardInitiator:
+    return WireGuardInitiator(
+        handshake_of(target), timestamps=_TIMESTAMPS.issue, keepalive=target.keepalive
     )
-    return WireGuardInitiator(handshake, timestamps=_TIMESTAMPS.issue, keepalive=target.keepalive)
 
 
 def _tunnel_test(target: WireGuardTarget, plan: TrainPlan) -> Machine:
